@@ -1,0 +1,6 @@
+"""genrekit: music genre prediction from audio with CNN and RNN ensembles."""
+
+from .audio import audio_info, load_audio
+from .exceptions import AudioError, DatasetError, GenrekitError, ParameterError
+
+__version__ = "0.1.0"

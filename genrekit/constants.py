@@ -1,0 +1,13 @@
+"""Defaults shared by every stage (the paper's and librosa's)."""
+
+SAMPLE_RATE = 22050
+N_FFT = 2048
+HOP_LENGTH = 512
+N_MELS = 128
+N_CHROMA = 12
+TOP_DB = 80.0
+CLIP_SECONDS = 30.0
+CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
+
+REPRESENTATIONS = ("waveform", "spectrogram", "logmel", "chroma")
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".snd")

@@ -1,0 +1,40 @@
+"""Labelled datasets as lists of `Track`s with leak-free splits."""
+
+from pathlib import Path
+
+from ..exceptions import DatasetError
+from .folder import audio_files, load_folder, load_manifest, write_manifest
+from .gtzan import load_gtzan
+from .splits import check_disjoint, select, split_by_group
+from .taxonomy import load_taxonomy, merge
+from .track import SPLITS, Track, class_counts, class_weights, labels_of, snippets
+
+KINDS = ("gtzan", "folder", "csv")
+
+
+def detect_kind(path):
+    """Guess a dataset's kind from what is on disk."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return "csv"
+    if (path / "manifest.csv").is_file():
+        return "csv"
+    if any((path / name).is_dir() for name in ("genres", "genres_original")) or any(path.glob("*/blues.000??.*")):
+        return "gtzan"
+    return "folder"
+
+
+def load_dataset(spec, *, seed=0):
+    """Tracks of one dataset given as `PATH` or `KIND:PATH` (kinds: gtzan, folder, csv)."""
+    kind, _, rest = str(spec).partition(":")
+    if not rest or kind not in KINDS:
+        kind, rest = None, str(spec)
+    path = Path(rest).expanduser()
+    if not path.exists():
+        raise DatasetError(f"{path}: dataset not found")
+    kind = kind or detect_kind(path)
+    if kind == "gtzan":
+        return load_gtzan(path, seed=seed)
+    if kind == "csv":
+        return load_manifest(path / "manifest.csv" if path.is_dir() else path, seed=seed)
+    return load_folder(path, seed=seed)

@@ -1,0 +1,85 @@
+"""Generic datasets: a folder of `<genre>/<files>`, or a CSV manifest `path,label[,group,split,start,end]`."""
+
+import csv
+from pathlib import Path
+
+from ..constants import AUDIO_EXTENSIONS
+from ..exceptions import DatasetError
+from .splits import check_disjoint, split_by_group
+from .track import SPLITS, Track
+
+
+def audio_files(root):
+    """Every file under `root` (recursively) with an audio extension, sorted."""
+    return sorted(p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def load_folder(root, *, seed=0):
+    """One track per audio file under `root/<label>/`, each its own group, split by `split_by_group`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: folder not found")
+    tracks = [Track(path=str(path), label=path.relative_to(root).parts[0],
+                    group=f"{root.name}:{path.relative_to(root).with_suffix('')}", source=f"folder:{root.name}")
+              for path in audio_files(root) if len(path.relative_to(root).parts) > 1]
+    if not tracks:
+        raise DatasetError(f"{root}: no audio files in <label>/ sub-folders")
+    return split_by_group(tracks, seed=seed)
+
+
+def _optional_float(row, name, manifest, line):
+    value = (row.get(name) or "").strip()
+    try:
+        return float(value) if value else None
+    except ValueError:
+        raise DatasetError(f"{manifest}:{line}: {name} {value!r} is not a number") from None
+
+
+def load_manifest(manifest, *, seed=0):
+    """Tracks from a CSV with columns path,label and optionally group,split,start,end.
+
+    Relative paths are read from the manifest's folder. A missing group makes each file its own group;
+    tracks without a split are given one by `split_by_group`.
+    """
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise DatasetError(f"{manifest}: manifest not found")
+    tracks = []
+    with open(manifest, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"path", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise DatasetError(f"{manifest}: missing column(s) {sorted(missing)}")
+        for line, row in enumerate(reader, start=2):
+            path = Path(row["path"])
+            path = path if path.is_absolute() else manifest.parent / path
+            split = (row.get("split") or "").strip() or None
+            if split is not None and split not in SPLITS:
+                raise DatasetError(f"{manifest}:{line}: split {split!r} is not one of {SPLITS}")
+            tracks.append(Track(path=str(path), label=row["label"].strip(),
+                                group=(row.get("group") or "").strip() or f"{manifest.stem}:{row['path']}",
+                                source=(row.get("source") or "").strip() or f"csv:{manifest.stem}", split=split,
+                                start=_optional_float(row, "start", manifest, line),
+                                end=_optional_float(row, "end", manifest, line)))
+    if not tracks:
+        raise DatasetError(f"{manifest}: no rows")
+    check_disjoint(tracks)
+    return split_by_group(tracks, seed=seed)
+
+
+def write_manifest(tracks, manifest):
+    """Write tracks to a CSV manifest (paths relative to its folder where possible), atomically."""
+    manifest = Path(manifest)
+    temp = manifest.with_name(manifest.name + ".tmp")
+    with open(temp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "group", "split", "source", "start", "end"])
+        for t in tracks:
+            path = Path(t.path)
+            try:
+                path = path.relative_to(manifest.parent)
+            except ValueError:
+                pass
+            writer.writerow([path, t.label, t.group, t.split or "", t.source,
+                             "" if t.start is None else t.start, "" if t.end is None else t.end])
+    temp.replace(manifest)

@@ -1,0 +1,52 @@
+"""Merging datasets under one label set, described by a small YAML taxonomy."""
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from ..exceptions import DatasetError
+from .splits import check_disjoint
+
+DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "taxonomy.yaml"
+
+log = logging.getLogger(__name__)
+
+
+def load_taxonomy(path=DEFAULT_TAXONOMY):
+    """Source label (lower case) -> merged label, from YAML `merged: [source, ...]`."""
+    try:
+        spec = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise DatasetError(f"{path}: cannot read taxonomy ({error})") from None
+    if not isinstance(spec, dict) or not all(isinstance(v, list) for v in spec.values()):
+        raise DatasetError(f"{path}: taxonomy must map each merged label to a list of source labels")
+    mapping = {}
+    for merged, sources in spec.items():
+        for source in [merged, *sources]:
+            previous = mapping.setdefault(str(source).lower(), str(merged))
+            if previous != merged:
+                raise DatasetError(f"{path}: {source!r} maps to both {previous!r} and {merged!r}")
+    return mapping
+
+
+def merge(*datasets, taxonomy=DEFAULT_TAXONOMY):
+    """One list of tracks with labels mapped through the taxonomy; unmapped labels are dropped and logged.
+
+    Groups stay those of their source (they already carry its name), and the result is checked for
+    groups in two splits.
+    """
+    mapping = load_taxonomy(taxonomy) if not isinstance(taxonomy, dict) else taxonomy
+    merged, dropped = [], Counter()
+    for tracks in datasets:
+        for track in tracks:
+            label = mapping.get(track.label.lower())
+            if label is None:
+                dropped[f"{track.source}:{track.label}"] += 1
+            else:
+                merged.append(track.replace(label=label))
+    for name, count in sorted(dropped.items()):
+        log.warning("dropped %d track(s) labelled %s: not in the taxonomy", count, name)
+    check_disjoint(merged)
+    return merged
