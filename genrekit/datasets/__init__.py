@@ -3,13 +3,14 @@
 from pathlib import Path
 
 from ..exceptions import DatasetError
+from .ccmusic import load_ccmusic
 from .folder import audio_files, load_folder, load_manifest, write_manifest
 from .gtzan import load_gtzan
 from .splits import check_disjoint, select, split_by_group
 from .taxonomy import load_taxonomy, merge
 from .track import SPLITS, Track, class_counts, class_weights, labels_of, snippets
 
-KINDS = ("gtzan", "folder", "csv")
+KINDS = ("gtzan", "folder", "csv", "ccmusic")
 
 
 def detect_kind(path):
@@ -21,11 +22,13 @@ def detect_kind(path):
         return "csv"
     if any((path / name).is_dir() for name in ("genres", "genres_original")) or any(path.glob("*/blues.000??.*")):
         return "gtzan"
+    if path.suffix.lower() == ".parquet" or (path.is_dir() and any(path.rglob("*.parquet"))):
+        return "ccmusic"
     return "folder"
 
 
 def load_dataset(spec, *, seed=0):
-    """Tracks of one dataset given as `PATH` or `KIND:PATH` (kinds: gtzan, folder, csv)."""
+    """Tracks of one dataset given as `PATH` or `KIND:PATH` (kinds: gtzan, folder, csv, ccmusic)."""
     kind, _, rest = str(spec).partition(":")
     if not rest or kind not in KINDS:
         kind, rest = None, str(spec)
@@ -35,6 +38,8 @@ def load_dataset(spec, *, seed=0):
     kind = kind or detect_kind(path)
     if kind == "gtzan":
         return load_gtzan(path, seed=seed)
+    if kind == "ccmusic":
+        return load_ccmusic(path, seed=seed)
     if kind == "csv":
         return load_manifest(path / "manifest.csv" if path.is_dir() else path, seed=seed)
     return load_folder(path, seed=seed)

@@ -1,5 +1,7 @@
 """Group-aware train/valid/test splitting: no group ever lands in two splits."""
 
+import warnings
+
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
@@ -9,12 +11,14 @@ from .track import SPLITS
 
 def _take_fold(labels, groups, fraction, seed):
     """Indices of one stratified, group-disjoint fold holding about `fraction` of the items."""
-    n_splits = max(2, int(round(1.0 / fraction)))
-    n_splits = min(n_splits, len(set(groups)))
+    largest_class = max(np.unique(labels, return_counts=True)[1])
+    n_splits = min(max(2, int(round(1.0 / fraction))), len(set(groups)), largest_class)
     if n_splits < 2:
         return np.array([], dtype=int)
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    _, held_out = next(folds.split(np.zeros(len(labels)), labels, groups))
+    with warnings.catch_warnings():  # small classes: stratified only as far as they allow
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        _, held_out = next(folds.split(np.zeros(len(labels)), labels, groups))
     return held_out
 
 

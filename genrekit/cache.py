@@ -1,0 +1,114 @@
+"""On-disk feature cache keyed by (file content, feature parameters, span).
+
+A second run over a dataset reads what the first computed. Entries are written to a temporary file and
+renamed, so an interrupted run never leaves a half-written entry behind.
+"""
+
+import hashlib
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .audio import load_audio
+from .constants import REPRESENTATIONS
+from .exceptions import AudioError
+from .features import FeatureParams, compute_features
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("GENREKIT_CACHE", Path.home() / ".cache" / "genrekit"))
+STORED_DTYPES = {"waveform": np.float32, "spectrogram": np.float16, "logmel": np.float16, "chroma": np.float16}
+"""dB images and chroma keep 3 significant digits (float16) to halve the cache; the signal stays float32."""
+
+
+def file_digest(path, *, chunk=1 << 20):
+    """SHA-1 of a file's content."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """The four representations of tracks, computed once and kept as `.npz` files under `root`."""
+
+    def __init__(self, root=DEFAULT_CACHE_DIR, params=FeatureParams()):
+        self.root = Path(root)
+        self.params = params
+        self._params_digest = hashlib.sha1(params.key().encode()).hexdigest()[:12]
+
+    def entry_path(self, track):
+        """Where the features of `track` live (depends on the file's content, not its name)."""
+        digest = file_digest(track.path)
+        span = "full" if track.start is None else f"{track.start:g}-{track.end:g}"
+        return self.root / self._params_digest / digest[:2] / f"{digest}_{span}.npz"
+
+    def load(self, track, representations=REPRESENTATIONS):
+        """Features of `track` as a dict of arrays, computed and stored on a miss."""
+        path = self.entry_path(track)
+        if path.is_file():
+            with np.load(path) as stored:
+                return {name: stored[name].astype(np.float32) for name in representations}
+        features = self._compute(track)
+        self._store(path, features)
+        return {name: features[name] for name in representations}
+
+    def ensure(self, track):
+        """Compute and store the features of `track` unless present; True when it had to compute."""
+        path = self.entry_path(track)
+        if path.is_file():
+            return False
+        self._store(path, self._compute(track))
+        return True
+
+    def _compute(self, track):
+        duration = None if track.start is None else track.end - track.start
+        y = load_audio(track.path, sr=self.params.sr, offset=track.start or 0.0, duration=duration)
+        return compute_features(y, self.params)
+
+    def _store(self, path, features):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                np.savez(out, **{name: value.astype(STORED_DTYPES[name]) for name, value in features.items()})
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+def _worker_init():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _fill_one(cache, track):
+    """Make sure `track` is cached; returns (track key, 'cached' | 'computed' | error reason)."""
+    try:
+        return track.key, "computed" if cache.ensure(track) else "cached"
+    except (AudioError, OSError) as error:
+        return track.key, f"failed: {getattr(error, 'reason', error)}"
+
+
+def fill_cache(tracks, cache, *, workers=None, progress=True):
+    """Compute and store the features of every track with a process pool; returns key -> status."""
+    workers = workers or os.cpu_count() or 1
+    status = {}
+    bar = tqdm(total=len(tracks), desc="features", unit="clip", disable=not progress)
+    if workers == 1:
+        for track in tracks:
+            key, state = _fill_one(cache, track)
+            status[key] = state
+            bar.update()
+    else:
+        with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
+            for key, state in pool.map(_fill_one, [cache] * len(tracks), tracks, chunksize=4):
+                status[key] = state
+                bar.update()
+    bar.close()
+    return status

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import tone, write_tone
+from genrekit.audio import audio_info, is_silent, load_audio
+from genrekit.exceptions import AudioError, ParameterError
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "au", "mp3"])
+def test_formats_load_as_mono_float32_at_22050(tmp_path, ext):
+    path = write_tone(tmp_path / f"a.{ext}", freq=440, seconds=1.0, sr=44100, channels=2)
+    y = load_audio(path)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(len(y) - 22050) < 1200  # mp3 adds encoder padding
+    spectrum = np.abs(np.fft.rfft(y[2000:20000]))
+    assert abs(np.argmax(spectrum) * 22050 / 18000 - 440) < 3
+
+
+def test_offset_and_duration_decode_only_the_span(tmp_path):
+    sr = 22050
+    y = np.concatenate([tone(220, 2.0, sr), tone(880, 2.0, sr)])
+    path = tmp_path / "two.wav"
+    sf.write(path, y, sr)
+    part = load_audio(path, offset=2.5, duration=1.0)
+    assert len(part) == sr
+    assert abs(np.argmax(np.abs(np.fft.rfft(part))) * sr / len(part) - 880) < 2
+
+
+def test_info_reads_header(tmp_path):
+    info = audio_info(write_tone(tmp_path / "a.wav", seconds=2.0, sr=16000, channels=2))
+    assert (info.samplerate, info.channels, info.frames) == (16000, 2, 32000)
+    assert info.duration == pytest.approx(2.0)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioError, match="nope.wav: file not found"):
+        load_audio(tmp_path / "nope.wav")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match="empty.wav: empty file"):
+        load_audio(tmp_path / "empty.wav")
+
+
+def test_directory(tmp_path):
+    with pytest.raises(AudioError, match="is a directory"):
+        load_audio(tmp_path)
+
+
+def test_not_audio(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("these are not samples " * 50)
+    with pytest.raises(AudioError, match="notes.wav: not a readable audio file"):
+        load_audio(path)
+
+
+def test_unsupported_format(tmp_path):
+    path = tmp_path / "song.m4a"
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(2000))
+    with pytest.raises(AudioError, match="song.m4a: not a readable audio file or unsupported format"):
+        load_audio(path)
+
+
+def test_header_only_has_no_samples(tmp_path):
+    path = tmp_path / "header.wav"
+    sf.write(path, np.zeros(0, dtype=np.float32), 22050)
+    with pytest.raises(AudioError, match="no audio samples"):
+        load_audio(path)
+
+
+def test_truncated_file(tmp_path):
+    path = write_tone(tmp_path / "cut.flac", seconds=3.0)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(AudioError, match="cut.flac: (truncated|decoding failed)"):
+        load_audio(path)
+
+
+def test_non_finite_samples(tmp_path):
+    y = tone(seconds=0.5)
+    y[100] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, y, 22050, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN"):
+        load_audio(path)
+
+
+def test_offset_past_end(tmp_path):
+    with pytest.raises(AudioError, match="past the end"):
+        load_audio(write_tone(tmp_path / "a.wav", seconds=1.0), offset=5.0)
+
+
+@pytest.mark.parametrize("kwargs", [dict(offset=-1), dict(duration=0), dict(sr=0)])
+def test_bad_arguments(tmp_path, kwargs):
+    with pytest.raises(ParameterError):
+        load_audio(write_tone(tmp_path / "a.wav"), **kwargs)
+
+
+def test_huge_file_needs_a_window(tmp_path, monkeypatch):
+    import genrekit.audio
+
+    monkeypatch.setattr(genrekit.audio, "MAX_LOAD_SECONDS", 1.0)
+    path = write_tone(tmp_path / "long.wav", seconds=3.0)
+    with pytest.raises(AudioError, match="too long to decode at once"):
+        load_audio(path)
+    assert len(load_audio(path, duration=0.5)) == 11025
+
+
+def test_silence_detection(tmp_path):
+    assert is_silent(np.zeros(1000, dtype=np.float32))
+    assert not is_silent(tone(seconds=0.1))

@@ -1,0 +1,55 @@
+import numpy as np
+
+from conftest import write_tone
+from genrekit.cache import FeatureCache, fill_cache
+from genrekit.datasets import Track
+from genrekit.features import FeatureParams, compute_features
+
+
+def _track(path, **kw):
+    return Track(str(path), "x", str(path), "test", **kw)
+
+
+def test_second_load_reads_from_disk_and_matches(tmp_path, monkeypatch):
+    cache = FeatureCache(tmp_path / "cache")
+    track = _track(write_tone(tmp_path / "a.wav", seconds=1.0))
+    first = cache.load(track)
+    entry = cache.entry_path(track)
+    assert entry.is_file() and not list(entry.parent.glob("*.tmp"))
+    monkeypatch.setattr(cache, "_compute", lambda t: (_ for _ in ()).throw(AssertionError("recomputed")))
+    second = cache.load(track)
+    for name in first:
+        assert np.allclose(first[name], second[name], atol=0.05)
+
+
+def test_key_follows_content_params_and_span(tmp_path):
+    a = write_tone(tmp_path / "a.wav", freq=440)
+    b = write_tone(tmp_path / "b.wav", freq=440)
+    c = write_tone(tmp_path / "c.wav", freq=660)
+    cache = FeatureCache(tmp_path)
+    assert cache.entry_path(_track(a)) == cache.entry_path(_track(b))
+    assert cache.entry_path(_track(a)) != cache.entry_path(_track(c))
+    assert cache.entry_path(_track(a)) != cache.entry_path(_track(a, start=0.0, end=0.5))
+    other = FeatureCache(tmp_path, FeatureParams(n_mels=64))
+    assert other.entry_path(_track(a)) != cache.entry_path(_track(a))
+
+
+def test_span_features_are_those_of_the_span(tmp_path):
+    path = write_tone(tmp_path / "a.wav", seconds=2.0)
+    from genrekit.audio import load_audio
+
+    got = FeatureCache(tmp_path / "c").load(_track(path, start=0.5, end=1.5), ("logmel",))["logmel"]
+    expected = compute_features(load_audio(path, offset=0.5, duration=1.0))["logmel"]
+    assert got.shape == expected.shape and np.allclose(got, expected, atol=0.05)
+
+
+def test_fill_cache_reports_failures_and_goes_on(tmp_path):
+    good = [_track(write_tone(tmp_path / f"{i}.wav", freq=300 + 50 * i, seconds=0.5)) for i in range(3)]
+    (tmp_path / "bad.wav").write_bytes(b"nope" * 10)
+    tracks = good + [_track(tmp_path / "bad.wav")]
+    cache = FeatureCache(tmp_path / "cache")
+    status = fill_cache(tracks, cache, workers=2, progress=False)
+    assert [status[t.key] for t in good] == ["computed"] * 3
+    assert status[tracks[-1].key].startswith("failed: not a readable audio file")
+    again = fill_cache(good, cache, workers=1, progress=False)
+    assert set(again.values()) == {"cached"}

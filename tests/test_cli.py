@@ -1,0 +1,53 @@
+from typer.testing import CliRunner
+
+from conftest import write_tone
+from genrekit.cli import app, main
+
+runner = CliRunner()
+
+
+def test_every_command_has_help():
+    for args in (["--help"], ["show", "--help"], ["features", "--help"], ["demo", "--help"],
+                 ["data", "--help"], ["data", "summary", "--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_show_writes_a_png(tmp_path):
+    clip = write_tone(tmp_path / "a.wav", seconds=2.0)
+    result = runner.invoke(app, ["show", str(clip), "-o", str(tmp_path / "out.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_writes_example_and_pictures(tmp_path):
+    result = runner.invoke(app, ["demo", "--output", str(tmp_path), "--dataset", str(tmp_path / "music")])
+    assert result.exit_code != 0  # the dataset folder does not exist yet
+    for genre in ("a", "b"):
+        for i in range(4):
+            write_tone(tmp_path / "music" / genre / f"{i}.wav", seconds=0.2)
+    result = runner.invoke(app, ["demo", "--output", str(tmp_path), "--dataset", str(tmp_path / "music")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "example.wav").is_file() and (tmp_path / "example.png").is_file()
+    assert "logmel" in result.output and "(128," in result.output and "8 clips" in result.output
+
+
+def test_features_command_caches_and_reports_failures(tmp_path):
+    for i in range(3):
+        write_tone(tmp_path / "music" / "a" / f"{i}.wav", freq=300 + 100 * i, seconds=0.3)
+    (tmp_path / "music" / "a" / "broken.wav").write_bytes(b"xx" * 40)
+    args = ["features", f"folder:{tmp_path / 'music'}", "--cache-dir", str(tmp_path / "cache"), "--workers", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "3 computed, 0 already cached, 1 failed" in result.output and "broken.wav" in result.output
+    assert "0 computed, 3 already cached" in runner.invoke(app, args).output
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["genrekit", "show", str(tmp_path / "missing.mp3")])
+    try:
+        main()
+    except SystemExit as stop:
+        assert stop.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing.mp3: file not found" in err

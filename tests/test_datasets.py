@@ -1,0 +1,165 @@
+import logging
+from collections import Counter
+
+import pytest
+
+from conftest import write_tone
+from genrekit.datasets import (Track, check_disjoint, class_weights, load_dataset, load_folder, load_gtzan,
+                               load_manifest, merge, snippets, split_by_group, write_manifest)
+from genrekit.datasets.gtzan import GENRES
+from genrekit.exceptions import DatasetError, ParameterError
+
+
+def _fake_gtzan(root, layout, ext, ids=range(4)):
+    base = root / layout if layout else root
+    for genre in GENRES:
+        for i in ids:
+            write_tone(base / genre / f"{genre}.{i:05d}.{ext}", seconds=0.2, sr=8000)
+    return root
+
+
+def _write_lists(folder, assign):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "valid", "test"):
+        lines = [f"{g}/{g}.{i:05d}.wav" for g in GENRES for i, s in assign.items() if s == split]
+        (folder / f"{split}_filtered.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_gtzan_on_shared_clips_uses_filtered_split_and_artists(gtzan_mini):
+    tracks = load_gtzan(gtzan_mini)
+    listed = {line.split("/")[1].rsplit(".", 1)[0]
+              for split in ("train", "valid", "test")
+              for line in (gtzan_mini / "splits" / f"{split}_filtered.txt").read_text().split()}
+    ids = {t.path.split("/")[-1].rsplit(".", 1)[0] for t in tracks}
+    assert ids <= listed and len(ids) == len(tracks)
+    assert {t.label for t in tracks} == set(GENRES)
+    assert all(t.split in ("train", "valid", "test") for t in tracks)
+    blues = [t for t in tracks if t.label == "blues"]
+    assert blues[0].path.endswith("blues.00000.au") and blues[0].split == "valid"  # list says .wav
+    assert {t.group for t in blues} == {"gtzan:artist:John Lee Hooker"}
+    check_disjoint(tracks)
+
+
+@pytest.mark.parametrize("layout,ext", [("genres", "au"), ("genres_original", "wav")])
+def test_gtzan_layouts_and_lists_beside_the_data(tmp_path, layout, ext):
+    root = _fake_gtzan(tmp_path / "gtzan", layout, ext)
+    _write_lists(tmp_path / "gtzan" / "splits", {0: "train", 1: "train", 2: "valid", 3: "test"})
+    tracks = load_gtzan(root)
+    assert len(tracks) == 40
+    assert Counter(t.split for t in tracks) == {"train": 20, "valid": 10, "test": 10}
+    assert all(t.path.endswith(f".{ext}") for t in tracks)
+
+
+def test_gtzan_lists_drop_unlisted_tracks_and_env_var(tmp_path, monkeypatch):
+    root = _fake_gtzan(tmp_path / "gtzan", "genres", "au")
+    _write_lists(tmp_path / "elsewhere", {0: "train", 2: "test"})
+    monkeypatch.setenv("GENREKIT_GTZAN_SPLITS", str(tmp_path / "elsewhere"))
+    tracks = load_gtzan(root)
+    assert len(tracks) == 20 and {t.split for t in tracks} == {"train", "test"}
+
+
+def test_gtzan_skips_corrupt_files_with_a_warning(tmp_path, caplog):
+    root = _fake_gtzan(tmp_path / "gtzan", "genres_original", "wav", ids=range(52, 58))
+    (root / "genres_original" / "rock" / "rock.00055.wav").write_bytes(b"garbage" * 20)
+    with caplog.at_level(logging.WARNING):
+        tracks = load_gtzan(root)
+    names = {t.path.rsplit("/", 1)[-1] for t in tracks}
+    assert "jazz.00054.wav" not in names and "rock.00055.wav" not in names
+    assert len(tracks) == 58
+    assert "jazz.00054" in caplog.text and "rock.00055.wav" in caplog.text
+
+
+def test_gtzan_without_lists_splits_by_artist(tmp_path):
+    root = _fake_gtzan(tmp_path / "gtzan", None, "wav", ids=range(6))
+    rows = ["track_id,artist"] + [f"{g}.{i:05d},{g}-artist-{i // 2}" for g in GENRES for i in range(6)]
+    (tmp_path / "gtzan" / "tracks.csv").write_text("\n".join(rows) + "\n")
+    tracks = load_gtzan(root)
+    assert len({t.group for t in tracks}) == 30
+    check_disjoint(tracks)
+    assert {t.split for t in tracks} == {"train", "valid", "test"}
+
+
+def test_gtzan_missing_folder(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        load_gtzan(tmp_path / "missing")
+
+
+def test_folder_dataset(tmp_path):
+    for genre in ("a", "b"):
+        for i in range(10):
+            write_tone(tmp_path / "music" / genre / f"{i}.wav", seconds=0.1, sr=8000)
+    (tmp_path / "music" / "README.txt").write_text("not audio")
+    tracks = load_folder(tmp_path / "music")
+    assert len(tracks) == 20 and {t.label for t in tracks} == {"a", "b"}
+    assert len({t.group for t in tracks}) == 20
+    assert {t.split for t in tracks} == {"train", "valid", "test"}
+
+
+def test_manifest_round_trip_keeps_groups_splits_and_spans(tmp_path):
+    clip = write_tone(tmp_path / "data" / "x.wav", seconds=2.0)
+    tracks = [Track(str(clip), "rock", "song1", "mine", "train", 0.0, 1.0),
+              Track(str(clip), "rock", "song1", "mine", "train", 1.0, 2.0),
+              Track(str(clip), "pop", "song2", "mine", "test")]
+    write_manifest(tracks, tmp_path / "data" / "manifest.csv")
+    assert "x.wav" in (tmp_path / "data" / "manifest.csv").read_text().split("\n")[1].split(",")[0]
+    assert load_dataset(tmp_path / "data") == tracks
+
+
+def test_manifest_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,genre\nx.wav,rock\n")
+    with pytest.raises(DatasetError, match="missing column"):
+        load_manifest(bad)
+    bad.write_text("path,label,split\nx.wav,rock,training\n")
+    with pytest.raises(DatasetError, match="bad.csv:2: split 'training'"):
+        load_manifest(bad)
+    bad.write_text("path,label,group,split\nx.wav,rock,g,train\ny.wav,rock,g,test\n")
+    with pytest.raises(DatasetError, match="leakage"):
+        load_manifest(bad)
+
+
+def test_split_by_group_is_disjoint_and_stratified():
+    tracks = [Track(f"{g}{s}{k}.wav", g, f"{g}-song{s}", "t") for g in "abc" for s in range(20) for k in range(3)]
+    result = split_by_group(tracks, valid=0.2, test=0.2, seed=1)
+    check_disjoint(result)
+    for split, share in (("train", 0.6), ("valid", 0.2), ("test", 0.2)):
+        for label in "abc":
+            count = sum(t.split == split and t.label == label for t in result)
+            assert abs(count / 60 - share) < 0.1
+    assert split_by_group(tracks, valid=0.2, test=0.2, seed=1) == result
+
+
+def test_split_keeps_given_splits_and_rejects_bad_fractions():
+    tracks = [Track(f"{i}.wav", "a", f"g{i}", "t", "test" if i < 3 else None) for i in range(20)]
+    result = split_by_group(tracks)
+    assert [t.split for t in result[:3]] == ["test"] * 3
+    with pytest.raises(ParameterError):
+        split_by_group(tracks, valid=0.6, test=0.5)
+
+
+def test_snippets_cover_a_song_in_one_group():
+    song = Track("song.wav", "pop", "ccmusic:song", "ccmusic")
+    parts = snippets(song, 100.0, length=30.0)
+    assert [(p.start, p.end) for p in parts] == [(0, 30), (30, 60), (60, 90)]
+    assert snippets(song, 110.0)[-1].end == 110.0
+    assert snippets(song, 10.0) == [song.replace(start=0.0, end=10.0)]
+    assert {p.group for p in parts} == {"ccmusic:song"}
+
+
+def test_merge_maps_labels_and_weights_balance(tmp_path, caplog):
+    gtzan = [Track(f"g{i}.wav", "classical", f"gtzan:{i}", "gtzan", "train") for i in range(2)]
+    ccmusic = [Track(f"c{i}.wav", label, f"cc:{i}", "ccmusic", "train")
+               for i, label in enumerate(["Opera", "Soul_or_RnB", "Pop", "Pop", "Martian"])]
+    with caplog.at_level(logging.WARNING):
+        merged = merge(gtzan, ccmusic)
+    assert [t.label for t in merged] == ["classical", "classical", "classical", "rnb", "pop", "pop"]
+    assert "Martian" in caplog.text
+    weights = class_weights(merged, ["classical", "pop", "rnb"])
+    assert weights.tolist() == pytest.approx([6 / (3 * 3), 6 / (3 * 2), 6 / (3 * 1)])
+
+
+def test_taxonomy_file_errors(tmp_path):
+    bad = tmp_path / "tax.yaml"
+    bad.write_text("rock: [Rock]\nmetal: [rock]\n")
+    with pytest.raises(DatasetError, match="maps to both"):
+        merge([], taxonomy=bad)
