@@ -71,12 +71,84 @@ def features(dataset: str = DatasetArg,
         raise typer.Exit(1)
 
 
+def _load_data(specs, seed=0):
+    """One dataset, or several merged under the taxonomy."""
+    from .datasets import load_dataset, merge
+
+    datasets = [load_dataset(spec, seed=seed) for spec in specs]
+    return datasets[0] if len(datasets) == 1 else merge(*datasets)
+
+
+@app.command()
+def models():
+    """List the registered models and the representation each reads."""
+    from .models import create_model, list_models
+
+    table = Table(title="Models")
+    for column in ("name", "representation", "parameters (10 classes)"):
+        table.add_column(column)
+    for name in list_models():
+        model = create_model(name, 10)
+        table.add_row(name, model.representation, f"{sum(p.numel() for p in model.parameters()):,}")
+    console.print(table)
+
+
+@app.command()
+def train(model: str = typer.Option(..., help="Model name (see `genrekit models`)."),
+          data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH; several are merged."),
+          out: Path = typer.Option(Path("runs"), help="Folder for the checkpoint, curves and resume state."),
+          epochs: int = typer.Option(30), batch_size: int = typer.Option(32),
+          optimizer: str = typer.Option("adam", help="adam or sgd."), lr: float = typer.Option(1e-3),
+          dropout: float = typer.Option(0.3), window_seconds: float = typer.Option(3.0),
+          windows_per_clip: int = typer.Option(4, help="Random windows drawn per training clip and epoch."),
+          balance: str = typer.Option("weights", help="Class imbalance: weights (loss), sampler, or none."),
+          patience: int = typer.Option(6, help="Epochs without validation gain before stopping."),
+          seed: int = typer.Option(0),
+          cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
+          workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
+    """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
+    from .datasets import labels_of, select
+    from .training import TrainConfig, train as train_model
+
+    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                         dropout=dropout, window_seconds=window_seconds, windows_per_clip=windows_per_clip,
+                         balance=balance, patience=patience, seed=seed)
+    tracks = _load_data(data, seed)
+    train_tracks, valid_tracks = select(tracks, "train"), select(tracks, "valid")
+    if not train_tracks or not valid_tracks:
+        raise GenrekitError(f"{', '.join(data)}: need clips in both the train and valid splits")
+    path = train_model(config, train_tracks, valid_tracks, out, labels=labels_of(tracks),
+                       cache=FeatureCache(cache_dir), workers=workers or None)
+    from .checkpoints import load_checkpoint
+
+    metrics = load_checkpoint(path)[1]["metrics"]
+    console.print(f"wrote {path}: validation accuracy {metrics['valid_accuracy']:.3f} "
+                  f"(epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['train_minutes']:.1f} min)")
+
+
+@app.command()
+def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint written by `genrekit train`."),
+             data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
+             split: str = typer.Option("test", help="Split to evaluate on."),
+             out: Path = typer.Option(None, help="Report folder (default: beside the checkpoint)."),
+             cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
+             workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
+    """Clip-level accuracy, macro-F1, per-genre accuracy and confusion matrix (JSON, markdown, PNG)."""
+    from .datasets import select
+    from .evaluation import evaluate_checkpoint, write_report
+
+    tracks = select(_load_data(data), split)
+    metrics = evaluate_checkpoint(checkpoint, tracks, cache=FeatureCache(cache_dir), workers=workers or None)
+    name = f"{checkpoint.stem}.{split}"
+    report = write_report(metrics, out or checkpoint.parent, name, f"{checkpoint.stem} on {split}")
+    console.print(report.read_text())
+    console.print(f"wrote {report} and its .json and .png files")
+
+
 @data_app.command("summary")
 def data_summary(dataset: str = DatasetArg):
     """Clips per label and split, groups, and the class weights that balance training."""
-    from .datasets import load_dataset
-
-    table, line = _summary_table(load_dataset(dataset), dataset)
+    table, line = _summary_table(_load_data([dataset]), dataset)
     console.print(table)
     console.print(line)
 

@@ -45,3 +45,48 @@ def plot_representations(features, path, *, params=FeatureParams(), title=None):
     if title:
         figure.suptitle(title)
     return save_figure(figure, path)
+
+
+def plot_confusion(metrics, path, *, title=None):
+    """Confusion matrix heat map (rows: true genre, columns: predicted), counts in the cells."""
+    matrix = np.asarray(metrics["confusion"])
+    labels = metrics["labels"]
+    figure, ax = plt.subplots(figsize=(1.2 + 0.6 * len(labels), 1.0 + 0.55 * len(labels)), constrained_layout=True)
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
+           xlabel="Predicted genre", ylabel="True genre", title=title or "Confusion matrix")
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
+    figure.colorbar(image, ax=ax, shrink=0.8)
+    return save_figure(figure, path)
+
+
+def plot_per_label_accuracy(results, path, *, title="Per-genre accuracy"):
+    """Grouped bars: accuracy per genre for each named result (`{name: metrics}`), chance level dashed."""
+    names = list(results)
+    labels = results[names[0]]["labels"]
+    width = 0.8 / len(names)
+    figure, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) * max(1, len(names) / 2)), 4), constrained_layout=True)
+    for k, name in enumerate(names):
+        values = [results[name]["per_label_accuracy"].get(label) or 0.0 for label in labels]
+        ax.bar(np.arange(len(labels)) + (k - (len(names) - 1) / 2) * width, values, width, label=name)
+    ax.axhline(1 / len(labels), color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set(xticks=range(len(labels)), xticklabels=labels, ylim=(0, 1), ylabel="Accuracy", title=title)
+    ax.legend(fontsize="small")
+    return save_figure(figure, path)
+
+
+def plot_training_curves(history, path, *, title=None):
+    """Training loss and validation accuracy per epoch."""
+    epochs = [h["epoch"] for h in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
+    left.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
+    left.plot(epochs, [h["valid_loss"] for h in history], marker="o", label="validation")
+    left.set(xlabel="Epoch", ylabel="Cross-entropy", title="Loss")
+    left.legend()
+    right.plot(epochs, [h["valid_accuracy"] for h in history], marker="o", color="tab:green")
+    right.set(xlabel="Epoch", ylabel="Clip accuracy", title="Validation accuracy", ylim=(0, 1))
+    if title:
+        figure.suptitle(title)
+    return save_figure(figure, path)

@@ -39,3 +39,33 @@ def midi_genres():
     if not root.is_dir():
         pytest.skip(f"shared data not found at {root}")
     return root
+
+
+def write_toy_dataset(root, per_class=6, seconds=2.0, sr=22050):
+    """Three easily told apart 'genres' (low tone, high tone, noise bursts) as WAVs with a manifest:
+    per class, `per_class - 2` train clips, one valid and one test, each clip its own group."""
+    from genrekit.datasets import Track, write_manifest
+
+    rng = np.random.default_rng(0)
+    tracks = []
+    for label in ("low", "high", "noisy"):
+        for i in range(per_class):
+            t = np.arange(int(seconds * sr)) / sr
+            if label == "noisy":
+                y = rng.standard_normal(t.size) * (np.sin(2 * np.pi * 4 * t) > 0) * 0.3
+            else:
+                freq = (220.0 if label == "low" else 1760.0) * rng.uniform(0.9, 1.1)
+                y = 0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)
+            path = Path(root) / label / f"{i}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, y.astype(np.float32), sr)
+            split = "valid" if i == per_class - 2 else "test" if i == per_class - 1 else "train"
+            tracks.append(Track(str(path), label, f"{label}-{i}", "toy", split))
+    write_manifest(tracks, Path(root) / "manifest.csv")
+    return tracks
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    return root, write_toy_dataset(root)

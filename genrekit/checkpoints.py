@@ -1,0 +1,51 @@
+"""Self-describing checkpoints: one file with the weights and all that is needed to use them."""
+
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .exceptions import GenrekitError
+from .features import FeatureParams
+from .models import create_model
+
+FORMAT = "genrekit-checkpoint-1"
+
+
+def atomic_save(obj, path):
+    """`torch.save` to a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(obj, temp)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def save_checkpoint(path, model, *, labels, params, window_seconds, metrics=None, history=None, training=None):
+    """Write a model with its name, config, label list, feature parameters and training record."""
+    atomic_save({"format": FORMAT, "model": model.name, "config": model.config, "labels": list(labels),
+                 "feature_params": asdict(params), "window_seconds": window_seconds,
+                 "state_dict": model.state_dict(), "metrics": metrics or {}, "history": history or [],
+                 "training": training or {}}, path)
+
+
+def load_checkpoint(path):
+    """(model in eval mode, checkpoint dict without the weights) from a file `save_checkpoint` wrote."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GenrekitError(f"{path}: checkpoint not found") from None
+    except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
+        raise GenrekitError(f"{path}: not a genrekit checkpoint ({type(error).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise GenrekitError(f"{path}: not a genrekit checkpoint")
+    model = create_model(ckpt["model"], len(ckpt["labels"]), **ckpt["config"])
+    model.load_state_dict(ckpt.pop("state_dict"))
+    ckpt["feature_params"] = FeatureParams(**ckpt["feature_params"])
+    return model.eval(), ckpt

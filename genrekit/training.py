@@ -1,0 +1,169 @@
+"""Training one model on random windows of training clips, with early stopping and crash-safe resume.
+
+After every epoch the whole training state goes to `<out>/<model>.state.pt` (atomically), so a run
+killed at any moment and started again with the same command continues from its last finished epoch.
+Each epoch's randomness is seeded from (seed, epoch), which makes a resumed run the same as an unbroken
+one. The finished run writes the best epoch's weights as a self-describing checkpoint `<out>/<model>.pt`
+and its curves as `<out>/<model>.curves.png`.
+"""
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoints import atomic_save, load_checkpoint, save_checkpoint
+from .clips import ClipSet, window_length
+from .datasets import class_weights, labels_of
+from .evaluation import classification_metrics, predict_clip_log_probs
+from .exceptions import ParameterError
+from .features import FeatureParams
+from .models import create_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (a resumed run must have the same)."""
+
+    model: str
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.3
+    window_seconds: float = 3.0
+    windows_per_clip: int = 4
+    balance: str = "weights"
+    patience: int = 6
+    seed: int = 0
+    model_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "sgd"):
+            raise ParameterError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.balance not in ("weights", "sampler", "none"):
+            raise ParameterError(f"balance must be 'weights', 'sampler' or 'none', got {self.balance!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.window_seconds <= 0 or self.windows_per_clip < 1:
+            raise ParameterError("epochs, batch_size, windows_per_clip and window_seconds must be positive")
+
+
+def _optimizer(config, model):
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
+                               nesterov=True)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _epoch_order(config, clips, rng):
+    """Clip indices for one epoch: each clip `windows_per_clip` times, or drawn class-balanced."""
+    n = len(clips) * config.windows_per_clip
+    if config.balance == "sampler":
+        counts = np.bincount(clips.targets)
+        weights = 1.0 / counts[clips.targets]
+        return rng.choice(len(clips), size=n, p=weights / weights.sum())
+    return rng.permutation(n) % len(clips)
+
+
+def _train_epoch(model, clips, config, optimizer, loss_fn, length, rng):
+    model.train()
+    order = _epoch_order(config, clips, rng)
+    total, seen = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        batch = order[start:start + config.batch_size]
+        if len(batch) < 2:  # batch norm needs two items
+            continue
+        x = torch.from_numpy(np.stack([clips.random_window(i, length, rng) for i in batch]))
+        y = torch.from_numpy(clips.targets[batch]).long()
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        total += loss.item() * len(batch)
+        seen += len(batch)
+    return total / max(seen, 1)
+
+
+def validate(model, clips, length, labels):
+    """Clip-level metrics plus the mean negative log-likelihood on `clips`."""
+    log_probs = predict_clip_log_probs(model, clips, length)
+    metrics = classification_metrics(clips.targets, log_probs.argmax(1), labels)
+    metrics["loss"] = float(-log_probs[np.arange(len(clips)), clips.targets].mean())
+    return metrics
+
+
+def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=None, params=FeatureParams(),
+          workers=None, progress=True):
+    """Train `config.model` and return the path of its checkpoint (resuming or skipping finished work)."""
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / f"{config.model}.pt"
+    state_path = out_dir / f"{config.model}.state.pt"
+    labels = list(labels or labels_of(train_tracks))
+    record = {"config": asdict(config), "labels": labels, "feature_params": asdict(params)}
+    if checkpoint_path.is_file() and load_checkpoint(checkpoint_path)[1]["training"].get("record") == record:
+        log.warning("%s: already trained with this configuration; delete it to train again", checkpoint_path)
+        return checkpoint_path
+
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, len(labels), dropout=config.dropout, **config.model_kwargs)
+    representation = model.representation
+    train_clips = ClipSet.from_tracks(train_tracks, representation, labels, cache, workers=workers, progress=progress)
+    valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, workers=workers, progress=progress)
+    length = window_length(representation, config.window_seconds, params)
+    weights = torch.from_numpy(class_weights(train_tracks, labels)) if config.balance == "weights" else None
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    optimizer = _optimizer(config, model)
+
+    state = {"record": record, "epoch": 0, "history": [], "best": None, "best_state": None, "bad_epochs": 0,
+             "seconds": 0.0}
+    if state_path.is_file():
+        saved = torch.load(state_path, map_location="cpu", weights_only=False)
+        if saved["record"] == record:
+            model.load_state_dict(saved.pop("model"))
+            optimizer.load_state_dict(saved.pop("optimizer"))
+            state = saved
+            log.warning("%s: resuming after epoch %d", state_path, state["epoch"])
+
+    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=config.model, unit="epoch", disable=not progress)
+    while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
+        epoch = state["epoch"] + 1
+        began = time.perf_counter()
+        torch.manual_seed(config.seed * 100003 + epoch)
+        rng = np.random.default_rng([config.seed, epoch])
+        train_loss = _train_epoch(model, train_clips, config, optimizer, loss_fn, length, rng)
+        valid = validate(model, valid_clips, length, labels)
+        state["seconds"] += time.perf_counter() - began
+        state["history"].append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid["loss"],
+                                 "valid_accuracy": valid["accuracy"], "valid_macro_f1": valid["macro_f1"]})
+        score = (valid["accuracy"], -valid["loss"])
+        if state["best"] is None or score > tuple(state["best"]):
+            state.update(best=score, best_state=copy.deepcopy(model.state_dict()), bad_epochs=0, best_epoch=epoch)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        atomic_save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict()}, state_path)
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{valid['accuracy']:.3f}")
+        bar.update()
+    bar.close()
+
+    model.load_state_dict(state["best_state"])
+    best = state["history"][state["best_epoch"] - 1]
+    metrics = {"valid_accuracy": best["valid_accuracy"], "valid_macro_f1": best["valid_macro_f1"],
+               "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "train_minutes": state["seconds"] / 60,
+               "train_clips": len(train_clips), "valid_clips": len(valid_clips),
+               "parameters": sum(p.numel() for p in model.parameters())}
+    save_checkpoint(checkpoint_path, model, labels=labels, params=params, window_seconds=config.window_seconds,
+                    metrics=metrics, history=state["history"], training={"record": record})
+    from .plots import plot_training_curves
+
+    plot_training_curves(state["history"], out_dir / f"{config.model}.curves.png", title=config.model)
+    state_path.unlink(missing_ok=True)
+    return checkpoint_path
