@@ -6,13 +6,13 @@ renamed, so an interrupted run never leaves a half-written entry behind.
 
 import hashlib
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from .atomic import atomic_path
 from .audio import load_audio
 from .constants import REPRESENTATIONS
 from .exceptions import AudioError
@@ -70,15 +70,8 @@ class FeatureCache:
         return compute_features(y, self.params)
 
     def _store(self, path, features):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                np.savez(out, **{name: value.astype(STORED_DTYPES[name]) for name, value in features.items()})
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temp, open(temp, "wb") as out:
+            np.savez(out, **{name: value.astype(STORED_DTYPES[name]) for name, value in features.items()})
 
 
 def _worker_init():

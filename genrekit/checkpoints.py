@@ -1,12 +1,10 @@
 """Self-describing checkpoints: one file with the weights and all that is needed to use them."""
 
-import os
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .exceptions import GenrekitError
 from .features import FeatureParams
 from .models import create_model
@@ -16,15 +14,8 @@ FORMAT = "genrekit-checkpoint-1"
 
 def atomic_save(obj, path):
     """`torch.save` to a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temp:
         torch.save(obj, temp)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
 
 
 def save_checkpoint(path, model, *, labels, params, window_seconds, metrics=None, history=None, training=None):

@@ -1,13 +1,13 @@
 """Clip-level prediction from windows, metrics, and the reports people read."""
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
+
+from .atomic import write_text
 
 
 def predict_clip_log_probs(model, clips, length, *, batch_size=64):
@@ -39,19 +39,9 @@ def classification_metrics(y_true, y_pred, labels):
             "labels": list(labels), "confusion": matrix.tolist()}
 
 
-def _atomic_write_text(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(temp, path)
-    return path
-
-
 def write_json(data, path):
     """Write JSON atomically."""
-    return _atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    return write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def metrics_markdown(metrics, title):
@@ -70,7 +60,7 @@ def write_report(metrics, out_dir, name, title):
 
     out_dir = Path(out_dir)
     write_json(metrics, out_dir / f"{name}.json")
-    _atomic_write_text(out_dir / f"{name}.md", metrics_markdown(metrics, title))
+    write_text(out_dir / f"{name}.md", metrics_markdown(metrics, title))
     plot_confusion(metrics, out_dir / f"{name}.confusion.png", title=title)
     plot_per_label_accuracy({title: metrics}, out_dir / f"{name}.per_genre.png", title=f"Per-genre accuracy: {title}")
     return out_dir / f"{name}.md"

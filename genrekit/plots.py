@@ -1,9 +1,5 @@
 """Pictures for people: the four representations of a clip, training curves, confusion matrices."""
 
-import os
-import tempfile
-from pathlib import Path
-
 import librosa.display
 import matplotlib
 
@@ -11,20 +7,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .atomic import atomic_path  # noqa: E402
 from .features import FeatureParams  # noqa: E402
 
 
 def save_figure(figure, path):
     """Write a figure as PNG atomically (temp file, then rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(handle)
     try:
-        figure.savefig(temp, format="png", dpi=110, bbox_inches="tight")
-        os.replace(temp, path)
+        with atomic_path(path) as temp:
+            figure.savefig(temp, format="png", dpi=110, bbox_inches="tight")
     finally:
-        Path(temp).unlink(missing_ok=True)
         plt.close(figure)
     return path
 

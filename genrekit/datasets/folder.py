@@ -3,6 +3,7 @@
 import csv
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..constants import AUDIO_EXTENSIONS
 from ..exceptions import DatasetError
 from .splits import check_disjoint, split_by_group
@@ -70,8 +71,7 @@ def load_manifest(manifest, *, seed=0):
 def write_manifest(tracks, manifest):
     """Write tracks to a CSV manifest (paths relative to its folder where possible), atomically."""
     manifest = Path(manifest)
-    temp = manifest.with_name(manifest.name + ".tmp")
-    with open(temp, "w", newline="") as handle:
+    with atomic_path(manifest) as temp, open(temp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "group", "split", "source", "start", "end"])
         for t in tracks:
@@ -82,4 +82,3 @@ def write_manifest(tracks, manifest):
                 pass
             writer.writerow([path, t.label, t.group, t.split or "", t.source,
                              "" if t.start is None else t.start, "" if t.end is None else t.end])
-    temp.replace(manifest)

@@ -1,0 +1,27 @@
+"""Writing files so that a crash never leaves a half-written one: write a temporary file, then rename."""
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temp)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def write_text(path, text):
+    """Write a text file atomically and return its path."""
+    with atomic_path(path) as temp:
+        temp.write_text(text)
+    return Path(path)
