@@ -145,6 +145,25 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint written b
     console.print(f"wrote {report} and its .json and .png files")
 
 
+@data_app.command("render-midi")
+def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv and <genre>/<id>.mid files."),
+                out: Path = typer.Argument(..., help="Folder for the WAV clips and manifest.csv."),
+                mode: str = typer.Option("middle", help="middle: one excerpt per song; all: every 30 s snippet."),
+                clip_seconds: float = typer.Option(30.0, help="Length of each clip."),
+                workers: int = typer.Option(0, help="Rendering processes (0: one per core)."),
+                timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take.")):
+    """Render a MIDI genre collection to 22050 Hz mono clips with FluidSynth (cached; failures listed)."""
+    from .datasets.midi import render_midi_corpus
+
+    corpus = render_midi_corpus(source, out, mode=mode, clip_seconds=clip_seconds, workers=workers or None,
+                                timeout=timeout)
+    console.print(f"{len(corpus)} clips in {out} ({corpus.rendered} rendered, {corpus.cached} reused), "
+                  f"{len(corpus.failures)} failed (see {out / 'failures.csv'})")
+    table, line = _summary_table(corpus, str(out))
+    console.print(table)
+    console.print(line)
+
+
 @data_app.command("summary")
 def data_summary(dataset: str = DatasetArg):
     """Clips per label and split, groups, and the class weights that balance training."""

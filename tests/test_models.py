@@ -42,3 +42,21 @@ def test_dropout_is_applied_in_training_mode():
     model = create_model("cnn-logmel", 4, dropout=0.9).train()
     x = torch.randn(2, 128, 44)
     assert not torch.allclose(model(x), model(x))
+
+
+@pytest.mark.parametrize("name", list_models("cnn-*"))
+def test_squeeze_excitation_gates_channels_per_input(name):
+    from genrekit.models.cnn import SqueezeExcite
+
+    model = create_model(name, 5, se=True).eval()
+    gates = [m for m in model.modules() if isinstance(m, SqueezeExcite)]
+    assert len(gates) == 4
+    seen = []
+    gates[0].gate.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    rows = {"waveform": None, "spectrogram": 1025, "logmel": 128, "chroma": 12}[model.representation]
+    x = torch.randn(2, 22050) if rows is None else torch.randn(2, rows, 44)
+    x[1] = 4 * x[1] + 2  # a louder, brighter second input
+    with torch.no_grad():
+        assert model(x).shape == (2, 5)
+    assert seen[0].shape[0] == 2 and ((seen[0] > 0) & (seen[0] < 1)).all()
+    assert not torch.allclose(seen[0][0], seen[0][1])  # each input gets its own gates
