@@ -28,14 +28,25 @@ def save_checkpoint(path, model, *, labels, params, window_seconds, metrics=None
 
 def load_checkpoint(path):
     """(model in eval mode, checkpoint dict without the weights) from a file `save_checkpoint` wrote."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise GenrekitError(f"{path}: checkpoint not found") from None
-    except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
-        raise GenrekitError(f"{path}: not a genrekit checkpoint ({type(error).__name__})") from None
+    ckpt = read_file(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise GenrekitError(f"{path}: not a genrekit checkpoint")
+    return model_from_checkpoint(ckpt)
+
+
+def read_file(path):
+    """The raw dict of a genrekit checkpoint or ensemble file (weights as tensors)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GenrekitError(f"{path}: file not found") from None
+    except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
+        raise GenrekitError(f"{path}: not a genrekit checkpoint ({type(error).__name__})") from None
+
+
+def model_from_checkpoint(ckpt):
+    """(model in eval mode, the rest of the checkpoint) from a checkpoint dict."""
+    ckpt = dict(ckpt)
     model = create_model(ckpt["model"], len(ckpt["labels"]), **ckpt["config"])
     model.load_state_dict(ckpt.pop("state_dict"))
     ckpt["feature_params"] = FeatureParams(**ckpt["feature_params"])

@@ -145,6 +145,28 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint written b
     console.print(f"wrote {report} and its .json and .png files")
 
 
+@app.command()
+def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (repeat the option)."),
+             data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
+             kind: str = typer.Option("weighted", help="equal, weighted, stacking or gating."),
+             out: Path = typer.Option(Path("runs/ensemble.pt"), help="Ensemble file to write."),
+             cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
+             workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
+    """Fit an ensemble of trained models on the valid split and save it as one file (evaluate it with
+    `genrekit evaluate`)."""
+    from .datasets import select
+    from .ensemble import Ensemble, load_members
+
+    found = Ensemble(load_members(members), kind)
+    found.fit(select(_load_data(data), "valid"), FeatureCache(cache_dir), workers=workers or None)
+    found.save(out)
+    weights = getattr(found.combiner, "weights_", None)
+    if weights is not None:
+        for member, weight in zip(found.members, weights):
+            console.print(f"  {member.name}: weight {weight:.3f}")
+    console.print(f"wrote {out} ({kind} ensemble of {len(found.members)} members, fitted on the valid split)")
+
+
 @data_app.command("render-midi")
 def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv and <genre>/<id>.mid files."),
                 out: Path = typer.Argument(..., help="Folder for the WAV clips and manifest.csv."),

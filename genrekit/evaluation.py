@@ -67,12 +67,9 @@ def write_report(metrics, out_dir, name, title):
 
 
 def evaluate_checkpoint(path, tracks, *, cache=None, workers=None, progress=True):
-    """Clip-level metrics of a saved model on `tracks` (tracks of labels the model does not know are an error)."""
-    from .checkpoints import load_checkpoint
-    from .clips import ClipSet, window_length
+    """Clip-level metrics of a saved model or ensemble on `tracks` (labels it does not know are an error)."""
+    from .ensemble import load_predictor
 
-    model, ckpt = load_checkpoint(path)
-    clips = ClipSet.from_tracks(tracks, model.representation, ckpt["labels"], cache, workers=workers, progress=progress)
-    length = window_length(model.representation, ckpt["window_seconds"], ckpt["feature_params"])
-    log_probs = predict_clip_log_probs(model, clips, length)
-    return classification_metrics(clips.targets, log_probs.argmax(1), ckpt["labels"])
+    predictor = load_predictor(path)
+    log_probs, targets = predictor.clip_log_probs(tracks, cache, workers=workers, progress=progress)
+    return classification_metrics(targets, log_probs.argmax(1), predictor.labels)

@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+import torch
+
+from genrekit.cache import FeatureCache
+from genrekit.datasets import select
+from genrekit.ensemble import (EqualAverage, Ensemble, GatedEnsemble, Stacking, WeightedAverage, gate_statistics,
+                               load_members, load_predictor)
+from genrekit.exceptions import ParameterError
+from genrekit.training import TrainConfig, train
+
+LABELS = ["high", "low", "noisy"]
+
+
+def _probs(seed=0, n=60, members=3, classes=3):
+    """Members of different quality: member k is right with probability 0.9 - 0.25 k."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    probs = np.full((members, n, classes), 0.1 / (classes - 1))
+    for k in range(members):
+        right = rng.random(n) < 0.9 - 0.25 * k
+        guess = np.where(right, y, (y + 1) % classes)
+        probs[k, np.arange(n), guess] = 0.9
+    return probs, y
+
+
+def test_weighted_average_weights_sum_to_one_and_favour_the_best_member():
+    probs, y = _probs()
+    weights = WeightedAverage().fit(probs, y).weights_
+    assert weights.sum() == pytest.approx(1.0) and (weights >= 0).all()
+    assert np.argmax(weights) == 0
+    assert EqualAverage().fit(probs, y).weights_.tolist() == pytest.approx([1 / 3] * 3)
+
+
+def test_stacking_and_gating_output_distributions():
+    probs, y = _probs()
+    stats = np.random.default_rng(1).standard_normal((probs.shape[1], 5)).astype(np.float32)
+    for combiner in (Stacking(), GatedEnsemble(epochs=50)):
+        out = combiner.fit(probs, y, stats).predict_proba(probs, stats)
+        assert out.shape == (probs.shape[1], 3) and np.allclose(out.sum(1), 1, atol=1e-5)
+    gates = GatedEnsemble(epochs=50).fit(probs, y, stats).gate_values(stats)
+    assert gates.shape == (probs.shape[1], 3) and np.allclose(gates.sum(1), 1, atol=1e-5) and (gates > 0).all()
+
+
+def test_gate_learns_which_member_to_trust_from_the_input():
+    probs, y = _probs(n=200, members=2)
+    # member 1 is perfect whenever stat > 0; member 0 whenever stat <= 0
+    stat = np.random.default_rng(2).standard_normal((200, 1)).astype(np.float32)
+    for k, mask in ((0, stat[:, 0] <= 0), (1, stat[:, 0] > 0)):
+        probs[k, mask] = np.eye(3)[y[mask]] * 0.98 + 0.01
+        probs[k, ~mask] = np.eye(3)[(y[~mask] + 1) % 3] * 0.98 + 0.01
+    gated = GatedEnsemble(epochs=300).fit(probs, y, stat)
+    assert (gated.predict_proba(probs, stat).argmax(1) == y).mean() > 0.95
+    gates = gated.gate_values(stat)
+    assert gates[stat[:, 0] > 1, 1].mean() > 0.8 and gates[stat[:, 0] < -1, 0].mean() > 0.8
+
+
+@pytest.fixture(scope="module")
+def members(toy_dataset, tmp_path_factory):
+    _, tracks = toy_dataset
+    out = tmp_path_factory.mktemp("members")
+    cache = FeatureCache(tmp_path_factory.getbasetemp() / "feature-cache")
+    paths = [train(TrainConfig(model=name, epochs=2, window_seconds=1.0, batch_size=8, model_kwargs=kw),
+                   select(tracks, "train"), select(tracks, "valid"), out, labels=LABELS, cache=cache, workers=1,
+                   progress=False)
+             for name, kw in (("cnn-logmel", {"channels": (4, 8)}), ("rnn-chroma", {"hidden": 8}))]
+    return paths, cache
+
+
+def test_ensembles_fit_on_validation_only(toy_dataset, members, monkeypatch):
+    _, tracks = toy_dataset
+    paths, cache = members
+    with pytest.raises(ParameterError, match="validation tracks only"):
+        Ensemble(load_members(paths), "stacking").fit(select(tracks, "test"), cache, progress=False)
+    seen = []
+    real = Stacking.fit
+    monkeypatch.setattr(Stacking, "fit", lambda self, p, y, s=None: seen.append(y) or real(self, p, y, s))
+    Ensemble(load_members(paths), "stacking").fit(select(tracks, "valid"), cache, progress=False)
+    valid_targets = sorted(LABELS.index(t.label) for t in select(tracks, "valid"))
+    assert sorted(seen[0].tolist()) == valid_targets  # the labels stacking saw are the validation labels
+
+
+@pytest.mark.parametrize("kind", ["equal", "weighted", "stacking", "gating"])
+def test_ensemble_file_round_trip_predicts_the_same(toy_dataset, members, tmp_path, kind):
+    _, tracks = toy_dataset
+    paths, cache = members
+    ensemble = Ensemble(load_members(paths), kind).fit(select(tracks, "valid"), cache, progress=False)
+    before, targets = ensemble.clip_log_probs(select(tracks, "test"), cache, progress=False)
+    loaded = load_predictor(ensemble.save(tmp_path / f"{kind}.ens"))
+    after, _ = loaded.clip_log_probs(select(tracks, "test"), cache, progress=False)
+    assert isinstance(loaded, Ensemble) and loaded.kind == kind and loaded.labels == LABELS
+    assert np.allclose(before, after, atol=1e-5) and np.allclose(np.exp(after).sum(1), 1, atol=1e-4)
+    assert len(targets) == 3
+
+
+def test_gate_statistics_shape(toy_dataset, members):
+    _, tracks = toy_dataset
+    stats = gate_statistics(select(tracks, "test"), members[1])
+    assert stats.shape == (3, 2 * 32 + 24) and np.isfinite(stats).all()
+
+
+def test_members_must_share_labels(members, tmp_path):
+    paths, _ = members
+    other = torch.load(paths[0], weights_only=True)
+    other["labels"] = ["a", "b", "c"]
+    torch.save(other, tmp_path / "other.pt")
+    with pytest.raises(ParameterError, match="has labels"):
+        Ensemble(load_members([paths[0], tmp_path / "other.pt"]))
+
+
+def test_cli_ensemble_then_evaluate(toy_dataset, members, tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    root, _ = toy_dataset
+    paths, cache = members
+    runner = CliRunner()
+    args = ["ensemble", "--data", str(root), "--kind", "weighted", "--out", str(tmp_path / "ens.pt"),
+            "--cache-dir", str(cache.root), "--workers", "1"]
+    for path in paths:
+        args += ["--members", str(path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "cnn-logmel: weight" in result.output and (tmp_path / "ens.pt").is_file()
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "ens.pt"), "--data", str(root), "--cache-dir",
+                                 str(cache.root), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ens.test.json").is_file() and "accuracy" in result.output
