@@ -14,37 +14,23 @@ the repository); re-running resumes or reuses finished models.
     python benchmarks/models.py --datasets midi --models cnn-logmel rnn-chroma --epochs 3
 """
 
-import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import load_benchmark_data, new_parser, train_model
 
 from genrekit.atomic import write_text
 from genrekit.baseline import make_baseline, statistics_of
-from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
+from genrekit.cache import FeatureCache
 from genrekit.checkpoints import load_checkpoint
 from genrekit.clips import clip_windows, window_length
-from genrekit.datasets import labels_of, load_dataset, select, split_by_group
-from genrekit.datasets.midi import render_midi_corpus
+from genrekit.datasets import labels_of, select
 from genrekit.evaluation import classification_metrics, evaluate_checkpoint, write_json
 from genrekit.features import compute_features
 from genrekit.models import list_models
 from genrekit.plots import plot_per_label_accuracy
-from genrekit.training import TrainConfig, train
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
-
-
-def load_benchmark_data(name, args):
-    """Tracks of one benchmark dataset with train/valid/test splits."""
-    if name == "midi":
-        return list(render_midi_corpus(args.midi_source, args.midi_audio))
-    tracks = load_dataset(f"gtzan:{args.gtzan}")
-    return split_by_group([t.replace(split=None) for t in tracks], valid=0.2, test=0.3, seed=args.seed)
 
 
 def inference_ms(checkpoint, repeats=5):
@@ -74,15 +60,12 @@ def run_baseline(tracks, labels, cache, seed):
 
 
 def benchmark_dataset(name, args):
-    tracks = load_benchmark_data(name, args)
+    tracks = load_benchmark_data(name, args, args.seed)
     labels = labels_of(tracks)
     cache = FeatureCache(args.cache)
     rows, per_genre = [], {}
     for model in args.models:
-        config = TrainConfig(model=model, epochs=args.epochs, patience=args.patience, seed=args.seed,
-                             windows_per_clip=args.windows_per_clip, window_seconds=args.window_seconds)
-        checkpoint = train(config, select(tracks, "train"), select(tracks, "valid"), args.runs / name,
-                           labels=labels, cache=cache)
+        checkpoint = train_model(model, tracks, labels, args, args.runs / name, cache, seed=args.seed)
         info = load_checkpoint(checkpoint)[1]
         metrics = evaluate_checkpoint(checkpoint, select(tracks, "test"), cache=cache, progress=False)
         rows.append({"model": model, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
@@ -117,20 +100,9 @@ def markdown(results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser(__doc__)
     parser.add_argument("--datasets", nargs="+", default=["midi", "gtzan"], choices=["midi", "gtzan"])
     parser.add_argument("--models", nargs="+", default=list_models(), choices=list_models())
-    parser.add_argument("--midi-source", type=Path, default=SHARED / "midi-genres")
-    parser.add_argument("--midi-audio", type=Path, default=DEFAULT_CACHE_DIR / "midi-genres-30s",
-                        help="Where the rendered clips are (rendered there when missing).")
-    parser.add_argument("--gtzan", type=Path, default=SHARED / "gtzan-mini")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR, help="Feature cache.")
-    parser.add_argument("--runs", type=Path, default=DEFAULT_CACHE_DIR / "runs" / "benchmark-models")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--windows-per-clip", type=int, default=2)
-    parser.add_argument("--window-seconds", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)

@@ -166,6 +166,13 @@ class GatedEnsemble:
 COMBINERS = {"equal": EqualAverage, "weighted": WeightedAverage, "stacking": Stacking, "gating": GatedEnsemble}
 
 
+def make_combiner(kind, seed=0):
+    """A fresh combiner by name (see `COMBINERS`)."""
+    if kind not in COMBINERS:
+        raise ParameterError(f"unknown ensemble kind {kind!r}; known: {', '.join(COMBINERS)}")
+    return COMBINERS[kind](seed=seed) if kind in ("stacking", "gating") else COMBINERS[kind]()
+
+
 def gate_statistics(tracks, cache, *, bands=32):
     """Per-clip input statistics for the gate: mean and deviation of log-mel (pooled to `bands` bands)
     and chroma over time. [shape=(n_clips, 2 * bands + 24)]"""
@@ -199,8 +206,6 @@ class Ensemble:
     """Members and a combiner; predicts like a single model and saves to one file with everything embedded."""
 
     def __init__(self, members, kind="weighted", seed=0):
-        if kind not in COMBINERS:
-            raise ParameterError(f"unknown ensemble kind {kind!r}; known: {', '.join(COMBINERS)}")
         if not members:
             raise ParameterError("an ensemble needs at least one member")
         labels = members[0].labels
@@ -208,7 +213,7 @@ class Ensemble:
             if member.labels != labels:
                 raise ParameterError(f"member {member.name} has labels {member.labels}, expected {labels}")
         self.members, self.kind, self.labels = members, kind, labels
-        self.combiner = COMBINERS[kind](seed=seed) if kind in ("stacking", "gating") else COMBINERS[kind]()
+        self.combiner = make_combiner(kind, seed)
 
     def member_probs(self, tracks, cache=None, *, workers=None, progress=True):
         """(member probabilities [shape=(n_members, n_clips, n_classes)], label indices, gate statistics)."""

@@ -1,0 +1,52 @@
+"""What the model and ensemble benchmarks share: data, training settings, and where runs live."""
+
+import argparse
+from pathlib import Path
+
+from genrekit.cache import DEFAULT_CACHE_DIR
+from genrekit.datasets import load_dataset, select, split_by_group
+from genrekit.datasets.midi import render_midi_corpus
+from genrekit.training import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def add_common_arguments(parser):
+    """Data locations and training settings, the same for every benchmark."""
+    parser.add_argument("--midi-source", type=Path, default=SHARED / "midi-genres")
+    parser.add_argument("--midi-audio", type=Path, default=DEFAULT_CACHE_DIR / "midi-genres-30s",
+                        help="Where the rendered clips are (rendered there when missing).")
+    parser.add_argument("--gtzan", type=Path, default=SHARED / "gtzan-mini")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR, help="Feature cache.")
+    parser.add_argument("--runs", type=Path, default=DEFAULT_CACHE_DIR / "runs" / "benchmark-models",
+                        help="Checkpoints (outside the repository); finished models are reused.")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--windows-per-clip", type=int, default=2)
+    parser.add_argument("--window-seconds", type=float, default=3.0)
+    return parser
+
+
+def new_parser(doc):
+    return add_common_arguments(argparse.ArgumentParser(description=doc,
+                                                        formatter_class=argparse.RawDescriptionHelpFormatter))
+
+
+def load_benchmark_data(name, args, seed=0):
+    """Tracks with train/valid/test splits: the rendered MIDI corpus (artist-disjoint split from songs.csv)
+    or gtzan-mini re-split by artist groups (valid 20 %, test 30 %)."""
+    if name == "midi":
+        return list(render_midi_corpus(args.midi_source, args.midi_audio))
+    tracks = load_dataset(f"gtzan:{args.gtzan}")
+    return split_by_group([t.replace(split=None) for t in tracks], valid=0.2, test=0.3, seed=seed)
+
+
+def train_model(model, tracks, labels, args, run_dir, cache, *, seed=0, model_kwargs=None):
+    """Train (or reuse) one model with the benchmark settings; returns its checkpoint path."""
+    config = TrainConfig(model=model, epochs=args.epochs, patience=args.patience, seed=seed,
+                         windows_per_clip=args.windows_per_clip, window_seconds=args.window_seconds,
+                         model_kwargs=model_kwargs or {})
+    return train(config, select(tracks, "train"), select(tracks, "valid"), run_dir, labels=labels, cache=cache)
