@@ -117,6 +117,35 @@ def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
     return resample(y, native_sr, sr)
 
 
+def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0):
+    """Yield a file as consecutive mono float32 blocks of about `block_seconds` at `sr` Hz.
+
+    Decoding and resampling run block by block (soxr's streaming resampler keeps the seams clean), so
+    memory stays bounded whatever the file's length.
+    """
+    if block_seconds <= 0 or sr <= 0:
+        raise ParameterError(f"need block_seconds > 0 and sr > 0; got {block_seconds}, {sr}")
+    with _open(path) as handle:
+        native_sr = handle.samplerate
+        stream = None if native_sr == sr else soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
+        frames = max(1, int(block_seconds * native_sr))
+        while True:
+            try:
+                data = handle.read(frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as error:
+                raise AudioError(path, f"decoding failed ({error})") from None
+            last = len(data) < frames
+            y = to_mono(data)
+            if not np.isfinite(y).all():
+                raise AudioError(path, "contains NaN or infinite samples")
+            if stream is not None:
+                y = stream.resample_chunk(y, last=last)
+            if len(y):
+                yield y
+            if last:
+                return
+
+
 def is_silent(y):
     """True when a signal never rises above -80 dBFS."""
     return y.size == 0 or float(np.max(np.abs(y))) < SILENCE_PEAK

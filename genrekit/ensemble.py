@@ -173,16 +173,24 @@ def make_combiner(kind, seed=0):
     return COMBINERS[kind](seed=seed) if kind in ("stacking", "gating") else COMBINERS[kind]()
 
 
-def gate_statistics(tracks, cache, *, bands=32):
-    """Per-clip input statistics for the gate: mean and deviation of log-mel (pooled to `bands` bands)
-    and chroma over time. [shape=(n_clips, 2 * bands + 24)]"""
-    rows = []
-    for track in tracks:
-        features = cache.load(track, ("logmel", "chroma"))
-        logmel = features["logmel"].reshape(bands, -1, features["logmel"].shape[-1]).mean(1)
-        rows.append(np.concatenate([logmel.mean(1), logmel.std(1), features["chroma"].mean(1),
-                                    features["chroma"].std(1)]))
-    return np.stack(rows).astype(np.float32)
+GATE_REPRESENTATIONS = ("logmel", "chroma")
+GATE_BANDS = 32
+
+
+def gate_frames(features):
+    """Frames the gate looks at: log-mel pooled to 32 bands over 12 chroma bins. [shape=(44, frames)]"""
+    logmel = features["logmel"]
+    return np.concatenate([logmel.reshape(GATE_BANDS, -1, logmel.shape[-1]).mean(1), features["chroma"]])
+
+
+def gate_statistics_of_frames(frames):
+    """Mean and deviation over time of `gate_frames`. [shape=(88,)]"""
+    return np.concatenate([frames.mean(1), frames.std(1)]).astype(np.float32)
+
+
+def gate_statistics(tracks, cache):
+    """Per-clip input statistics for the gate. [shape=(n_clips, 88)]"""
+    return np.stack([gate_statistics_of_frames(gate_frames(cache.load(t, GATE_REPRESENTATIONS))) for t in tracks])
 
 
 class Member:

@@ -69,3 +69,20 @@ def write_toy_dataset(root, per_class=6, seconds=2.0, sr=22050):
 def toy_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
     return root, write_toy_dataset(root)
+
+
+@pytest.fixture(scope="session")
+def members(toy_dataset, tmp_path_factory):
+    """Two tiny trained models (a CNN on log-mel, an LSTM on chroma) of the toy dataset and their cache."""
+    from genrekit.cache import FeatureCache
+    from genrekit.datasets import select
+    from genrekit.training import TrainConfig, train
+
+    _, tracks = toy_dataset
+    out = tmp_path_factory.mktemp("members")
+    cache = FeatureCache(tmp_path_factory.getbasetemp() / "feature-cache")
+    paths = [train(TrainConfig(model=name, epochs=2, window_seconds=1.0, batch_size=8, model_kwargs=kw),
+                   select(tracks, "train"), select(tracks, "valid"), out, labels=["high", "low", "noisy"],
+                   cache=cache, workers=1, progress=False)
+             for name, kw in (("cnn-logmel", {"channels": (4, 8)}), ("rnn-chroma", {"hidden": 8}))]
+    return paths, cache

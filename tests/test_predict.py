@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import tone, write_tone
+from genrekit.audio import load_audio, stream_audio
+from genrekit.datasets import select
+from genrekit.ensemble import Ensemble, load_members
+from genrekit.exceptions import AudioError, GenrekitError, ParameterError
+from genrekit.predict import Classifier, load
+
+
+def test_stream_audio_matches_whole_file_decoding(tmp_path):
+    y = np.concatenate([tone(300, 2.0, 44100), tone(600, 2.3, 44100)])
+    sf.write(tmp_path / "a.flac", y, 44100)
+    blocks = list(stream_audio(tmp_path / "a.flac", block_seconds=1.0))
+    assert len(blocks) >= 4 and max(len(b) for b in blocks) <= 22050 * 1.05
+    streamed, whole = np.concatenate(blocks), load_audio(tmp_path / "a.flac")
+    assert abs(len(streamed) - len(whole)) <= 2
+    n = min(len(streamed), len(whole))
+    assert np.max(np.abs(streamed[:n] - whole[:n])) < 1e-3
+
+
+@pytest.fixture(scope="module")
+def classifiers(members, toy_dataset, tmp_path_factory):
+    paths, cache = members
+    _, tracks = toy_dataset
+    out = tmp_path_factory.mktemp("ens")
+    gated = Ensemble(load_members(paths), "gating").fit(select(tracks, "valid"), cache, progress=False)
+    return {"single": load(paths[0]), "gated": load(gated.save(out / "gated.pt"))}
+
+
+@pytest.mark.parametrize("kind", ["single", "gated"])
+def test_predict_file_and_array_agree_and_match_evaluation(classifiers, members, toy_dataset, kind):
+    classifier = classifiers[kind]
+    _, tracks = toy_dataset
+    test = select(tracks, "test")
+    from_files = [classifier.predict(t.path) for t in test]
+    for track, result in zip(test, from_files):
+        assert result.probabilities.sum() == pytest.approx(1, abs=1e-4)
+        assert result.timeline.shape == (2, 3) and result.times.tolist() == [0.0, 1.0]
+        y, sr = sf.read(track.path, dtype="float32")
+        same = classifier.predict(y, sr=sr)
+        assert np.allclose(same.probabilities, result.probabilities, atol=1e-4)
+    evaluated, _ = classifier.predictor.clip_log_probs(test, members[1], progress=False)
+    assert np.allclose(np.exp(evaluated), [r.probabilities for r in from_files], atol=1e-2)
+
+
+def test_long_stereo_song_at_another_rate_gets_a_timeline(classifiers, tmp_path):
+    sr = 44100
+    low, high = tone(220, 40.0, sr, amplitude=0.4), tone(1760, 40.0, sr, amplitude=0.4)
+    y = np.stack([np.concatenate([low, high])] * 2, axis=1)
+    sf.write(tmp_path / "long.flac", y, sr)  # (libsndfile crashes writing long OGG files in one call)
+    result = classifiers["single"].predict(tmp_path / "long.flac")
+    assert result.duration == pytest.approx(80.0, abs=0.1)
+    assert len(result.times) == 80 and result.times[-1] == pytest.approx(79.0, abs=0.05)
+    labels = result.labels
+    for second in (5, 45, 79):  # each timeline row is the model's view of that window alone
+        alone = classifiers["single"].predict(load_audio(tmp_path / "long.flac", offset=second, duration=1.0),
+                                              sr=22050)
+        assert np.allclose(result.timeline[second], alone.probabilities, atol=0.02)
+    d = result.to_dict(top=2, timeline=True)
+    assert len(d["top"]) == 2 and len(d["timeline"]) == 80 and set(d["probabilities"]) == set(labels)
+
+
+def test_bad_input_errors(classifiers, tmp_path):
+    classifier = classifiers["single"]
+    sf.write(tmp_path / "silence.wav", np.zeros(22050 * 2, np.float32), 22050)
+    with pytest.raises(AudioError, match="silence.wav: silent"):
+        classifier.predict(tmp_path / "silence.wav")
+    with pytest.raises(ParameterError, match="sr="):
+        classifier.predict(np.zeros(100, np.float32))
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"ID3" + bytes(100))
+    good = write_tone(tmp_path / "good.wav", freq=1700, seconds=2.0)
+    failures = []
+    results = classifier.predict_many([bad, good, tmp_path / "missing.wav"], on_error=lambda p, e: failures.append(p))
+    assert isinstance(results[0], AudioError) and "bad.mp3" in str(results[0])
+    assert results[1].genre == "high" and isinstance(results[2], AudioError)
+    assert failures == [bad, tmp_path / "missing.wav"]
+
+
+def test_load_errors(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(GenrekitError, match="junk.pt: not a genrekit checkpoint"):
+        load(tmp_path / "junk.pt")
+    with pytest.raises(GenrekitError, match="file not found"):
+        load(tmp_path / "none.pt")
+    assert isinstance(Classifier, type)
