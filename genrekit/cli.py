@@ -146,6 +146,62 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint written b
 
 
 @app.command()
+def predict(files: list[Path] = typer.Argument(..., help="Audio files (any length and format soundfile reads)."),
+            model: Path = typer.Option(None, help="Checkpoint or ensemble file (default: the bundled model)."),
+            top: int = typer.Option(3, help="How many genres to show per file."),
+            output_format: str = typer.Option("table", "--format", help="table, json or csv."),
+            timeline: bool = typer.Option(False, help="Also give genre probabilities per window (JSON) and a PNG."),
+            timeline_dir: Path = typer.Option(Path("timelines"), help="Folder for the timeline PNGs.")):
+    """Predict the genre of songs; a file that fails gets one line and the others go on (exit code 1)."""
+    import csv as csv_module
+    import json
+
+    from .predict import load
+    from .plots import plot_timeline
+
+    if output_format not in ("table", "json", "csv"):
+        raise GenrekitError(f"--format must be table, json or csv, got {output_format!r}")
+    if top < 1:
+        raise GenrekitError(f"--top must be at least 1, got {top}")
+    classifier = load(model)
+    results = classifier.predict_many(files)
+    failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
+    good = [result for result in results if not isinstance(result, GenrekitError)]
+    if timeline:
+        for result in good:
+            plot_timeline(result, timeline_dir / f"{Path(result.source).stem}.timeline.png")
+    if output_format == "json":
+        rows = [{"source": str(path), "error": str(result)} if isinstance(result, GenrekitError)
+                else result.to_dict(top=top, timeline=timeline) for path, result in zip(files, results)]
+        print(json.dumps(rows, indent=2))
+    elif output_format == "csv":
+        writer = csv_module.writer(sys.stdout)
+        writer.writerow(["path", "genre", "probability", *[f"top{k + 1}" for k in range(top)], "error"])
+        for path, result in zip(files, results):
+            if isinstance(result, GenrekitError):
+                writer.writerow([path, "", "", *[""] * top, str(result)])
+            else:
+                ranked = result.top(top)
+                writer.writerow([path, result.genre, f"{ranked[0][1]:.4f}",
+                                 *[f"{g}:{p:.4f}" for g, p in ranked] + [""] * (top - len(ranked)), ""])
+    else:
+        table = Table(title=f"Genres ({classifier.source})")
+        for column in ("file", "genre", "probability", f"top {top}", "length"):
+            table.add_column(column)
+        for result in good:
+            ranked = result.top(top)
+            table.add_row(Path(result.source).name, ranked[0][0], f"{ranked[0][1]:.0%}",
+                          ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
+        console.print(table)
+        if timeline:
+            console.print(f"timelines: {timeline_dir}/")
+    for path, error in failed:
+        print(f"error: {error}", file=sys.stderr)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (repeat the option)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
              kind: str = typer.Option("weighted", help="equal, weighted, stacking or gating."),

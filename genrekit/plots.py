@@ -1,5 +1,7 @@
 """Pictures for people: the four representations of a clip, training curves, confusion matrices."""
 
+from pathlib import Path
+
 import librosa.display
 import matplotlib
 
@@ -81,4 +83,17 @@ def plot_training_curves(history, path, *, title=None):
     right.set(xlabel="Epoch", ylabel="Clip accuracy", title="Validation accuracy", ylim=(0, 1))
     if title:
         figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def plot_timeline(prediction, path):
+    """Genre probabilities over a song's windows, stacked, with the song-level result in the title."""
+    figure, ax = plt.subplots(figsize=(10, 3.8), constrained_layout=True)
+    order = np.argsort(-prediction.probabilities)
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: len(order)]
+    ax.stackplot(prediction.times, prediction.timeline[:, order].T, labels=[prediction.labels[i] for i in order],
+                 colors=colors, step="post")
+    ax.set(xlim=(0, max(prediction.duration, 1e-3)), ylim=(0, 1), xlabel="Time (s)", ylabel="Probability",
+           title=f"{Path(prediction.source).name}: {prediction.genre} ({prediction.probabilities.max():.0%})")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     return save_figure(figure, path)

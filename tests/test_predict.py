@@ -87,3 +87,37 @@ def test_load_errors(tmp_path):
     with pytest.raises(GenrekitError, match="file not found"):
         load(tmp_path / "none.pt")
     assert isinstance(Classifier, type)
+
+
+def test_cli_predict_formats_timeline_and_failures(members, tmp_path):
+    import csv
+    import io
+    import json
+
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    model = str(members[0][0])
+    good = write_tone(tmp_path / "song one.wav", freq=1700, seconds=3.0)
+    bad = tmp_path / "broken.flac"
+    bad.write_bytes(b"fLaC" + bytes(50))
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(good), "--model", model, "--top", "2"])
+    assert result.exit_code == 0, result.output
+    assert "song one.wav" in result.output and "top 2" in result.output
+
+    result = runner.invoke(app, ["predict", str(good), str(bad), "--model", model, "--format", "json",
+                                 "--timeline", "--timeline-dir", str(tmp_path / "tl")])
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout)
+    assert rows[0]["genre"] in ("high", "low", "noisy") and len(rows[0]["timeline"]) == 3
+    assert "broken.flac" in rows[1]["error"]
+    assert (tmp_path / "tl" / "song one.timeline.png").read_bytes()[:4] == b"\x89PNG"
+
+    result = runner.invoke(app, ["predict", str(good), "--model", model, "--format", "csv", "--top", "3"])
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert result.exit_code == 0 and table[0]["genre"] and table[0]["top3"].count(":") == 1
+
+    result = runner.invoke(app, ["predict", str(good), "--model", model, "--format", "yaml"])
+    assert result.exit_code != 0
