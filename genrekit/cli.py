@@ -202,6 +202,16 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
 
 
 @app.command()
+def export(model: Path = typer.Argument(..., help="Checkpoint or ensemble file."),
+           onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write.")):
+    """Export a model or ensemble to ONNX (networks in the graph; features and combination outside, see
+    genrekit.export). `genrekit predict --model FILE.onnx` runs it with onnxruntime."""
+    from .export import export_onnx
+
+    console.print(f"wrote {export_onnx(model, onnx)}")
+
+
+@app.command()
 def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (repeat the option)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
              kind: str = typer.Option("weighted", help="equal, weighted, stacking or gating."),
@@ -221,6 +231,42 @@ def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (r
         for member, weight in zip(found.members, weights):
             console.print(f"  {member.name}: weight {weight:.3f}")
     console.print(f"wrote {out} ({kind} ensemble of {len(found.members)} members, fitted on the valid split)")
+
+
+@app.command()
+def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recursively for audio files."),
+        db: Path = typer.Option(..., help="SQLite file of results (created; a re-run continues where it stopped)."),
+        model: Path = typer.Option(None, help="Model or ensemble file (default: the bundled model)."),
+        workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+        export: str = typer.Option(None, help="Also export the table: csv or json."),
+        output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json)."),
+        write_tags: bool = typer.Option(False, "--write-tags", help="Write the genre into each file's tags."),
+        retry_failed: bool = typer.Option(False, "--retry-failed", help="Try unchanged files that failed before again.")):
+    """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
+    from .exceptions import ParameterError
+    from .library import EXPORT_FORMATS, export_library, tag_library
+    from .predict import load
+
+    if export is None and output is not None:
+        export = output.suffix.lstrip(".").lower()
+    if export is not None and export.lower() not in EXPORT_FORMATS:
+        raise ParameterError(f"--export must be one of {', '.join(EXPORT_FORMATS)}, got {export!r}")
+    summary = tag_library(directory, db, load(model), workers=workers or None, write_tags=write_tags,
+                          retry_failed=retry_failed)
+    console.print(summary.line(), highlight=False, markup=False)
+    for path, reason in summary.failures:
+        console.print(f"{path}: {reason}", style="red", highlight=False, markup=False)
+    if write_tags:
+        console.print(f"genre tags written: {summary.tags_written}, not written: {len(summary.tag_problems)}",
+                      highlight=False, markup=False)
+        for path, reason in summary.tag_problems:
+            console.print(f"{path}: tag {reason}", style="yellow", highlight=False, markup=False)
+    if export is not None:
+        output = output or db.with_suffix(f".{export.lower()}")
+        rows = export_library(db, output, export)
+        console.print(f"wrote {output} ({rows} rows)", highlight=False, markup=False)
+    if not summary.ok:
+        raise typer.Exit(1)
 
 
 @data_app.command("render-midi")

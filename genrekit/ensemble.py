@@ -152,13 +152,14 @@ class GatedEnsemble:
 
     def get_state(self):
         return {"mean": self.mean_.tolist(), "std": self.std_.tolist(), "hidden": self.hidden,
-                "gate": self.gate_.state_dict(), "n_members": self.gate_.net[-1].out_features}
+                "gate": {name: value.tolist() for name, value in self.gate_.state_dict().items()},
+                "n_members": self.gate_.net[-1].out_features}
 
     def set_state(self, state):
         self.mean_, self.std_ = np.asarray(state["mean"]), np.asarray(state["std"])
         self.hidden = state["hidden"]
         self.gate_ = Gate(len(self.mean_), state["n_members"], self.hidden)
-        self.gate_.load_state_dict(state["gate"])
+        self.gate_.load_state_dict({name: torch.tensor(value) for name, value in state["gate"].items()})
         self.gate_.eval()
         return self
 

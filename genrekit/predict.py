@@ -58,24 +58,50 @@ class Prediction:
         return out
 
 
-class Classifier:
-    """A trained model or ensemble ready to predict songs (see `load`)."""
+class TorchScorer:
+    """Scores windows with the members' torch networks."""
 
-    def __init__(self, predictor, source):
-        self.predictor, self.source = predictor, str(source)
-        self.members = predictor.members if isinstance(predictor, Ensemble) else [predictor]
-        self.labels = predictor.labels
-        self.params = self.members[0].info["feature_params"]
-        self.window_seconds = self.members[0].info["window_seconds"]
-        for member in self.members:
-            if member.info["feature_params"] != self.params or member.info["window_seconds"] != self.window_seconds:
+    def __init__(self, members):
+        self.models = [member.model for member in members]
+
+    def __call__(self, windows):
+        """Member window log-probabilities [shape=(n_members, n_windows, n_labels)] from windows per
+        representation."""
+        with torch.inference_mode():
+            return np.stack([torch.log_softmax(model(torch.from_numpy(windows[model.representation])), dim=1).numpy()
+                             for model in self.models])
+
+
+class Classifier:
+    """A trained model or ensemble ready to predict songs (see `load`).
+
+    `scorer` turns windows into member log-probabilities (torch or onnxruntime), `combiner` (None for a
+    single model) mixes the members as the ensemble was fitted to.
+    """
+
+    def __init__(self, source, *, scorer, combiner, labels, member_names, member_representations, params,
+                 window_seconds):
+        self.source, self.scorer, self.combiner, self.labels = str(source), scorer, combiner, list(labels)
+        self.member_names, self.params, self.window_seconds = list(member_names), params, window_seconds
+        self.gated = isinstance(combiner, GatedEnsemble)
+        self.member_representations = sorted(set(member_representations))
+        self.representations = sorted(set(member_representations) | (set(GATE_REPRESENTATIONS) if self.gated else set()))
+
+    @classmethod
+    def from_predictor(cls, predictor, source):
+        """A classifier running a `Member` or `Ensemble` with torch."""
+        members = predictor.members if isinstance(predictor, Ensemble) else [predictor]
+        params, window_seconds = members[0].info["feature_params"], members[0].info["window_seconds"]
+        for member in members:
+            if member.info["feature_params"] != params or member.info["window_seconds"] != window_seconds:
                 raise GenrekitError(f"{source}: members differ in feature parameters or window length")
-        self.gated = isinstance(getattr(predictor, "combiner", None), GatedEnsemble)
-        self.representations = sorted({m.model.representation for m in self.members}
-                                      | (set(GATE_REPRESENTATIONS) if self.gated else set()))
+        return cls(source, scorer=TorchScorer(members), combiner=getattr(predictor, "combiner", None),
+                   labels=predictor.labels, member_names=[m.name for m in members],
+                   member_representations=[m.model.representation for m in members], params=params,
+                   window_seconds=window_seconds)
 
     def __repr__(self):
-        return f"Classifier({self.source!r}, members={[m.name for m in self.members]}, labels={self.labels})"
+        return f"Classifier({self.source!r}, members={self.member_names}, labels={self.labels})"
 
     def _blocks(self, audio, sr):
         if isinstance(audio, (str, Path)):
@@ -92,19 +118,13 @@ class Classifier:
     def _score_block(self, y):
         """Member window log-probabilities [shape=(n_members, n_windows, n_labels)] and gate frames."""
         features = compute_features(y, self.params, self.representations)
-        scores = []
-        with torch.inference_mode():
-            for member in self.members:
-                rep = member.model.representation
-                windows = clip_windows(features[rep], window_length(rep, self.window_seconds, self.params))
-                scores.append(torch.log_softmax(member.model(torch.from_numpy(windows)), dim=1).numpy())
-        return np.stack(scores), (gate_frames(features) if self.gated else None)
+        windows = {rep: clip_windows(features[rep], window_length(rep, self.window_seconds, self.params))
+                   for rep in self.member_representations}
+        return self.scorer(windows), (gate_frames(features) if self.gated else None)
 
     def _combine(self, member_log_probs, stats):
         probs = np.exp(member_log_probs)
-        if isinstance(self.predictor, Ensemble):
-            return self.predictor.predict_from_member_probs(probs, stats)
-        return probs[0]
+        return probs[0] if self.combiner is None else self.combiner.predict_proba(probs, stats)
 
     def predict(self, audio, sr=None):
         """Genres of a file (any format soundfile reads) or of an array of samples at `sr` Hz."""
@@ -145,9 +165,36 @@ class Classifier:
         return results
 
 
-def load(model=None):
-    """A `Classifier` for a checkpoint or ensemble file; the bundled default model when `model` is None."""
-    path = Path(model) if model is not None else DEFAULT_MODEL
-    if model is None and not path.is_file():
-        raise GenrekitError(f"{path}: the bundled default model is missing (run scripts/train_default_model.py)")
-    return Classifier(load_predictor(path), path)
+def onnxruntime_available():
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load(model=None, *, backend="auto"):
+    """A `Classifier` for a checkpoint, ensemble or exported `.onnx` file; the bundled default model when
+    `model` is None.
+
+    backend: "torch", "onnx", or "auto" (onnxruntime for `.onnx` files, and for the bundled model when
+    onnxruntime is installed; torch otherwise).
+    """
+    if backend not in ("auto", "torch", "onnx"):
+        raise ParameterError(f"backend must be auto, torch or onnx, got {backend!r}")
+    if model is None:
+        use_onnx = backend == "onnx" or (backend == "auto" and onnxruntime_available())
+        path = DEFAULT_MODEL.with_suffix(".onnx") if use_onnx else DEFAULT_MODEL
+        if not path.is_file():
+            raise GenrekitError(f"{path}: the bundled default model is missing (run scripts/train_default_model.py)")
+    else:
+        path = Path(model)
+    if path.suffix == ".onnx":
+        if backend == "torch":
+            raise ParameterError(f"{path}: an ONNX file runs with onnxruntime, not torch")
+        from .export import load_onnx
+
+        return load_onnx(path)
+    if backend == "onnx":
+        raise ParameterError(f"{path}: export it first (genrekit export {path} --onnx out.onnx)")
+    return Classifier.from_predictor(load_predictor(path), path)

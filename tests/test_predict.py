@@ -5,7 +5,7 @@ import soundfile as sf
 from conftest import tone, write_tone
 from genrekit.audio import load_audio, stream_audio
 from genrekit.datasets import select
-from genrekit.ensemble import Ensemble, load_members
+from genrekit.ensemble import Ensemble, load_members, load_predictor
 from genrekit.exceptions import AudioError, GenrekitError, ParameterError
 from genrekit.predict import Classifier, load
 
@@ -30,8 +30,13 @@ def classifiers(members, toy_dataset, tmp_path_factory):
     return {"single": load(paths[0]), "gated": load(gated.save(out / "gated.pt"))}
 
 
+@pytest.fixture(scope="module")
+def predictors(classifiers):
+    return {kind: load_predictor(classifier.source) for kind, classifier in classifiers.items()}
+
+
 @pytest.mark.parametrize("kind", ["single", "gated"])
-def test_predict_file_and_array_agree_and_match_evaluation(classifiers, members, toy_dataset, kind):
+def test_predict_file_and_array_agree_and_match_evaluation(classifiers, predictors, members, toy_dataset, kind):
     classifier = classifiers[kind]
     _, tracks = toy_dataset
     test = select(tracks, "test")
@@ -42,7 +47,7 @@ def test_predict_file_and_array_agree_and_match_evaluation(classifiers, members,
         y, sr = sf.read(track.path, dtype="float32")
         same = classifier.predict(y, sr=sr)
         assert np.allclose(same.probabilities, result.probabilities, atol=1e-4)
-    evaluated, _ = classifier.predictor.clip_log_probs(test, members[1], progress=False)
+    evaluated, _ = predictors[kind].clip_log_probs(test, members[1], progress=False)
     assert np.allclose(np.exp(evaluated), [r.probabilities for r in from_files], atol=1e-2)
 
 
@@ -121,3 +126,20 @@ def test_cli_predict_formats_timeline_and_failures(members, tmp_path):
 
     result = runner.invoke(app, ["predict", str(good), "--model", model, "--format", "yaml"])
     assert result.exit_code != 0
+
+
+@pytest.mark.parametrize("kind", ["single", "gated"])
+def test_onnx_export_predicts_like_torch(classifiers, toy_dataset, tmp_path, kind):
+    pytest.importorskip("onnxruntime")
+    from genrekit.export import export_onnx
+
+    torch_classifier = classifiers[kind]
+    onnx_classifier = load(export_onnx(torch_classifier.source, tmp_path / f"{kind}.onnx"))
+    assert type(onnx_classifier.scorer).__name__ == "OnnxScorer"
+    assert onnx_classifier.labels == torch_classifier.labels
+    for track in select(toy_dataset[1], "test"):
+        a, b = torch_classifier.predict(track.path), onnx_classifier.predict(track.path)
+        assert np.allclose(a.probabilities, b.probabilities, atol=1e-4)
+        assert np.allclose(a.timeline, b.timeline, atol=1e-4)
+    with pytest.raises(ParameterError, match="onnxruntime, not torch"):
+        load(tmp_path / f"{kind}.onnx", backend="torch")
