@@ -81,8 +81,11 @@ def _load_data(specs, seed=0):
 
 @app.command()
 def models():
-    """List the registered models and the representation each reads."""
+    """List the registered models and describe the bundled default model."""
+    import json
+
     from .models import create_model, list_models
+    from .predict import DEFAULT_MODEL
 
     table = Table(title="Models")
     for column in ("name", "representation", "parameters (10 classes)"):
@@ -91,6 +94,17 @@ def models():
         model = create_model(name, 10)
         table.add_row(name, model.representation, f"{sum(p.numel() for p in model.parameters()):,}")
     console.print(table)
+    card = DEFAULT_MODEL.with_suffix(".json")
+    if not card.is_file():
+        console.print(f"no bundled default model ({DEFAULT_MODEL}); run scripts/train_default_model.py")
+        return
+    info = json.loads(card.read_text())
+    console.print(f"[bold]Default model[/bold] ({DEFAULT_MODEL.name}, {info['kind']}): {', '.join(info['labels'])}")
+    console.print(f"  members and weights: {info['members']}")
+    console.print(f"  trained on: {info['training_data']}")
+    for name, result in info["held_out"].items():
+        console.print(f"  held-out {name}: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f} "
+                      f"on {result['n']} clips (chance {info['chance']:.3f})")
 
 
 @app.command()
@@ -297,25 +311,32 @@ def data_summary(dataset: str = DatasetArg):
 
 
 @app.command()
-def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the example clip and its pictures."),
+def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the example songs and pictures."),
          dataset: str = typer.Option(None, help="Dataset to summarise (default: ../shared/data/gtzan-mini if present).")):
-    """Synthesise the built-in example clip, draw its four representations and summarise a dataset."""
+    """Make the example songs, draw the four representations of one, predict their genres with the bundled
+    model, and summarise a dataset."""
     from .audio import load_audio
-    from .examples import write_example_clip
+    from .examples import write_example_songs
     from .features import compute_features
     from .plots import plot_representations
 
-    output.mkdir(parents=True, exist_ok=True)
-    clip = write_example_clip(output / "example.wav")
-    feats = compute_features(load_audio(clip))
-    picture = plot_representations(feats, output / "example.png", title="genrekit example clip")
-    table = Table(title=f"Representations of {clip}")
+    songs = write_example_songs(output)
+    shown = songs[-1]
+    feats = compute_features(load_audio(shown))
+    picture = plot_representations(feats, output / f"{shown.stem}.png", title=shown.name)
+    table = Table(title=f"Representations of {shown.name}")
     for column in ("representation", "shape", "min", "max"):
         table.add_column(column)
     for name, value in feats.items():
         table.add_row(name, str(value.shape), f"{value.min():.2f}", f"{value.max():.2f}")
     console.print(table)
     console.print(f"pictures: {picture}")
+    from .predict import DEFAULT_MODEL
+
+    if DEFAULT_MODEL.is_file():
+        predict(songs, model=None, top=3, output_format="table", timeline=True, timeline_dir=output / "timelines")
+    else:
+        console.print(f"no bundled model at {DEFAULT_MODEL}: run scripts/train_default_model.py")
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-mini"
     dataset = dataset or (str(default) if default.is_dir() else None)
     if dataset:

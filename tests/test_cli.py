@@ -28,7 +28,7 @@ def test_demo_writes_example_and_pictures(tmp_path):
             write_tone(tmp_path / "music" / genre / f"{i}.wav", seconds=0.2)
     result = runner.invoke(app, ["demo", "--output", str(tmp_path), "--dataset", str(tmp_path / "music")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "example.wav").is_file() and (tmp_path / "example.png").is_file()
+    assert (tmp_path / "example-loop.wav").is_file() and list(tmp_path.glob("example-*.png"))
     assert "logmel" in result.output and "(128," in result.output and "8 clips" in result.output
 
 
