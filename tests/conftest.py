@@ -25,20 +25,21 @@ def write_tone(path, freq=440.0, seconds=1.0, sr=22050, **kwargs):
     return path
 
 
-@pytest.fixture
-def gtzan_mini():
-    root = SHARED_DATA / "gtzan-mini"
+def _shared(name):
+    root = SHARED_DATA / name
     if not root.is_dir():
         pytest.skip(f"shared data not found at {root}")
     return root
+
+
+@pytest.fixture
+def gtzan_mini():
+    return _shared("gtzan-mini")
 
 
 @pytest.fixture
 def midi_genres():
-    root = SHARED_DATA / "midi-genres"
-    if not root.is_dir():
-        pytest.skip(f"shared data not found at {root}")
-    return root
+    return _shared("midi-genres")
 
 
 def write_toy_dataset(root, per_class=6, seconds=2.0, sr=22050):
