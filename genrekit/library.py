@@ -1,0 +1,504 @@
+"""Tagging a whole music library: every audio file under a folder gets its genre, kept in a SQLite table.
+
+The table (`tracks`) has one row per file, keyed by its absolute path, with the file's size, modification
+time and SHA-1, the model that classified it, the top genre, the probabilities (JSON) and the error text
+(NULL when the file was fine). Each finished file is committed at once from the main process (WAL mode), so
+a run that is killed loses at most the files in flight, and the next run continues: a file whose path,
+size, modification time and model match its row is skipped; a file whose content (SHA-1) is already in the
+table for the same model (a copy, a moved or renamed file, a touched one) reuses that result. Rows of files
+that are gone from the folder are removed when a run completes.
+
+Genre tags are written into the files only when asked (`write_tags=True`): on a copy beside the file, with
+mutagen, and the copy replaces the original only when it still decodes to the same number of frames.
+"""
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+from tqdm import tqdm
+
+from .atomic import atomic_path
+from .cache import file_digest
+from .datasets.folder import audio_files
+from .exceptions import AudioError, GenrekitError, ParameterError
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracks (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha1 TEXT,
+    model_id TEXT NOT NULL,
+    genre TEXT,
+    probabilities TEXT,
+    error TEXT,
+    tag TEXT,
+    tagged_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tracks_sha1 ON tracks (sha1);
+"""
+COLUMNS = ("path", "size", "mtime_ns", "sha1", "model_id", "genre", "probabilities", "error", "tag", "tagged_at")
+UPSERT = (f"INSERT INTO tracks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+          f"ON CONFLICT(path) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])}")
+EXPORT_FORMATS = ("csv", "json")
+CRASH_REASON = "the worker process crashed while decoding or classifying this file"
+
+
+class TagError(GenrekitError):
+    """A genre tag that could not be written; `unsupported` when the format has no genre tag at all."""
+
+    def __init__(self, path, reason, unsupported=False):
+        self.path, self.reason, self.unsupported = str(path), reason, unsupported
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class LibrarySummary:
+    """What a `tag_library` run did."""
+
+    total: int = 0
+    """audio files found under the folder"""
+    tagged: int = 0
+    """classified in this run"""
+    reused: int = 0
+    """given the result of a file with the same content (copy, move, touch) without classifying"""
+    skipped: int = 0
+    """unchanged since a run with the same model: left as they were"""
+    failed: int = 0
+    """failed in this run"""
+    unchanged_failed: int = 0
+    """failed in an earlier run and unchanged since (not retried unless `retry_failed`)"""
+    failures: list = field(default_factory=list)
+    """(path, reason) of every file that has no genre, sorted by path"""
+    removed: int = 0
+    """rows of files no longer under the folder, deleted"""
+    tags_written: int = 0
+    tag_problems: list = field(default_factory=list)
+    """(path, reason) of files whose genre tag could not be written"""
+
+    @property
+    def ok(self):
+        """True when every file has a genre and every asked-for tag that the format supports was written."""
+        return not self.failures and not any(not reason.startswith("unsupported") for _, reason in self.tag_problems)
+
+    def line(self):
+        text = (f"{self.total} audio files: {self.tagged} tagged, {self.reused} reused (same content), "
+                f"{self.skipped} unchanged, {self.failed + self.unchanged_failed} failed")
+        if self.unchanged_failed:
+            text += f" ({self.unchanged_failed} unchanged since an earlier run)"
+        if self.removed:
+            text += f"; {self.removed} rows of vanished files removed"
+        return text
+
+
+class _Job(NamedTuple):
+    path: str
+    size: int
+    mtime_ns: int
+    sha1: str
+
+
+# ---------------------------------------------------------------------------------------------- model id
+
+
+def model_id(classifier):
+    """Identifies the model: the SHA-1 of its file, or of its member names and labels when it has none."""
+    source = Path(classifier.source)
+    if source.is_file():
+        return file_digest(source)
+    spec = json.dumps({"members": [m.name for m in classifier.members], "labels": list(classifier.labels)})
+    return hashlib.sha1(spec.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- classifying
+
+
+def _classify(classifier, path):
+    """(genre, probabilities JSON, error) of one file; a bad file gives its reason, never an exception."""
+    try:
+        prediction = classifier.predict(path)
+    except AudioError as error:
+        return None, None, error.reason
+    except GenrekitError as error:
+        return None, None, str(error)
+    except OSError as error:
+        return None, None, f"cannot read ({error.strerror or error})"
+    except Exception as error:  # noqa: BLE001 - one odd file must not stop a library-wide run
+        return None, None, f"unexpected error: {type(error).__name__}: {error}"
+    probabilities = {label: round(float(p), 6) for label, p in zip(prediction.labels, prediction.probabilities)}
+    return prediction.genre, json.dumps(probabilities), None
+
+
+_WORKER_CLASSIFIER = None
+
+
+def _init_worker(model_path):
+    global _WORKER_CLASSIFIER
+    import torch
+
+    from .predict import load
+
+    torch.set_num_threads(1)
+    _WORKER_CLASSIFIER = load(model_path)
+
+
+def _work(path):
+    return _classify(_WORKER_CLASSIFIER, path)
+
+
+def _run_in_process(jobs, classifier, handle):
+    for job in jobs:
+        handle(job, _classify(classifier, job.path))
+
+
+def _run_pool(jobs, model_path, workers, handle):
+    """Classify `jobs` in a process pool, at most 2 per worker in flight, handing each result to `handle` as
+    it arrives. When a worker dies (a decoder crash), the files that were in flight are retried one at a
+    time in a fresh pool; a file that kills a worker on its own is recorded as failed."""
+    jobs = iter(jobs)
+    suspects = deque()
+    in_flight = {}
+    exhausted = False
+
+    def new_pool():
+        return ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(model_path,))
+
+    pool = new_pool()
+    try:
+        while True:
+            if suspects:
+                if not in_flight:
+                    job = suspects.popleft()
+                    in_flight[pool.submit(_work, job.path)] = job
+            else:
+                while not exhausted and len(in_flight) < 2 * workers:
+                    job = next(jobs, None)
+                    if job is None:
+                        exhausted = True
+                    else:
+                        in_flight[pool.submit(_work, job.path)] = job
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            crashed = []
+            for future in done:
+                job = in_flight.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    crashed.append(job)
+                    continue
+                handle(job, result)
+            if crashed:
+                crashed.extend(in_flight.values())
+                in_flight.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                if len(crashed) == 1:
+                    handle(crashed[0], (None, None, CRASH_REASON))
+                else:
+                    suspects.extend(crashed)
+                pool = new_pool()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------------------------------- database
+
+
+def _connect(db_path):
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(db_path, timeout=60)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            conn.close()
+            raise GenrekitError(f"{db_path}: library database of an unknown version ({version})")
+        conn.executescript(SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("SELECT path, size, mtime_ns, sha1, model_id, genre, probabilities, error, tag, tagged_at "
+                     "FROM tracks LIMIT 1")
+    except sqlite3.DatabaseError as error:
+        raise GenrekitError(f"{db_path}: not a usable library database ({error})") from None
+    return conn
+
+
+def _now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_rows(db_path):
+    db_path = Path(db_path)
+    if not db_path.is_file():
+        raise GenrekitError(f"{db_path}: library database not found")
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(row) for row in conn.execute("SELECT * FROM tracks ORDER BY path")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as error:
+        raise GenrekitError(f"{db_path}: not a library database ({error})") from None
+
+
+# ---------------------------------------------------------------------------------------------- tagging
+
+
+def tag_library(root, db_path, classifier, *, workers=None, progress=True, write_tags=False, retry_failed=False):
+    """Classify every audio file under `root` (recursively) into the SQLite table at `db_path`.
+
+    `classifier` is a `genrekit.predict.Classifier`; with more than one worker each process loads it again
+    from `classifier.source`. Files unchanged since a run with the same model are skipped (those that
+    failed too, unless `retry_failed`). With `write_tags`, the genre is also written into each file's tags.
+    Returns a `LibrarySummary`.
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise GenrekitError(f"{root}: folder not found")
+    files = [str(path) for path in audio_files(root)]
+    model = model_id(classifier)
+    summary = LibrarySummary(total=len(files))
+    conn = _connect(db_path)
+    try:
+        known = {row["path"]: row for row in conn.execute("SELECT * FROM tracks")}
+        reusable = {row["sha1"]: row for row in known.values()
+                    if row["model_id"] == model and row["error"] is None and row["sha1"]}
+        todo = []
+        for path in files:
+            try:
+                stat = os.stat(path)
+            except OSError as error:
+                summary.failed += 1
+                summary.failures.append((path, f"cannot read ({error.strerror or error})"))
+                continue
+            row = known.get(path)
+            if (row is not None and row["size"] == stat.st_size and row["mtime_ns"] == stat.st_mtime_ns
+                    and row["model_id"] == model and not (retry_failed and row["error"] is not None)):
+                if row["error"] is None:
+                    summary.skipped += 1
+                else:
+                    summary.unchanged_failed += 1
+                    summary.failures.append((path, row["error"]))
+                continue
+            todo.append((path, stat))
+
+        def record(job, result, reused=False):
+            genre, probabilities, error = result
+            with conn:
+                conn.execute(UPSERT, (job.path, job.size, job.mtime_ns, job.sha1, model, genre, probabilities,
+                                      error, None, _now()))
+            if reused:
+                summary.reused += 1
+            elif error is None:
+                summary.tagged += 1
+                reusable.setdefault(job.sha1, {"genre": genre, "probabilities": probabilities})
+            else:
+                summary.failed += 1
+                summary.failures.append((job.path, error))
+            bar.update()
+
+        def jobs():
+            """Hash each file as it is about to be handed out; results for known content are reused."""
+            for path, stat in todo:
+                try:
+                    sha1 = file_digest(path)
+                except OSError as error:
+                    record(_Job(path, stat.st_size, stat.st_mtime_ns, None),
+                           (None, None, f"cannot read ({error.strerror or error})"))
+                    continue
+                job = _Job(path, stat.st_size, stat.st_mtime_ns, sha1)
+                same = reusable.get(sha1)
+                if same is not None:
+                    record(job, (same["genre"], same["probabilities"], None), reused=True)
+                    continue
+                yield job
+
+        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        bar = tqdm(total=len(todo), desc="tagging", unit="file", disable=not progress, dynamic_ncols=True)
+        bar.set_postfix(unchanged=summary.skipped + summary.unchanged_failed)
+        try:
+            if workers == 1:
+                _run_in_process(jobs(), classifier, record)
+            else:
+                _run_pool(jobs(), str(classifier.source), workers, record)
+        finally:
+            bar.close()
+
+        under_root, present = str(root) + os.sep, set(files)
+        gone = [path for path in known if path.startswith(under_root) and path not in present]
+        with conn:
+            conn.executemany("DELETE FROM tracks WHERE path = ?", [(path,) for path in gone])
+        summary.removed = len(gone)
+        if write_tags:
+            _write_tags(conn, files, summary, progress)
+    finally:
+        conn.close()
+    summary.failures.sort()
+    summary.tag_problems.sort()
+    return summary
+
+
+def _write_tags(conn, files, summary, progress):
+    """Write the genre into every classified file whose tag is not written yet (or failed before)."""
+    rows = {row["path"]: row for row in conn.execute(
+        "SELECT * FROM tracks WHERE error IS NULL AND (tag IS NULL OR tag LIKE 'failed%')")}
+    pending = [rows[path] for path in files if path in rows]
+    for row in tqdm(pending, desc="writing tags", unit="file", disable=not progress or not pending):
+        path = row["path"]
+        try:
+            stat = os.stat(path)
+            if (stat.st_size, stat.st_mtime_ns) != (row["size"], row["mtime_ns"]):
+                continue  # changed since it was classified: the next run classifies it again
+            changed = write_genre_tag(path, row["genre"])
+        except TagError as error:
+            status = f"unsupported: {error.reason}" if error.unsupported else f"failed: {error.reason}"
+            summary.tag_problems.append((path, status))
+            with conn:
+                conn.execute("UPDATE tracks SET tag = ? WHERE path = ?", (status, path))
+            continue
+        except OSError as error:
+            summary.tag_problems.append((path, f"failed: {error.strerror or error}"))
+            continue
+        if changed:
+            summary.tags_written += 1
+            stat = os.stat(path)
+            size, mtime_ns, sha1 = stat.st_size, stat.st_mtime_ns, file_digest(path)
+        else:
+            size, mtime_ns, sha1 = row["size"], row["mtime_ns"], row["sha1"]
+        with conn:
+            conn.execute("UPDATE tracks SET tag = 'written', size = ?, mtime_ns = ?, sha1 = ? WHERE path = ?",
+                         (size, mtime_ns, sha1, path))
+
+
+def _frames(path):
+    import soundfile as sf
+
+    try:
+        return sf.info(str(path)).frames
+    except Exception:  # noqa: BLE001 - anything soundfile cannot read
+        return None
+
+
+def _genres_in(audio):
+    from mutagen.id3 import ID3
+
+    if audio.tags is None:
+        return []
+    if isinstance(audio.tags, ID3):
+        return [text for frame in audio.tags.getall("TCON") for text in frame.text]
+    return list(audio.tags.get("genre", []))
+
+
+def _set_genre(audio, path, genre):
+    from mutagen.id3 import ID3, TCON
+
+    if audio.tags is None:
+        audio.add_tags()
+    if isinstance(audio.tags, ID3):  # WAV and AIFF: an ID3 chunk, without mutagen's easy interface
+        audio.tags.setall("TCON", [TCON(encoding=3, text=[genre])])
+        return
+    try:
+        audio.tags["genre"] = [genre]
+    except (KeyError, TypeError, ValueError) as error:
+        raise TagError(path, f"unsupported: {Path(path).suffix} tags have no genre field ({error})", True) from None
+
+
+def write_genre_tag(path, genre):
+    """Set the genre tag of an audio file; True when the file changed, False when it had that genre already.
+
+    The tag is written to a copy in the same folder, which replaces the original (`os.replace`) only once it
+    reads back with the new genre and decodes to as many frames as before, so the file is never left
+    half-written. Raises `TagError` (with `unsupported=True` for formats without a genre tag).
+    """
+    import mutagen
+
+    path = Path(os.path.realpath(path))
+
+    def open_tags(target):
+        try:
+            return mutagen.File(target, easy=True)
+        except (mutagen.MutagenError, OSError, ValueError, EOFError) as error:
+            raise TagError(path, f"cannot read its tags ({error})") from None
+
+    audio = open_tags(path)
+    if audio is None:
+        raise TagError(path, f"unsupported: mutagen cannot tag {path.suffix or 'extension-less'} files", True)
+    if _genres_in(audio) == [genre]:
+        return False
+    frames = _frames(path)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tagging{path.suffix}")
+    os.close(handle)
+    temp = Path(temp)
+    try:
+        shutil.copy2(path, temp)
+        copy = open_tags(temp)
+        _set_genre(copy, path, genre)
+        try:
+            copy.save()
+        except (mutagen.MutagenError, OSError, ValueError) as error:
+            raise TagError(path, f"writing the tag failed ({error})") from None
+        if _genres_in(open_tags(temp)) != [genre]:
+            raise TagError(path, "the tag did not read back; file left untouched")
+        if _frames(temp) != frames:
+            raise TagError(path, "the tagged copy no longer decodes as before; file left untouched")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+
+def export_library(db_path, out_path, fmt=None):
+    """Write the library table as CSV or JSON (format from `fmt`, else from the file's suffix), atomically.
+
+    CSV has one column per genre (`p_<genre>`); JSON has the probabilities as an object. Returns the number
+    of rows written.
+    """
+    out_path = Path(out_path)
+    fmt = (fmt or out_path.suffix.lstrip(".")).lower()
+    if fmt not in EXPORT_FORMATS:
+        raise ParameterError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    records = []
+    for row in _read_rows(db_path):
+        probabilities = json.loads(row["probabilities"]) if row["probabilities"] else {}
+        records.append({
+            "path": row["path"], "genre": row["genre"],
+            "confidence": probabilities.get(row["genre"]) if row["genre"] else None,
+            "error": row["error"], "size": row["size"],
+            "mtime": datetime.fromtimestamp(row["mtime_ns"] / 1e9, timezone.utc).isoformat(timespec="seconds"),
+            "sha1": row["sha1"], "model_id": row["model_id"], "tagged_at": row["tagged_at"], "tag": row["tag"],
+            "probabilities": probabilities})
+    if fmt == "json":
+        text = json.dumps(records, indent=1, ensure_ascii=False) + "\n"
+    else:
+        labels = list(dict.fromkeys(label for record in records for label in record["probabilities"]))
+        buffer = io.StringIO()
+        fields = [name for name in records[0] if name != "probabilities"] if records else ["path", "genre"]
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(fields + [f"p_{label}" for label in labels])
+        for record in records:
+            writer.writerow([("" if record[name] is None else record[name]) for name in fields]
+                            + [record["probabilities"].get(label, "") for label in labels])
+        text = buffer.getvalue()
+    with atomic_path(out_path) as temp:
+        temp.write_text(text, encoding="utf-8")
+    return len(records)

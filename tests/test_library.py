@@ -1,0 +1,268 @@
+import csv
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mutagen
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from conftest import write_tone
+from genrekit import library
+from genrekit.cli import app, main
+from genrekit.library import CRASH_REASON, TagError, export_library, tag_library, write_genre_tag
+from genrekit.predict import load
+
+runner = CliRunner()
+GOOD = ["a/low.wav", "a/high.flac", "b/noise.ogg", "b/c/tone.mp3", "copies/low again.wav"]
+BAD = {"a/broken.mp3": "not a readable audio file", "b/broken.wav": "not a readable audio file",
+       "b/empty.flac": "empty file", "b/c/silent.wav": "silent"}
+
+
+def make_library(root):
+    """Five good files (one a byte copy of another), four bad ones and a text file."""
+    rng = np.random.default_rng(1)
+    write_tone(root / "a" / "low.wav", 220, seconds=3.0)
+    write_tone(root / "a" / "high.flac", 1760, seconds=3.0, sr=44100)
+    (root / "b" / "c").mkdir(parents=True)
+    sf.write(root / "b" / "noise.ogg", (0.3 * rng.standard_normal(2 * 22050)).astype(np.float32), 22050)
+    write_tone(root / "b" / "c" / "tone.mp3", 1500, seconds=2.0)
+    (root / "copies").mkdir()
+    shutil.copy(root / "a" / "low.wav", root / "copies" / "low again.wav")
+    (root / "a" / "broken.mp3").write_bytes(b"not an mp3 at all " * 50)
+    (root / "b" / "broken.wav").write_bytes(os.urandom(3000))
+    (root / "b" / "empty.flac").write_bytes(b"")
+    sf.write(root / "b" / "c" / "silent.wav", np.zeros(22050, np.float32), 22050)
+    (root / "b" / "notes.txt").write_text("not music")
+    return root
+
+
+def rows(db):
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return {row["path"]: dict(row) for row in conn.execute("SELECT * FROM tracks")}
+
+
+def relative(table, root):
+    return {str(Path(path).relative_to(root.resolve())): row for path, row in table.items()}
+
+
+def same_results(a, b):
+    """Two tables hold the same files with the same genres, errors and (nearly) the same probabilities."""
+    assert a.keys() == b.keys()
+    for path in a:
+        for column in ("size", "mtime_ns", "sha1", "model_id", "genre", "error"):
+            assert a[path][column] == b[path][column], (path, column)
+        if a[path]["probabilities"]:
+            pa, pb = json.loads(a[path]["probabilities"]), json.loads(b[path]["probabilities"])
+            assert pa.keys() == pb.keys() and all(abs(pa[k] - pb[k]) < 1e-4 for k in pa)
+
+
+@pytest.fixture(scope="module")
+def model(members):
+    return members[0][0]
+
+
+@pytest.fixture(scope="module")
+def classifier(model):
+    return load(model)
+
+
+def test_tags_every_file_once_and_reruns_only_what_changed(tmp_path, classifier, members):
+    root, db = make_library(tmp_path / "music"), tmp_path / "lib.sqlite"
+    summary = tag_library(root, db, classifier, workers=1, progress=False)
+    assert (summary.total, summary.tagged, summary.reused, summary.skipped, summary.failed) == (9, 4, 1, 0, 4)
+    assert not summary.ok and "9 audio files: 4 tagged, 1 reused" in summary.line()
+    failures = {str(Path(p).relative_to(root.resolve())): reason for p, reason in summary.failures}
+    assert failures.keys() == BAD.keys()
+    for name, reason in BAD.items():
+        assert reason in failures[name]
+    table = relative(rows(db), root)
+    assert sorted(table) == sorted(GOOD + list(BAD))  # the .txt file is ignored, nothing twice
+    for name in GOOD:
+        row = table[name]
+        probabilities = json.loads(row["probabilities"])
+        assert row["error"] is None and row["genre"] in ("high", "low", "noisy")
+        assert sum(probabilities.values()) == pytest.approx(1, abs=1e-3)
+        assert row["genre"] == max(probabilities, key=probabilities.get)
+        assert row["sha1"] and row["size"] == (root / name).stat().st_size
+    assert table["copies/low again.wav"]["probabilities"] == table["a/low.wav"]["probabilities"]
+    for name in BAD:
+        assert table[name]["genre"] is None and table[name]["error"] == failures[name]
+
+    again = tag_library(root, db, classifier, workers=1, progress=False)
+    assert (again.tagged, again.reused, again.skipped, again.failed, again.unchanged_failed) == (0, 0, 5, 0, 4)
+    assert len(again.failures) == 4
+    assert relative(rows(db), root) == table  # untouched, tagged_at included
+
+    write_tone(root / "a" / "low.wav", 1700, seconds=3.0)  # new content
+    os.utime(root / "a" / "low.wav", ns=(1, 1_000_000_000))
+    (root / "b" / "c" / "silent.wav").unlink()
+    third = tag_library(root, db, classifier, workers=1, progress=False)
+    assert (third.tagged, third.reused, third.skipped, third.removed, third.total) == (1, 0, 4, 1, 8)
+    after = relative(rows(db), root)
+    assert "b/c/silent.wav" not in after
+    changed = {name for name in after if after[name] != table[name]}
+    assert changed == {"a/low.wav"} and after["a/low.wav"]["sha1"] != table["a/low.wav"]["sha1"]
+
+    os.utime(root / "a" / "high.flac")  # touched, same content: the stored result is reused
+    fourth = tag_library(root, db, classifier, workers=1, progress=False)
+    assert (fourth.tagged, fourth.reused, fourth.skipped) == (0, 1, 4)
+
+    other = tag_library(root, db, load(members[0][1]), workers=1, progress=False)  # another model: all again
+    assert (other.tagged, other.reused, other.skipped, other.failed) == (5, 0, 0, 3)
+    assert len({row["model_id"] for row in rows(db).values()}) == 1
+
+
+KILLED_RUN = """
+import sys, time
+from genrekit import library
+from genrekit.predict import load
+slow = library._classify
+def classify(*args):
+    time.sleep(0.4)
+    return slow(*args)
+library._classify = classify
+library.tag_library(sys.argv[1], sys.argv[2], load(sys.argv[3]), workers=1, progress=False)
+"""
+
+
+def test_killed_run_loses_nothing_and_duplicates_nothing(tmp_path, classifier, model):
+    root = make_library(tmp_path / "music")
+    db, reference = tmp_path / "killed.sqlite", tmp_path / "reference.sqlite"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(root), str(db), str(model)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if db.exists():
+                try:
+                    if len(rows(db)) >= 3:
+                        break
+                except sqlite3.OperationalError:  # the table is being created
+                    pass
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    partial = rows(db)
+    assert 3 <= len(partial) < 9
+    resumed = tag_library(root, db, classifier, workers=1, progress=False)
+    assert resumed.skipped + resumed.unchanged_failed == len(partial)
+    assert resumed.tagged + resumed.reused + resumed.failed == 9 - len(partial)
+    finished = rows(db)
+    assert all(finished[path] == row for path, row in partial.items())  # committed rows kept as they were
+    tag_library(root, reference, classifier, workers=1, progress=False)
+    same_results(finished, rows(reference))
+
+
+def test_parallel_workers_give_the_same_table(tmp_path, classifier):
+    root = make_library(tmp_path / "music")
+    summary = tag_library(root, tmp_path / "pool.sqlite", classifier, workers=2, progress=False)
+    assert (summary.tagged + summary.reused, summary.failed) == (5, 4)
+    tag_library(root, tmp_path / "one.sqlite", classifier, workers=1, progress=False)
+    same_results(rows(tmp_path / "pool.sqlite"), rows(tmp_path / "one.sqlite"))
+
+
+def _crashing_work(path):
+    if path.endswith("crash.wav"):
+        os._exit(3)
+    return _classify_in_worker(path)
+
+
+_classify_in_worker = library._work
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="needs fork to patch the workers")
+def test_a_file_that_kills_its_worker_is_recorded_and_the_run_goes_on(tmp_path, classifier, monkeypatch):
+    for i in range(4):
+        write_tone(tmp_path / "music" / f"{i}.wav", 300 + 400 * i, seconds=1.0)
+    write_tone(tmp_path / "music" / "crash.wav", 500, seconds=1.0)
+    monkeypatch.setattr(library, "_work", _crashing_work)
+    summary = tag_library(tmp_path / "music", tmp_path / "lib.sqlite", classifier, workers=2, progress=False)
+    assert (summary.tagged, summary.failed) == (4, 1)
+    assert summary.failures == [(str((tmp_path / "music" / "crash.wav").resolve()), CRASH_REASON)]
+    assert len(rows(tmp_path / "lib.sqlite")) == 5
+
+
+def test_export_csv_and_json(tmp_path, classifier):
+    root, db = make_library(tmp_path / "music"), tmp_path / "lib.sqlite"
+    tag_library(root, db, classifier, workers=1, progress=False)
+    assert export_library(db, tmp_path / "out.csv", "csv") == 9
+    with open(tmp_path / "out.csv", newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert len(records) == 9 and {"p_high", "p_low", "p_noisy", "genre", "error", "sha1"} <= records[0].keys()
+    by_name = {Path(r["path"]).name: r for r in records}
+    assert by_name["empty.flac"]["genre"] == "" and "empty" in by_name["empty.flac"]["error"]
+    good = by_name["high.flac"]
+    assert float(good["confidence"]) == pytest.approx(float(good[f"p_{good['genre']}"]))
+    assert export_library(db, tmp_path / "out.json", "json") == 9
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert [d["path"] for d in data] == [r["path"] for r in records]
+    assert set(data[0]["probabilities"]) <= {"high", "low", "noisy"}
+    with pytest.raises(library.ParameterError):
+        export_library(db, tmp_path / "out.xml", None)
+    assert not list(tmp_path.glob(".out*"))  # no temporary files left
+
+
+def test_write_tags_sets_the_genre_and_keeps_the_audio(tmp_path, classifier):
+    root, db = tmp_path / "music", tmp_path / "lib.sqlite"
+    write_tone(root / "a.mp3", 220, seconds=2.0)
+    write_tone(root / "b.flac", 1760, seconds=2.0)
+    write_tone(root / "c.wav", 1760, seconds=2.0)
+    write_tone(root / "d.au", 220, seconds=2.0)  # decodes, but mutagen has no tags for it
+    before = {p.name: sf.read(p)[0] for p in root.iterdir()}
+    summary = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
+    assert summary.tagged == 4 and summary.tags_written == 3 and summary.ok
+    assert len(summary.tag_problems) == 1 and summary.tag_problems[0][0].endswith("d.au")
+    assert summary.tag_problems[0][1].startswith("unsupported")
+    table = {Path(p).name: row for p, row in rows(db).items()}
+    for name in ("a.mp3", "b.flac"):
+        assert mutagen.File(root / name, easy=True)["genre"] == [table[name]["genre"]]
+    assert [t for f in mutagen.File(root / "c.wav").tags.getall("TCON") for t in f.text] == [table["c.wav"]["genre"]]
+    for name, samples in before.items():
+        assert np.allclose(sf.read(root / name)[0], samples)
+        assert table[name]["size"] == (root / name).stat().st_size
+    assert table["d.au"]["tag"].startswith("unsupported") and table["a.mp3"]["tag"] == "written"
+    assert sorted(os.listdir(root)) == ["a.mp3", "b.flac", "c.wav", "d.au"]  # no copies left behind
+    again = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
+    assert (again.skipped, again.tagged, again.tags_written, again.tag_problems) == (4, 0, 0, [])
+    assert write_genre_tag(root / "a.mp3", table["a.mp3"]["genre"]) is False  # already there: file untouched
+    (root / "bad.mp3").write_bytes(b"junk" * 100)
+    with pytest.raises(TagError):
+        write_genre_tag(root / "bad.mp3", "rock")
+    assert (root / "bad.mp3").read_bytes() == b"junk" * 100
+
+
+def test_cli_tag_exit_codes_and_export(tmp_path, model, monkeypatch, capsys):
+    root, db = make_library(tmp_path / "music"), tmp_path / "lib.sqlite"
+    args = ["tag", str(root), "--db", str(db), "--model", str(model), "--workers", "1"]
+    result = runner.invoke(app, args + ["--export", "json", "--output", str(tmp_path / "lib.json")])
+    assert result.exit_code == 1, result.output
+    assert "9 audio files: 4 tagged, 1 reused (same content), 0 unchanged, 4 failed" in result.output
+    assert f"{(root / 'b' / 'empty.flac').resolve()}: empty file (0 bytes)" in result.output
+    assert len(json.loads((tmp_path / "lib.json").read_text())) == 9
+    for name in BAD:
+        (root / name).unlink()
+    result = runner.invoke(app, args + ["--export", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "5 audio files: 0 tagged, 0 reused (same content), 5 unchanged, 0 failed" in result.output
+    assert "4 rows of vanished files removed" in result.output and (tmp_path / "lib.csv").is_file()
+    assert isinstance(runner.invoke(app, args + ["--export", "xml"]).exception, library.ParameterError)
+
+    monkeypatch.setattr("genrekit.predict.DEFAULT_MODEL", tmp_path / "missing.pt")
+    monkeypatch.setattr("sys.argv", ["genrekit", "tag", str(root), "--db", str(db)])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bundled default model is missing" in err
