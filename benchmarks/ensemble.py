@@ -11,7 +11,6 @@ ensemble_per_genre.png (best ensemble against best single model).
 """
 
 import numpy as np
-import torch
 from common import load_benchmark_data, new_parser, train_model
 
 from genrekit.atomic import write_text
@@ -77,7 +76,6 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--no-se", action="store_true", help="Skip the squeeze-and-excitation rows.")
     args = parser.parse_args()
-    torch.set_num_threads(2)
     tracks = load_benchmark_data("midi", args)
     labels = labels_of(tracks)
     cache = FeatureCache(args.cache)
