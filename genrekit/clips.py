@@ -25,16 +25,26 @@ def _fit(array, length):
     return np.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, missing)], constant_values=array.min())
 
 
-def clip_windows(array, length, hop=None):
-    """All windows of `length` along the last axis every `hop` (default: `length`), the last one flush
-    with the end so the whole clip is covered. Returns [shape=(n_windows, ..., length)]."""
-    array = _fit(array, length)
+def window_starts(total, length, hop=None):
+    """Starts of windows of `length` every `hop` (default: `length`) over `total` positions, the last one
+    flush with the end so all is covered (one window at 0 when `total` <= `length`)."""
     hop = hop or length
-    total = array.shape[-1]
-    starts = list(range(0, total - length + 1, hop))
-    if starts[-1] != total - length:
+    starts = list(range(0, max(total - length, 0) + 1, hop))
+    if starts[-1] < total - length:
         starts.append(total - length)
+    return starts
+
+
+def cut_windows(array, starts, length):
+    """Windows of `length` at `starts` along the last axis (padded where the array is too short).
+    Returns [shape=(len(starts), ..., length)]."""
+    array = _fit(array, max(starts) + length)
     return np.stack([array[..., s:s + length] for s in starts])
+
+
+def clip_windows(array, length, hop=None):
+    """All windows of a clip (see `window_starts`). Returns [shape=(n_windows, ..., length)]."""
+    return cut_windows(array, window_starts(array.shape[-1], length, hop), length)
 
 
 class ClipSet:

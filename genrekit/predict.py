@@ -14,7 +14,7 @@ import torch
 from scipy.special import log_softmax
 
 from .audio import is_silent, resample, stream_audio, to_mono
-from .clips import clip_windows, window_length
+from .clips import cut_windows, window_length, window_starts
 from .ensemble import (GATE_REPRESENTATIONS, Ensemble, GatedEnsemble, gate_frames, gate_statistics_of_frames,
                        load_predictor)
 from .exceptions import AudioError, GenrekitError, ParameterError
@@ -104,23 +104,38 @@ class Classifier:
         return f"Classifier({self.source!r}, members={self.member_names}, labels={self.labels})"
 
     def _blocks(self, audio, sr):
+        """The signal in blocks of a whole number of windows (about BLOCK_SECONDS), the last one shorter."""
+        window = window_length("waveform", self.window_seconds, self.params)
+        size = max(1, int(BLOCK_SECONDS // self.window_seconds)) * window
         if isinstance(audio, (str, Path)):
-            yield from stream_audio(audio, sr=self.params.sr, block_seconds=BLOCK_SECONDS)
+            pending = np.zeros(0, np.float32)
+            for piece in stream_audio(audio, sr=self.params.sr, block_seconds=BLOCK_SECONDS):
+                pending = np.concatenate([pending, piece])
+                while len(pending) >= size:
+                    yield pending[:size]
+                    pending = pending[size:]
+            if len(pending):
+                yield pending
             return
         if sr is None:
             raise ParameterError("pass sr= with an array of samples")
         y = np.asarray(audio, dtype=np.float32)
         y = resample(to_mono(y.T if y.ndim == 2 and y.shape[0] < y.shape[1] else y), sr, self.params.sr)
-        step = int(BLOCK_SECONDS * self.params.sr)
-        for start in range(0, max(len(y), 1), step):
-            yield y[start:start + step]
+        for start in range(0, max(len(y), 1), size):
+            yield y[start:start + size]
 
     def _score_block(self, y):
-        """Member window log-probabilities [shape=(n_members, n_windows, n_labels)] and gate frames."""
+        """Member window log-probabilities [shape=(n_members, n_windows, n_labels)], gate frames, and the
+        windows' starts in samples."""
         features = compute_features(y, self.params, self.representations)
-        windows = {rep: clip_windows(features[rep], window_length(rep, self.window_seconds, self.params))
-                   for rep in self.member_representations}
-        return self.scorer(windows), (gate_frames(features) if self.gated else None)
+        samples = window_length("waveform", self.window_seconds, self.params)
+        starts = window_starts(len(y), samples)  # the same windows in time for every representation
+        windows = {}
+        for rep in self.member_representations:
+            scale = 1 if rep == "waveform" else self.params.hop_length
+            windows[rep] = cut_windows(features[rep], [s // scale for s in starts],
+                                       window_length(rep, self.window_seconds, self.params))
+        return self.scorer(windows), (gate_frames(features) if self.gated else None), np.asarray(starts)
 
     def _combine(self, member_log_probs, stats):
         probs = np.exp(member_log_probs)
@@ -134,11 +149,10 @@ class Classifier:
         for block in self._blocks(audio, sr):
             loud = loud or not is_silent(block)
             if len(block) >= window or offset == 0:
-                block_scores, block_frames = self._score_block(block)
+                block_scores, block_frames, starts = self._score_block(block)
                 scores.append(block_scores)
                 frames.append(block_frames)
-                n = block_scores.shape[1]
-                times.extend(offset / self.params.sr + self.window_seconds * np.arange(n))
+                times.extend((offset + starts) / self.params.sr)
             offset += len(block)
         if offset == 0:
             raise AudioError(source, "contains no audio samples")

@@ -143,3 +143,21 @@ def test_onnx_export_predicts_like_torch(classifiers, toy_dataset, tmp_path, kin
         assert np.allclose(a.timeline, b.timeline, atol=1e-4)
     with pytest.raises(ParameterError, match="onnxruntime, not torch"):
         load(tmp_path / f"{kind}.onnx", backend="torch")
+
+
+def test_waveform_and_frame_members_see_the_same_windows(members, toy_dataset, tmp_path):
+    """Blocks of any length (resampled streams are not exact) give every member the same windows."""
+    from genrekit.training import TrainConfig, train
+
+    _, tracks = toy_dataset
+    waveform = train(TrainConfig(model="cnn-waveform", epochs=1, window_seconds=1.0, batch_size=8,
+                                 model_kwargs={"channels": (4, 8)}), select(tracks, "train"), select(tracks, "valid"),
+                     tmp_path, labels=["high", "low", "noisy"], cache=members[1], workers=1, progress=False)
+    ensemble = Ensemble(load_members([members[0][0], waveform]), "equal").fit(select(tracks, "valid"), members[1],
+                                                                             progress=False)
+    classifier = load(ensemble.save(tmp_path / "mixed.pt"))
+    for seconds in (2.0, 2.1, 3.999, 61.3):
+        y = tone(1700, seconds, 44100, amplitude=0.3)
+        result = classifier.predict(y, sr=44100)
+        assert result.timeline.shape == (len(result.times), 3) and np.isfinite(result.timeline).all()
+        assert result.times[-1] == pytest.approx(seconds - 1.0, abs=0.01)
