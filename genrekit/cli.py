@@ -14,6 +14,9 @@ from .exceptions import GenrekitError
 app = typer.Typer(help="Predict the genre of music from audio.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Datasets: summaries and rendering.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+experiment_app = typer.Typer(help="The paper's experiments: song variants, instrumental / a-cappella.",
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
 console = Console(soft_wrap=True)
 
 DatasetArg = typer.Argument(..., help="Dataset as PATH or KIND:PATH (kinds: gtzan, ccmusic, folder, csv).")
@@ -308,6 +311,73 @@ def data_summary(dataset: str = DatasetArg):
     table, line = _summary_table(_load_data([dataset]), dataset)
     console.print(table)
     console.print(line)
+
+
+# ------------------------------------------------------------------------------ experiment (paper, section 3)
+
+def _experiment_report(result, out, name, title):
+    from .experiments import write_experiment
+
+    json_path, markdown, picture = write_experiment(result, out, name, title)
+    console.print(markdown.read_text(), highlight=False, markup=False)
+    console.print(f"wrote {markdown}, {json_path} and {picture}", highlight=False, markup=False)
+    if result["failures"]:
+        console.print(f"{result['n_failed']} clip(s) skipped (listed in {json_path})", style="yellow",
+                      highlight=False, markup=False)
+        raise typer.Exit(1)
+
+
+@experiment_app.command("variants")
+def experiment_variants(
+        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model)."),
+        data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH; several are merged."),
+        variants: list[str] = typer.Option(None, help="Variants to run (repeat, or comma-separated; default: "
+                                                      "speed, stretch, pitch, noise, low-pass and MP3 ones)."),
+        split: str = typer.Option("test", help="Split to evaluate on."),
+        out: Path = typer.Option(Path("out/experiments"), help="Folder for variants.{md,json,png}.")):
+    """Accuracy on the split's clips as they are and under each variant (sped up, stretched, pitch-shifted,
+    noisy, low-passed, MP3), per genre, with the drop from the original (paper 3.1, Figure 1)."""
+    from .datasets import select
+    from .experiments import evaluate_variants
+    from .predict import load
+    from .variants import check_variants
+
+    names = check_variants([name.strip() for value in variants or [] for name in value.split(",") if name.strip()]) \
+        or None
+    tracks = select(_load_data(data), split)
+    if not tracks:
+        raise GenrekitError(f"{', '.join(data)}: no clips in the {split!r} split")
+    result = evaluate_variants(load(model), tracks, names)
+    result.update(data=", ".join(data), split=split)
+    _experiment_report(result, out, "variants", f"Song variants ({split} split)")
+
+
+@experiment_app.command("instrumental-acappella")
+def experiment_instrumental_acappella(
+        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model)."),
+        midi_source: Path = typer.Option(..., help="MIDI collection: songs.csv and <genre>/<id>.mid files."),
+        midi_audio: Path = typer.Option(None, help="Its rendered clips (`genrekit data render-midi`, mode middle): "
+                                                   "originals reused from there; missing ones are rendered."),
+        out: Path = typer.Option(Path("out/experiments"), help="Folder for the report; clips go to OUT/versions/."),
+        split: str = typer.Option("test", help="Split of songs.csv to use."),
+        separation: bool = typer.Option(True, help="Also evaluate background / foreground separated from the "
+                                                   "original audio (approximate)."),
+        limit_per_genre: int = typer.Option(None, help="At most this many songs per genre."),
+        workers: int = typer.Option(0, help="Rendering processes (0: one per core)."),
+        timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take.")):
+    """Accuracy on original, instrumental and a-cappella renders of MIDI songs (exact) and on background /
+    foreground separated from the audio (approximate), per genre (paper 3.2)."""
+    from .experiments import evaluate_versions
+    from .predict import load
+    from .variants import render_versions
+
+    classifier = load(model)
+    versions = render_versions(midi_source, out / "versions", midi_audio=midi_audio, split=split,
+                               workers=workers or None, timeout=timeout, limit_per_genre=limit_per_genre)
+    result = evaluate_versions(classifier, versions, separation=separation)
+    result.update(data=str(midi_source), split=split)
+    result["render_failures"] = [{"path": f.path, "window": f.window, "reason": f.reason} for f in versions.failures]
+    _experiment_report(result, out, "instrumental-acappella", f"Instrumental and a-cappella ({split} split)")
 
 
 @app.command()
