@@ -120,7 +120,7 @@ def model_id(classifier):
     source = Path(classifier.source)
     if source.is_file():
         return file_digest(source)
-    spec = json.dumps({"members": [m.name for m in classifier.members], "labels": list(classifier.labels)})
+    spec = json.dumps({"members": classifier.member_names, "labels": list(classifier.labels)})
     return hashlib.sha1(spec.encode()).hexdigest()
 
 
