@@ -611,17 +611,11 @@ def render_versions(source_dir, out_dir, *, midi_audio=None, split="test", sound
     window (`find_melody_track(midi, window=...)`); `.named` / `.heuristic` count the kept songs.
     """
     from .datasets.folder import write_manifest
-    from .datasets.midi import (DEFAULT_SOUNDFONT, FLUIDSYNTH, PEAK_DBFS, RenderError, _pool, _track, _write_failures,
-                                read_songs)
+    from .datasets.midi import DEFAULT_SOUNDFONT, PEAK_DBFS, _pool, _track, _write_failures, check_renderer, read_songs
 
     soundfont = DEFAULT_SOUNDFONT if soundfont is None else soundfont
     peak_dbfs = PEAK_DBFS if peak_dbfs is None else peak_dbfs
-    if not Path(soundfont).is_file():
-        raise ParameterError(f"{soundfont}: soundfont not found")
-    import shutil
-
-    if shutil.which(FLUIDSYNTH) is None:
-        raise RenderError(f"{FLUIDSYNTH} not found on PATH (Debian: apt install fluidsynth)")
+    check_renderer(soundfont)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     songs = read_songs(source_dir, splits=split, limit_per_genre=limit_per_genre)

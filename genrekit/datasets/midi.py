@@ -357,6 +357,14 @@ def cut_midi(midi, start, end):
 
 # ------------------------------------------------------------------------------------------------ rendering
 
+def check_renderer(soundfont=DEFAULT_SOUNDFONT):
+    """Raise a clear error unless FluidSynth and the soundfont are there."""
+    if not Path(soundfont).is_file():
+        raise ParameterError(f"{soundfont}: soundfont not found")
+    if shutil.which(FLUIDSYNTH) is None:
+        raise RenderError(f"{FLUIDSYNTH} not found on PATH (Debian: apt install fluidsynth)")
+
+
 def fluidsynth_available(soundfont=DEFAULT_SOUNDFONT):
     """True when the fluidsynth binary is on PATH and `soundfont` exists."""
     return shutil.which(FLUIDSYNTH) is not None and Path(soundfont).is_file()
@@ -626,10 +634,7 @@ def render_midi_corpus(source_dir, out_dir, *, mode="middle", clip_seconds=CLIP_
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ParameterError(f"workers must be at least 1, got {workers}")
-    if not Path(soundfont).is_file():
-        raise ParameterError(f"{soundfont}: soundfont not found")
-    if shutil.which(FLUIDSYNTH) is None:
-        raise RenderError(f"{FLUIDSYNTH} not found on PATH (Debian: apt install fluidsynth)")
+    check_renderer(soundfont)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     songs = read_songs(source_dir, splits=splits, limit_per_genre=limit_per_genre)
