@@ -369,7 +369,7 @@ def experiment_instrumental_acappella(
     foreground separated from the audio (approximate), per genre (paper 3.2)."""
     from .experiments import evaluate_versions
     from .predict import load
-    from .variants import render_versions
+    from .datasets.versions import render_versions
 
     classifier = load(model)
     versions = render_versions(midi_source, out / "versions", midi_audio=midi_audio, split=split,

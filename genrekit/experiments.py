@@ -188,7 +188,8 @@ def evaluate_versions(classifier, versions, *, separation=True, sr=SAMPLE_RATE, 
     the background and foreground `separate` splits the original into (approximate). Songs lacking one
     of the three renders are left out. Results are broken down by how the melody part was found."""
     from .audio import load_audio
-    from .variants import VERSIONS, separate
+    from .datasets.versions import VERSIONS
+    from .variants import separate
 
     songs = {}
     for version in versions:

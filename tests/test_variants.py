@@ -9,9 +9,10 @@ import pytest
 from conftest import tone
 from genrekit.datasets.midi import DEFAULT_SOUNDFONT, fluidsynth_available, read_midi, render_window
 from genrekit.exceptions import ParameterError
-from genrekit.variants import (CHOIR_PROGRAM, DEFAULT_VARIANTS, VARIANTS, MelodyNotFound, a_cappella, add_noise,
-                               apply_variant, find_melody_track, instrumental, low_pass, midi_parts, mp3,
-                               pitch_shift, read_versions, render_versions, separate, speed, time_stretch)
+from genrekit.datasets.versions import (CHOIR_PROGRAM, MelodyNotFound, a_cappella, find_melody_track, instrumental,
+                                       midi_parts, read_versions, render_versions)
+from genrekit.variants import (DEFAULT_VARIANTS, VARIANTS, add_noise, apply_variant, low_pass, mp3, pitch_shift, separate,
+                               speed, time_stretch)
 
 SR = 22050
 TPB = 480
