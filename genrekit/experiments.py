@@ -184,7 +184,7 @@ def evaluate_variants(classifier, tracks, variants=None, *, sr=SAMPLE_RATE, prog
 
 def evaluate_versions(classifier, versions, *, separation=True, sr=SAMPLE_RATE, progress=True):
     """A model's results on songs as original, instrumental and a-cappella renders (`versions`: the
-    `VersionClip`s of `genrekit.variants.render_versions` or `read_versions`) and, with `separation`, on
+    `VersionClip`s of `genrekit.datasets.versions.render_versions` or `read_versions`) and, with `separation`, on
     the background and foreground `separate` splits the original into (approximate). Songs lacking one
     of the three renders are left out. Results are broken down by how the melody part was found."""
     from .audio import load_audio

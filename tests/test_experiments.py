@@ -10,7 +10,7 @@ from genrekit.datasets import Track, load_dataset, select
 from genrekit.exceptions import ParameterError
 from genrekit.experiments import evaluate_variants, evaluate_versions, write_experiment
 from genrekit.predict import load
-from genrekit.variants import VersionClip
+from genrekit.datasets.versions import VersionClip
 
 VARIANTS = ["speed-1.25x", "noise-20dB"]
 
