@@ -3,7 +3,7 @@
 * `evaluate_variants`: the clips of a split as they are ("original") and under each audio variant of
   `genrekit.variants.VARIANTS` (sped up, time-stretched, pitch-shifted, noisy, low-passed, MP3);
 * `evaluate_versions`: songs of a MIDI collection as original, instrumental and a-cappella renders (exact,
-  `genrekit.variants.render_versions`), plus background / foreground split from the original audio
+  `genrekit.datasets.versions.render_versions`), plus background / foreground split from the original audio
   (`genrekit.variants.separate`, approximate).
 
 Every clip is loaded once, every condition of it is predicted with `Classifier.predict(y, sr=...)`, and
@@ -19,9 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from .atomic import write_text
+from .audio import load_audio
 from .constants import SAMPLE_RATE
+from .datasets.taxonomy import load_taxonomy
+from .datasets.versions import VERSIONS
+from .evaluation import classification_metrics, write_json
 from .exceptions import GenrekitError, ParameterError
+from .plots import plt, save_figure
+from .variants import DEFAULT_VARIANTS, VARIANTS, apply_variant, check_variants, separate
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,6 @@ class ExperimentClip:
 
 def _label_index(labels):
     """label -> index in the model's labels, through the taxonomy for labels the model does not use."""
-    from .datasets.taxonomy import load_taxonomy
 
     index = {label: i for i, label in enumerate(labels)}
     try:
@@ -83,9 +90,7 @@ def run_conditions(classifier, clips, conditions, *, sr=SAMPLE_RATE, progress=Tr
         `predictions` (per clip: label and predicted genre per condition), `failures`, `approximate`,
         `descriptions`.
     """
-    from tqdm import tqdm
 
-    from .evaluation import classification_metrics
 
     conditions = list(conditions)
     if not conditions:
@@ -154,8 +159,6 @@ def run_conditions(classifier, clips, conditions, *, sr=SAMPLE_RATE, progress=Tr
 def evaluate_variants(classifier, tracks, variants=None, *, sr=SAMPLE_RATE, progress=True):
     """A model's results on `tracks` as they are and under each named variant (default:
     `genrekit.variants.DEFAULT_VARIANTS`); see `run_conditions` for what comes back."""
-    from .audio import load_audio
-    from .variants import DEFAULT_VARIANTS, VARIANTS, apply_variant, check_variants
 
     variants = check_variants(DEFAULT_VARIANTS if variants is None else variants)
     if ORIGINAL in variants:
@@ -187,9 +190,6 @@ def evaluate_versions(classifier, versions, *, separation=True, sr=SAMPLE_RATE, 
     `VersionClip`s of `genrekit.datasets.versions.render_versions` or `read_versions`) and, with `separation`, on
     the background and foreground `separate` splits the original into (approximate). Songs lacking one
     of the three renders are left out. Results are broken down by how the melody part was found."""
-    from .audio import load_audio
-    from .datasets.versions import VERSIONS
-    from .variants import separate
 
     songs = {}
     for version in versions:
@@ -283,7 +283,6 @@ def experiment_markdown(result, title):
 def plot_conditions(result, path, *, title):
     """Grouped bars: accuracy per genre (and over all clips), one bar per condition, chance dashed
     (approximate conditions hatched)."""
-    from .plots import plt, save_figure
 
     conditions, results = result["conditions"], result["results"]
     reference = result.get("reference", conditions[0])
@@ -310,8 +309,6 @@ def plot_conditions(result, path, *, title):
 
 def write_experiment(result, out_dir, name, title):
     """`name`.json, `name`.md and `name`.png in `out_dir`; returns the three paths."""
-    from .atomic import write_text
-    from .evaluation import write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

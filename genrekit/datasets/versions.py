@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..exceptions import GenrekitError, ParameterError
+from ..exceptions import DatasetError, GenrekitError, ParameterError
 from .folder import write_manifest
 from .midi import (DEFAULT_SOUNDFONT, PEAK_DBFS, RenderError, RenderFailure, _events, _pool, _render_song, _tempo_map,
                    _track, _write_failures, check_renderer, clip_name, midi_length, read_midi, read_songs,
@@ -452,7 +452,6 @@ def _write_versions(clips, path):
 
 def read_versions(out_dir):
     """The `VersionClip`s listed in `out_dir/versions.csv` (as `render_versions` wrote them)."""
-    from .exceptions import DatasetError
 
     path = Path(out_dir) / "versions.csv"
     if not path.is_file():
