@@ -45,9 +45,9 @@ def seed_results(tracks, labels, args, seed, cache):
 
 
 def se_results(tracks, labels, args, cache):
-    """Test metrics of each CNN trained with squeeze-and-excitation (seed 0)."""
+    """Test metrics of CNNs trained with squeeze-and-excitation (seed 0)."""
     out = {}
-    for name in list_models("cnn-*"):
+    for name in args.se_models:
         path = train_model(name, tracks, labels, args, args.runs / "midi-se", cache, model_kwargs={"se": True})
         out[f"{name} +SE"] = evaluate_checkpoint(path, select(tracks, "test"), cache=cache, progress=False)
     return out
@@ -74,7 +74,8 @@ def markdown(table, spread, reliance, chance):
 def main():
     parser = new_parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--no-se", action="store_true", help="Skip the squeeze-and-excitation rows.")
+    parser.add_argument("--se-models", nargs="*", default=list_models("cnn-*"), choices=list_models("cnn-*"),
+                        help="CNNs to train again with squeeze-and-excitation (none: skip those rows).")
     args = parser.parse_args()
     tracks = load_benchmark_data("midi", args)
     labels = labels_of(tracks)
@@ -84,7 +85,7 @@ def main():
         by_seed[seed], seed_reliance = seed_results(tracks, labels, args, seed, cache)
         reliance = reliance or seed_reliance
     first = by_seed[args.seeds[0]]
-    table = dict(first) | ({} if args.no_se else se_results(tracks, labels, args, cache))
+    table = dict(first) | se_results(tracks, labels, args, cache)
     best_single = max(list_models(), key=lambda name: first[name]["accuracy"])
     top = [best_single] + [f"ensemble-{kind}" for kind in COMBINERS]
     spread = {"seeds": args.seeds, "rows": {}}
