@@ -61,7 +61,8 @@ def plot_per_label_accuracy(results, path, *, title="Per-genre accuracy"):
     names = list(results)
     labels = results[names[0]]["labels"]
     width = 0.8 / len(names)
-    figure, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) * max(1, len(names) / 2)), 4), constrained_layout=True)
+    width_inches = min(16, max(6, 0.25 * len(labels) * (len(names) + 1)))
+    figure, ax = plt.subplots(figsize=(width_inches, 4.5), constrained_layout=True)
     for k, name in enumerate(names):
         values = [results[name]["per_label_accuracy"].get(label) or 0.0 for label in labels]
         ax.bar(np.arange(len(labels)) + (k - (len(names) - 1) / 2) * width, values, width, label=name)
