@@ -5,6 +5,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(path):
@@ -15,6 +18,7 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield Path(temp)
+        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(temp, path)
     finally:
         Path(temp).unlink(missing_ok=True)

@@ -240,6 +240,15 @@ class Ensemble:
         self.combiner.fit(probs, targets, stats)
         return self
 
+    def prune(self, min_weight=1e-3):
+        """Drop the members an averaging ensemble gives (almost) no weight, renormalising the rest."""
+        if not isinstance(self.combiner, EqualAverage):
+            raise ParameterError(f"only averaging ensembles can be pruned, not {self.kind!r}")
+        keep = self.combiner.weights_ >= min_weight
+        self.members = [member for member, kept in zip(self.members, keep) if kept]
+        self.combiner.weights_ = self.combiner.weights_[keep] / self.combiner.weights_[keep].sum()
+        return self
+
     def predict_from_member_probs(self, probs, stats=None):
         return self.combiner.predict_proba(probs, stats)
 

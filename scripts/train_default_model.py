@@ -4,7 +4,7 @@
 
 1. Renders ../shared/data/midi-genres (one 30 s excerpt per song, cached) and trains the members on its
    train split, early-stopped on its valid split (the benchmark settings; finished models are reused).
-2. Fits the ensemble weights on the valid split.
+2. Fits the ensemble weights on the valid split and drops the members it gives no weight (smaller, faster).
 3. Measures held-out accuracy on the MIDI test split and, as a check across domains, on the real
    recordings of ../shared/data/gtzan-mini whose genres the model knows (classical, country, hiphop, jazz,
    pop, rock; never used for training).
@@ -50,7 +50,7 @@ def main():
     cache = FeatureCache()
     paths = [train(TrainConfig(model=name, epochs=10, patience=3, windows_per_clip=2), select(tracks, "train"),
                    select(tracks, "valid"), args.runs, labels=labels, cache=cache) for name in args.members]
-    ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), cache)
+    ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), cache).prune()
     model_path = ensemble.save(args.out / "default.pt")
     export_onnx(model_path, args.out / "default.onnx")
 

@@ -113,3 +113,17 @@ def test_cli_ensemble_then_evaluate(toy_dataset, members, tmp_path):
                                  str(cache.root), "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ens.test.json").is_file() and "accuracy" in result.output
+
+
+def test_pruning_drops_unweighted_members_and_keeps_predictions(toy_dataset, members):
+    _, tracks = toy_dataset
+    paths, cache = members
+    ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), cache, progress=False)
+    ensemble.combiner.weights_ = np.array([1.0, 0.0])
+    before, _ = ensemble.clip_log_probs(select(tracks, "test"), cache, progress=False)
+    ensemble.prune()
+    assert [m.name for m in ensemble.members] == ["cnn-logmel"] and ensemble.combiner.weights_.tolist() == [1.0]
+    after, _ = ensemble.clip_log_probs(select(tracks, "test"), cache, progress=False)
+    assert np.allclose(before, after, atol=1e-6)
+    with pytest.raises(ParameterError, match="only averaging"):
+        Ensemble(load_members(paths), "stacking").prune()
