@@ -26,8 +26,8 @@ repeats; the median is kept. Each repeat has two passes over the input:
 
   end to end   `Classifier.predict(path)` (or the library run for the batch): the realtime factor
   stages       the same work split up and timed piece by piece, in this process:
-                 decode    `genrekit.audio.stream_audio` alone (read, downmix, resample; 30 s blocks)
-                 features  `genrekit.features.compute_features` of the needed representations + windowing
+                 decode    `Classifier.blocks` alone (read, downmix, resample; blocks of whole windows)
+                 features  `Classifier.windows`: the needed representations and their windows
                  model     the classifier's scorer on the windows (torch: every member timed on its own;
                            onnxruntime: the one graph holding all members)
                  combine   per-member song averages, the combiner on the song and on every window
@@ -155,11 +155,8 @@ def stage_pass(classifier, paths):
     import torch
     from scipy.special import log_softmax
 
-    from genrekit.audio import stream_audio
-    from genrekit.clips import clip_windows, window_length
     from genrekit.ensemble import gate_frames, gate_statistics_of_frames
-    from genrekit.features import compute_features
-    from genrekit.predict import BLOCK_SECONDS, TorchScorer
+    from genrekit.predict import TorchScorer
 
     params = classifier.params
     torch_models = classifier.scorer.models if isinstance(classifier.scorer, TorchScorer) else None
@@ -168,16 +165,14 @@ def stage_pass(classifier, paths):
     window = int(classifier.window_seconds * params.sr)
     for path in paths:
         start = time.perf_counter()
-        blocks = list(stream_audio(path, sr=params.sr, block_seconds=BLOCK_SECONDS))
+        blocks = list(classifier.blocks(path))
         t["decode_s"] += time.perf_counter() - start
         scores, frames = [], []
         for index, block in enumerate(blocks):
             if len(block) < window and index > 0:
                 continue  # as predict: a short trailing piece is left out
             start = time.perf_counter()
-            features = compute_features(block, params, classifier.representations)
-            windows = {rep: clip_windows(features[rep], window_length(rep, classifier.window_seconds, params))
-                       for rep in classifier.member_representations}
+            features, windows, _ = classifier.windows(block)
             t["features_s"] += time.perf_counter() - start
             if torch_models:
                 outputs = []

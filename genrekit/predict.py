@@ -103,7 +103,7 @@ class Classifier:
     def __repr__(self):
         return f"Classifier({self.source!r}, members={self.member_names}, labels={self.labels})"
 
-    def _blocks(self, audio, sr):
+    def blocks(self, audio, sr=None):
         """The signal in blocks of a whole number of windows (about BLOCK_SECONDS), the last one shorter."""
         window = window_length("waveform", self.window_seconds, self.params)
         size = max(1, int(BLOCK_SECONDS // self.window_seconds)) * window
@@ -124,18 +124,23 @@ class Classifier:
         for start in range(0, max(len(y), 1), size):
             yield y[start:start + size]
 
-    def _score_block(self, y):
-        """Member window log-probabilities [shape=(n_members, n_windows, n_labels)], gate frames, and the
-        windows' starts in samples."""
+    def windows(self, y):
+        """(features, windows per representation, window starts in samples) of a block: the same windows in
+        time for every representation."""
         features = compute_features(y, self.params, self.representations)
-        samples = window_length("waveform", self.window_seconds, self.params)
-        starts = window_starts(len(y), samples)  # the same windows in time for every representation
+        starts = window_starts(len(y), window_length("waveform", self.window_seconds, self.params))
         windows = {}
         for rep in self.member_representations:
             scale = 1 if rep == "waveform" else self.params.hop_length
             windows[rep] = cut_windows(features[rep], [s // scale for s in starts],
                                        window_length(rep, self.window_seconds, self.params))
-        return self.scorer(windows), (gate_frames(features) if self.gated else None), np.asarray(starts)
+        return features, windows, np.asarray(starts)
+
+    def _score_block(self, y):
+        """Member window log-probabilities [shape=(n_members, n_windows, n_labels)], gate frames, and the
+        windows' starts in samples."""
+        features, windows, starts = self.windows(y)
+        return self.scorer(windows), (gate_frames(features) if self.gated else None), starts
 
     def _combine(self, member_log_probs, stats):
         probs = np.exp(member_log_probs)
@@ -146,7 +151,7 @@ class Classifier:
         source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
         window = int(self.window_seconds * self.params.sr)
         scores, frames, times, offset, loud = [], [], [], 0, False
-        for block in self._blocks(audio, sr):
+        for block in self.blocks(audio, sr):
             loud = loud or not is_silent(block)
             if len(block) >= window or offset == 0:
                 block_scores, block_frames, starts = self._score_block(block)
