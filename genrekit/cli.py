@@ -120,6 +120,8 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
           windows_per_clip: int = typer.Option(4, help="Random windows drawn per training clip and epoch."),
           balance: str = typer.Option("weights", help="Class imbalance: weights (loss), sampler, or none."),
           se: bool = typer.Option(False, help="Squeeze-and-excitation channel gating in a CNN."),
+          augment: bool = typer.Option(False, help="Randomly speed up/slow down (0.8-1.25x), pitch-shift (+-2 "
+                                       "semitones) and add noise to training windows."),
           patience: int = typer.Option(6, help="Epochs without validation gain before stopping."),
           seed: int = typer.Option(0),
           cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
@@ -130,7 +132,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
 
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          dropout=dropout, window_seconds=window_seconds, windows_per_clip=windows_per_clip,
-                         balance=balance, patience=patience, seed=seed, model_kwargs={"se": True} if se else {})
+                         balance=balance, augment=augment, patience=patience, seed=seed, model_kwargs={"se": True} if se else {})
     tracks = _load_data(data, seed)
     train_tracks, valid_tracks = select(tracks, "train"), select(tracks, "valid")
     if not train_tracks or not valid_tracks:

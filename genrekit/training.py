@@ -1,5 +1,8 @@
 """Training one model on random windows of training clips, with early stopping and crash-safe resume.
 
+With `augment=True` the training windows are randomly sped up, pitch-shifted and mixed with noise
+(`genrekit.augment`) before the model's representation is computed from them; validation stays clean.
+
 After every epoch the whole training state goes to `<out>/<model>.state.pt` (atomically), so a run
 killed at any moment and started again with the same command continues from its last finished epoch.
 Each epoch's randomness is seeded from (seed, epoch), which makes a resumed run the same as an unbroken
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .augment import Augmentation
 from .checkpoints import atomic_save, load_checkpoint, save_checkpoint
 from .clips import ClipSet, window_length
 from .datasets import class_weights, labels_of
@@ -42,6 +46,7 @@ class TrainConfig:
     window_seconds: float = 3.0
     windows_per_clip: int = 4
     balance: str = "weights"
+    augment: bool = False
     patience: int = 6
     seed: int = 0
     model_kwargs: dict = field(default_factory=dict)
@@ -72,7 +77,7 @@ def _epoch_order(config, clips, rng):
     return rng.permutation(n) % len(clips)
 
 
-def _train_epoch(model, clips, config, optimizer, loss_fn, length, rng):
+def _train_epoch(model, clips, config, optimizer, loss_fn, make_batch, rng):
     model.train()
     order = _epoch_order(config, clips, rng)
     total, seen = 0.0, 0
@@ -80,7 +85,7 @@ def _train_epoch(model, clips, config, optimizer, loss_fn, length, rng):
         batch = order[start:start + config.batch_size]
         if len(batch) < 2:  # batch norm needs two items
             continue
-        x = torch.from_numpy(np.stack([clips.random_window(i, length, rng) for i in batch]))
+        x = make_batch(batch, rng)
         y = torch.from_numpy(clips.targets[batch]).long()
         loss = loss_fn(model(x), y)
         optimizer.zero_grad()
@@ -115,9 +120,21 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     torch.manual_seed(config.seed)
     model = create_model(config.model, len(labels), dropout=config.dropout, **config.model_kwargs)
     representation = model.representation
-    train_clips = ClipSet.from_tracks(train_tracks, representation, labels, cache, workers=workers, progress=progress)
+    # augmented windows are cut from the waveform and turned into the model's representation afterwards
+    train_representation = "waveform" if config.augment else representation
+    train_clips = ClipSet.from_tracks(train_tracks, train_representation, labels, cache, workers=workers,
+                                      progress=progress)
     valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, workers=workers, progress=progress)
     length = window_length(representation, config.window_seconds, params)
+    if config.augment:
+        samples = window_length("waveform", config.window_seconds, params)
+        augmentation = Augmentation()
+
+        def make_batch(indices, rng):
+            return augmentation.batch(train_clips, indices, samples, representation, params, rng)
+    else:
+        def make_batch(indices, rng):
+            return torch.from_numpy(np.stack([train_clips.random_window(i, length, rng) for i in indices]))
     weights = torch.from_numpy(class_weights(train_tracks, labels)) if config.balance == "weights" else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     optimizer = _optimizer(config, model)
@@ -138,7 +155,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         began = time.perf_counter()
         torch.manual_seed(config.seed * 100003 + epoch)
         rng = np.random.default_rng([config.seed, epoch])
-        train_loss = _train_epoch(model, train_clips, config, optimizer, loss_fn, length, rng)
+        train_loss = _train_epoch(model, train_clips, config, optimizer, loss_fn, make_batch, rng)
         valid = validate(model, valid_clips, length, labels)
         state["seconds"] += time.perf_counter() - began
         state["history"].append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid["loss"],

@@ -73,7 +73,7 @@ def pitch_shift(y, sr, semitones):
 
         return librosa.effects.pitch_shift(y, sr=sr, n_steps=semitones).astype(np.float32)
     out = pedalboard.PitchShift(semitones=float(semitones))(y[None], float(sr))[0]
-    return _fit_length(out, len(y))
+    return fit_length(out, len(y))
 
 
 def add_noise(y, snr_db, seed=0):
@@ -101,7 +101,8 @@ def low_pass(y, sr, cutoff_hz, order=8):
     return sosfiltfilt(sos, y).astype(np.float32)
 
 
-def _fit_length(y, n):
+def fit_length(y, n):
+    """`y` as float32, cut or zero-padded at the end to exactly `n` samples."""
     y = np.asarray(y, dtype=np.float32)
     return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
 
@@ -146,7 +147,7 @@ def mp3(y, sr, bitrate_kbps):
         decoded = resample(decoded, int(rate), sr)
     max_lag = min(4096, max(len(decoded) - 1, 0))
     delay = _encoder_delay(y, decoded, max_lag) if len(decoded) > len(y) else 0
-    return _fit_length(decoded[delay:], len(y))
+    return fit_length(decoded[delay:], len(y))
 
 
 @dataclass(frozen=True)
