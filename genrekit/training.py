@@ -105,6 +105,15 @@ def validate(model, clips, length, labels):
     return metrics
 
 
+def _same_record(saved, record):
+    """Whether a saved training record is `record`; settings added to TrainConfig later count as their
+    defaults in records written before them."""
+    if not saved:
+        return False
+    defaults = asdict(TrainConfig(model=record["config"]["model"]))
+    return {**saved, "config": {**defaults, **saved["config"]}} == record
+
+
 def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=None, params=FeatureParams(),
           workers=None, progress=True):
     """Train `config.model` and return the path of its checkpoint (resuming or skipping finished work)."""
@@ -113,7 +122,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     state_path = out_dir / f"{config.model}.state.pt"
     labels = list(labels or labels_of(train_tracks))
     record = {"config": asdict(config), "labels": labels, "feature_params": asdict(params)}
-    if checkpoint_path.is_file() and load_checkpoint(checkpoint_path)[1]["training"].get("record") == record:
+    if checkpoint_path.is_file() and _same_record(load_checkpoint(checkpoint_path)[1]["training"].get("record"), record):
         log.warning("%s: already trained with this configuration; delete it to train again", checkpoint_path)
         return checkpoint_path
 
@@ -143,7 +152,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
              "seconds": 0.0}
     if state_path.is_file():
         saved = torch.load(state_path, map_location="cpu", weights_only=False)
-        if saved["record"] == record:
+        if _same_record(saved["record"], record):
             model.load_state_dict(saved.pop("model"))
             optimizer.load_state_dict(saved.pop("optimizer"))
             state = saved

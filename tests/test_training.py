@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -140,3 +141,11 @@ def test_cli_trains_on_train_only_and_evaluates(toy_dataset, tmp_path, monkeypat
     assert report["n"] == 3 and set(report["per_label_accuracy"]) == set(LABELS)
     for suffix in ("md", "confusion.png", "per_genre.png"):
         assert (tmp_path / f"cnn-chroma.test.{suffix}").is_file()
+
+
+def test_records_written_before_a_new_setting_still_match_its_default():
+    record = {"config": dataclasses.asdict(_config()), "labels": LABELS, "feature_params": {}}
+    old = {**record, "config": {k: v for k, v in record["config"].items() if k != "augment"}}
+    assert training._same_record(old, record)
+    augmented = {**record, "config": {**record["config"], "augment": True}}
+    assert not training._same_record(old, augmented) and not training._same_record(None, record)
