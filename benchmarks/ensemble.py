@@ -18,14 +18,14 @@ from genrekit.cache import FeatureCache
 from genrekit.datasets import labels_of, select
 from genrekit.ensemble import COMBINERS, Ensemble, load_members, make_combiner
 from genrekit.evaluation import classification_metrics, evaluate_checkpoint, write_json
-from genrekit.models import list_models
+from genrekit.models import PAPER_MODELS, list_models
 from genrekit.plots import plot_per_label_accuracy
 
 
 def seed_results(tracks, labels, args, seed, cache):
     """Test metrics of every member and every combiner for members trained with `seed`."""
     run_dir = args.runs / ("midi" if seed == 0 else f"midi-seed{seed}")
-    paths = [train_model(name, tracks, labels, args, run_dir, cache, seed=seed) for name in list_models()]
+    paths = [train_model(name, tracks, labels, args, run_dir, cache, seed=seed) for name in PAPER_MODELS]
     ensemble = Ensemble(load_members(paths), "gating")
     valid_probs, valid_y, valid_stats = ensemble.member_probs(select(tracks, "valid"), cache)
     test_probs, test_y, test_stats = ensemble.member_probs(select(tracks, "test"), cache)
@@ -37,10 +37,10 @@ def seed_results(tracks, labels, args, seed, cache):
         results[f"ensemble-{kind}"] = classification_metrics(
             test_y, combiner.predict_proba(test_probs, test_stats).argmax(1), labels)
         if kind == "weighted":
-            reliance["weighted average weights"] = dict(zip(list_models(), combiner.weights_.round(3).tolist()))
+            reliance["weighted average weights"] = dict(zip(PAPER_MODELS, combiner.weights_.round(3).tolist()))
         if kind == "gating":
             gates = combiner.gate_values(test_stats).mean(0)
-            reliance["mean gate values on test"] = dict(zip(list_models(), gates.round(3).tolist()))
+            reliance["mean gate values on test"] = dict(zip(PAPER_MODELS, gates.round(3).tolist()))
     return results, reliance
 
 
@@ -86,7 +86,7 @@ def main():
         reliance = reliance or seed_reliance
     first = by_seed[args.seeds[0]]
     table = dict(first) | se_results(tracks, labels, args, cache)
-    best_single = max(list_models(), key=lambda name: first[name]["accuracy"])
+    best_single = max(PAPER_MODELS, key=lambda name: first[name]["accuracy"])
     top = [best_single] + [f"ensemble-{kind}" for kind in COMBINERS]
     spread = {"seeds": args.seeds, "rows": {}}
     for name in top:

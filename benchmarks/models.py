@@ -29,7 +29,7 @@ from genrekit.clips import clip_windows, window_length
 from genrekit.datasets import labels_of, select
 from genrekit.evaluation import classification_metrics, evaluate_checkpoint, write_json
 from genrekit.features import compute_features
-from genrekit.models import list_models
+from genrekit.models import PAPER_MODELS
 from genrekit.plots import plot_per_label_accuracy
 
 
@@ -102,7 +102,7 @@ def markdown(results):
 def main():
     parser = new_parser(__doc__)
     parser.add_argument("--datasets", nargs="+", default=["midi", "gtzan"], choices=["midi", "gtzan"])
-    parser.add_argument("--models", nargs="+", default=list_models(), choices=list_models())
+    parser.add_argument("--models", nargs="+", default=list(PAPER_MODELS), choices=PAPER_MODELS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)

@@ -5,6 +5,8 @@ training.
 """
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from .cache import FeatureCache, fill_cache
 from .exceptions import DatasetError
@@ -78,3 +80,15 @@ class ClipSet:
     def windows(self, i, length, hop=None):
         """All windows of clip `i` (see `clip_windows`), as float32."""
         return clip_windows(self.arrays[i], length, hop).astype(np.float32)
+
+    def embedded(self, embed, length, *, batch_size=32, progress=True):
+        """The clips as sequences of embeddings, one per window of `length` (hop `length`) computed by
+        `embed(windows) -> (n, dim)`: a ClipSet whose clips are [shape=(dim, n_windows)], so a window of
+        length 1 is one embedding."""
+        arrays = []
+        with torch.inference_mode():
+            for i in tqdm(range(len(self)), desc="embedding", unit="clip", disable=not progress):
+                windows = torch.from_numpy(self.windows(i, length))
+                arrays.append(torch.cat([embed(windows[s:s + batch_size])
+                                         for s in range(0, len(windows), batch_size)]).T.numpy())
+        return ClipSet(arrays, self.targets, self.keys, "embedding")

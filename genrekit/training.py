@@ -60,6 +60,18 @@ class TrainConfig:
             raise ParameterError("epochs, batch_size, windows_per_clip and window_seconds must be positive")
 
 
+class HeadOnEmbeddings(torch.nn.Module):
+    """The trainable head of a model with a frozen `embed`, applied to windows of one embedding
+    [shape=(batch, dim, 1)] (see `ClipSet.embedded`)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.head, self.n_classes = model.head, model.n_classes
+
+    def forward(self, x):
+        return self.head(x.flatten(1))
+
+
 def _optimizer(config, model):
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
@@ -135,6 +147,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
                                       progress=progress)
     valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, workers=workers, progress=progress)
     length = window_length(representation, config.window_seconds, params)
+    net = model
     if config.augment:
         samples = window_length("waveform", config.window_seconds, params)
         augmentation = Augmentation()
@@ -142,11 +155,16 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         def make_batch(indices, rng):
             return augmentation.batch(train_clips, indices, samples, representation, params, rng)
     else:
+        if hasattr(model, "embed"):  # a frozen backbone: embed every window once, then train only the head
+            train_clips, valid_clips = (clips.embedded(model.embed, length, progress=progress)
+                                        for clips in (train_clips, valid_clips))
+            net, length = HeadOnEmbeddings(model), 1
+
         def make_batch(indices, rng):
             return torch.from_numpy(np.stack([train_clips.random_window(i, length, rng) for i in indices]))
     weights = torch.from_numpy(class_weights(train_tracks, labels)) if config.balance == "weights" else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    optimizer = _optimizer(config, model)
+    optimizer = _optimizer(config, net)
 
     state = {"record": record, "epoch": 0, "history": [], "best": None, "best_state": None, "bad_epochs": 0,
              "seconds": 0.0}
@@ -164,8 +182,8 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         began = time.perf_counter()
         torch.manual_seed(config.seed * 100003 + epoch)
         rng = np.random.default_rng([config.seed, epoch])
-        train_loss = _train_epoch(model, train_clips, config, optimizer, loss_fn, make_batch, rng)
-        valid = validate(model, valid_clips, length, labels)
+        train_loss = _train_epoch(net, train_clips, config, optimizer, loss_fn, make_batch, rng)
+        valid = validate(net, valid_clips, length, labels)
         state["seconds"] += time.perf_counter() - began
         state["history"].append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid["loss"],
                                  "valid_accuracy": valid["accuracy"], "valid_macro_f1": valid["macro_f1"]})

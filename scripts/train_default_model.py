@@ -27,7 +27,7 @@ from genrekit.datasets.midi import render_midi_corpus
 from genrekit.ensemble import Ensemble, load_members
 from genrekit.evaluation import evaluate_checkpoint
 from genrekit.export import export_onnx
-from genrekit.models import list_models
+from genrekit.models import PAPER_MODELS
 from genrekit.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ WEIGHTS = REPO / "genrekit" / "weights"
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--members", nargs="+", default=list_models(), choices=list_models())
+    parser.add_argument("--members", nargs="+", default=list(PAPER_MODELS), choices=PAPER_MODELS)
     parser.add_argument("--midi-source", type=Path, default=SHARED / "midi-genres")
     parser.add_argument("--midi-audio", type=Path, default=DEFAULT_CACHE_DIR / "midi-genres-30s")
     parser.add_argument("--gtzan", type=Path, default=SHARED / "gtzan-mini")

@@ -5,16 +5,16 @@ import torch
 from genrekit.clips import window_length
 from genrekit.exceptions import ParameterError
 from genrekit.features import FeatureParams, compute_features
-from genrekit.models import create_model, list_models
+from genrekit.models import PAPER_MODELS, create_model, list_models
 
-PAPER_MODELS = ["cnn-chroma", "cnn-logmel", "cnn-spectrogram", "cnn-waveform",
-                "rnn-chroma", "rnn-logmel", "rnn-spectrogram", "rnn-waveform"]
+EIGHT = ["cnn-chroma", "cnn-logmel", "cnn-spectrogram", "cnn-waveform",
+         "rnn-chroma", "rnn-logmel", "rnn-spectrogram", "rnn-waveform"]
 
 
-def test_registry_has_the_eight_models():
-    assert list_models() == PAPER_MODELS
-    assert list_models("rnn-*") == PAPER_MODELS[4:]
-    with pytest.raises(ParameterError, match="unknown model 'cnn-mfcc'; known: cnn-chroma"):
+def test_registry_has_the_eight_models_and_the_musicnn_backbone():
+    assert list_models() == ["backbone-musicnn", *EIGHT] and list(PAPER_MODELS) == EIGHT
+    assert list_models("rnn-*") == EIGHT[4:]
+    with pytest.raises(ParameterError, match="unknown model 'cnn-mfcc'; known: backbone-musicnn, cnn-chroma"):
         create_model("cnn-mfcc", 5)
 
 

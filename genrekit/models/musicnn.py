@@ -1,0 +1,179 @@
+"""musicnn (Pons & Serra, 2019), the MSD_musicnn tagger ported to PyTorch, as a frozen backbone for genres.
+
+MusicnnFrontEnd   22050 Hz windows -> 16 kHz -> musicnn's log-mel patches [shape=(batch, 187, 96)]
+Musicnn           patches -> penultimate embedding [shape=(batch, 200)] -> 50 MSD tag probabilities
+backbone-musicnn  registered model: the frozen front end and network, then dropout and a small MLP head
+
+The weights (`weights/musicnn/msd_musicnn.pt`) are converted from the TensorFlow checkpoint in the `musicnn`
+0.1.0 package (ISC licence, `LICENSE.txt` beside them) by `scripts/convert_musicnn.py`, which checks the port
+against TensorFlow. The front end is plain convolutions and matrix products (no `torch.stft`), so the whole
+model exports to ONNX.
+"""
+
+import math
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..constants import SAMPLE_RATE
+from ..exceptions import GenrekitError
+from .registry import register_model
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "musicnn" / "msd_musicnn.pt"
+MUSICNN_SR = 16000
+N_FFT = 512
+HOP_LENGTH = 256
+N_MELS = 96
+N_FRAMES = 187
+"""Frames of musicnn's 3 s input patches."""
+EMBEDDING_SIZE = 200
+BN_EPS = 1e-3
+"""TensorFlow's batch-norm epsilon (PyTorch's default is 1e-5)."""
+
+
+class Resampler(nn.Module):
+    """Band-limited resampling by a rational factor as one strided conv1d with a Kaiser-windowed sinc per output
+    phase (torchaudio's polyphase scheme). The default band edge follows soxr's HQ filter (librosa.load's, so
+    musicnn's): flat to 0.92, half amplitude at 0.955 and silent from 0.99 of the lower Nyquist frequency."""
+
+    def __init__(self, orig_sr, new_sr, zero_crossings=96, rolloff=0.9575, beta=14.769656459379492):
+        super().__init__()
+        gcd = math.gcd(orig_sr, new_sr)
+        self.orig, self.new = orig_sr // gcd, new_sr // gcd
+        base = min(self.orig, self.new) * rolloff
+        self.width = math.ceil(zero_crossings * self.orig / base)
+        offsets = np.arange(-self.width, self.width + self.orig) / self.orig
+        t = (offsets[None, :] - np.arange(self.new)[:, None] / self.new) * base
+        t = np.clip(t, -zero_crossings, zero_crossings)
+        window = np.i0(beta * np.sqrt(1 - (t / zero_crossings) ** 2)) / np.i0(beta)
+        kernel = np.sinc(t) * window * base / self.orig
+        self.register_buffer("kernel", torch.from_numpy(kernel[:, None, :].astype(np.float32)), persistent=False)
+
+    def forward(self, y):
+        """[shape=(batch, n)] -> [shape=(batch, ceil(n * new / orig))]."""
+        length = (y.shape[-1] * self.new + self.orig - 1) // self.orig  # no negative floor division: ONNX truncates
+        padded = F.pad(y.unsqueeze(1), (self.width, self.width + self.orig))
+        return F.conv1d(padded, self.kernel, stride=self.orig).transpose(1, 2).flatten(1)[:, :length]
+
+
+class MusicnnFrontEnd(nn.Module):
+    """musicnn's input: 16 kHz audio, power STFT (512, hop 256, centred, zero-padded as librosa does), the
+    96-band librosa mel filterbank and log10(10000 x + 1); the STFT is a conv1d with fixed DFT kernels."""
+
+    def __init__(self, sr=SAMPLE_RATE, n_frames=N_FRAMES):
+        super().__init__()
+        self.n_frames = n_frames
+        self.resample = Resampler(sr, MUSICNN_SR)
+        angle = 2 * np.pi * np.outer(np.arange(N_FFT // 2 + 1), np.arange(N_FFT)) / N_FFT
+        dft = np.concatenate([np.cos(angle), -np.sin(angle)]) * torch.hann_window(N_FFT, dtype=torch.float64).numpy()
+        mel = librosa.filters.mel(sr=MUSICNN_SR, n_fft=N_FFT, n_mels=N_MELS)
+        self.register_buffer("dft", torch.from_numpy(dft[:, None, :].astype(np.float32)), persistent=False)
+        self.register_buffer("mel_basis", torch.from_numpy(mel), persistent=False)
+
+    def logmel(self, y):
+        """Log-mel frames of 16 kHz signals [shape=(batch, n)] -> [shape=(batch, 1 + n // 256, 96)]."""
+        spec = F.conv1d(F.pad(y.unsqueeze(1), (N_FFT // 2, N_FFT // 2)), self.dft, stride=HOP_LENGTH)
+        real, imag = spec.chunk(2, dim=1)
+        power = real.square() + imag.square()
+        return torch.log10(10000 * torch.matmul(self.mel_basis, power) + 1).transpose(1, 2)
+
+    def patch(self, frames):
+        """The first `n_frames` frames; shorter inputs are repeated to fill them (musicnn's "repeat-pad")."""
+        repeats = (self.n_frames + frames.shape[1] - 1) // frames.shape[1]
+        return frames.repeat(1, repeats, 1)[:, :self.n_frames]
+
+    def forward(self, y):
+        """Windows at `sr` [shape=(batch, n)] -> one patch each [shape=(batch, n_frames, 96)]."""
+        return self.patch(self.logmel(self.resample(y)))
+
+
+def _block(conv, norm):
+    """musicnn's convolution block: convolution, ReLU, then batch norm."""
+    return nn.Sequential(conv, nn.ReLU(), norm)
+
+
+class Musicnn(nn.Module):
+    """The MSD_musicnn network: timbral (7x38, 7x67) and temporal (128, 64, 32 frames) convolutions max-pooled
+    over frequency, three 1-D mid-end convolutions with residual connections, then max and mean over time,
+    a 200-unit dense layer (the penultimate embedding) and 50 sigmoid tag outputs."""
+
+    def __init__(self, n_mels=N_MELS, n_tags=50, timbral=204, temporal=51, midend=64, units=EMBEDDING_SIZE):
+        super().__init__()
+        self.input_norm = nn.BatchNorm2d(1, eps=BN_EPS)
+        self.timbral = nn.ModuleList(_block(nn.Conv2d(1, timbral, (7, int(share * n_mels))),
+                                            nn.BatchNorm2d(timbral, eps=BN_EPS)) for share in (0.4, 0.7))
+        self.temporal = nn.ModuleList(_block(nn.Conv2d(1, temporal, (length, 1)), nn.BatchNorm2d(temporal, eps=BN_EPS))
+                                      for length in (128, 64, 32))
+        front = 2 * timbral + 3 * temporal
+        self.midend = nn.ModuleList(_block(nn.Conv1d(c_in, midend, 7, padding=3), nn.BatchNorm1d(midend, eps=BN_EPS))
+                                    for c_in in (front, midend, midend))
+        self.pool_norm = nn.BatchNorm1d(2 * (front + 3 * midend), eps=BN_EPS)
+        self.dense = nn.Linear(2 * (front + 3 * midend), units)
+        self.dense_norm = nn.BatchNorm1d(units, eps=BN_EPS)
+        self.output = nn.Linear(units, n_tags)
+
+    def embed(self, patches):
+        """Penultimate-layer embeddings [shape=(batch, 200)] of log-mel patches [shape=(batch, frames, 96)]."""
+        x = self.input_norm(patches.unsqueeze(1))
+        front = [block(F.pad(x, (0, 0, 3, 3))).amax(3) for block in self.timbral]
+        for block in self.temporal:  # TensorFlow's "same" padding: the extra row goes after
+            length = block[0].kernel_size[0]
+            front.append(block(F.pad(x, (0, 0, (length - 1) // 2, length // 2))).amax(3))
+        features = [torch.cat(front, 1)]
+        for i, block in enumerate(self.midend):
+            out = block(features[-1])
+            features.append(out if i == 0 else out + features[-1])
+        features = torch.cat(features, 1)
+        pooled = torch.stack([features.amax(2), features.mean(2)], 2).flatten(1)  # TF's order: max, mean per channel
+        return self.dense_norm(torch.relu(self.dense(self.pool_norm(pooled))))
+
+    def forward(self, patches):
+        """MSD tag probabilities (rows of musicnn's taggram) [shape=(batch, 50)]."""
+        return torch.sigmoid(self.output(self.embed(patches)))
+
+
+def load_musicnn(path=WEIGHTS):
+    """The MSD_musicnn port with its converted weights, in eval mode."""
+    if not Path(path).is_file():
+        raise GenrekitError(f"{path}: musicnn weights not found (scripts/convert_musicnn.py writes them)")
+    model = Musicnn()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+class MusicnnClassifier(nn.Module):
+    """Genre logits of 22050 Hz windows from frozen musicnn embeddings: dropout and a one-hidden-layer MLP.
+    musicnn sees 3 s of each window (its patch): the first 3 s of longer windows, shorter ones repeated."""
+
+    def __init__(self, n_classes, *, hidden=64, dropout=0.3):
+        super().__init__()
+        self.representation, self.n_classes = "waveform", n_classes
+        self.frontend = MusicnnFrontEnd()
+        self.backbone = load_musicnn().requires_grad_(False)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(EMBEDDING_SIZE, hidden), nn.ReLU(),
+                                  nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def train(self, mode=True):
+        """Only the head follows `mode`: the backbone stays in eval mode, so its batch norms never change."""
+        super().train(mode)
+        self.frontend.eval()
+        self.backbone.eval()
+        return self
+
+    def embed(self, x):
+        """Frozen penultimate-layer embeddings of windows [shape=(batch, 200)] (training embeds each window once
+        and trains only `head` on them)."""
+        with torch.no_grad():
+            return self.backbone.embed(self.frontend(x))
+
+    def forward(self, x):
+        return self.head(self.embed(x))
+
+
+@register_model("backbone-musicnn")
+def backbone_musicnn(n_classes, **kwargs):
+    return MusicnnClassifier(n_classes, **kwargs)

@@ -1,0 +1,185 @@
+"""The musicnn port against musicnn's own output (tests/data/musicnn_reference.npz, written by
+scripts/convert_musicnn.py with TensorFlow from `reference_signal`), and the backbone-musicnn model."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genrekit.models.musicnn import MUSICNN_SR, N_FRAMES, WEIGHTS, MusicnnFrontEnd, Resampler, load_musicnn
+
+REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
+SIGNAL_SECONDS = 6.0
+
+
+def reference_signal(sr, seconds=SIGNAL_SECONDS, seed=0):
+    """Synthetic music defined at any sample rate and band-limited below 7 kHz: a chord, a 100 Hz -> 6 kHz
+    chirp and 150 seeded random partials, under a slow tremolo."""
+    t = np.arange(int(round(seconds * sr))) / sr
+    rng = np.random.default_rng(seed)
+    y = 0.08 * sum(np.sin(2 * np.pi * f * t) for f in (110.0, 277.2, 329.6, 440.0))
+    y += 0.15 * np.sin(2 * np.pi * (100 * t + (6000 - 100) * t ** 2 / (2 * seconds)))
+    for freq, phase in zip(rng.uniform(60, 7000, 150), rng.uniform(0, 2 * np.pi, 150)):
+        y += 0.01 * np.sin(2 * np.pi * freq * t + phase)
+    return (y * (0.7 + 0.3 * np.sin(2 * np.pi * 1.5 * t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    if not REFERENCE.is_file():
+        pytest.skip(f"{REFERENCE} not found (scripts/convert_musicnn.py writes it)")
+    return dict(np.load(REFERENCE))
+
+
+@pytest.fixture(scope="module")
+def musicnn():
+    if not WEIGHTS.is_file():
+        pytest.skip(f"{WEIGHTS} not found (scripts/convert_musicnn.py writes it)")
+    return load_musicnn()
+
+
+@pytest.fixture(scope="module")
+def front_end():
+    return MusicnnFrontEnd().eval()
+
+
+def test_reference_signal_is_the_one_the_reference_was_made_from(reference):
+    assert reference["sr"] == MUSICNN_SR and reference["seconds"] == SIGNAL_SECONDS
+    assert np.allclose(reference_signal(MUSICNN_SR)[:256], reference["signal_head"], atol=1e-6)
+
+
+def test_16khz_log_mel_matches_musicnn(reference, front_end):
+    """The STFT as a DFT convolution and the mel filterbank against librosa (musicnn's front end in float32):
+    log-mel values range 0 to 5.4 here."""
+    frames = np.concatenate(reference["patches"])
+    with torch.no_grad():
+        ours = front_end.logmel(torch.from_numpy(reference_signal(MUSICNN_SR))[None])[0].numpy()
+    assert ours.shape == (1 + int(SIGNAL_SECONDS * MUSICNN_SR) // 256, 96)
+    assert np.abs(ours[:len(frames)] - frames).max() < 1e-4
+
+
+def test_22050_hz_front_end_matches_musicnn(reference, front_end):
+    """The signal made at 22050 Hz and resampled in torch against musicnn's log-mel of the same signal made
+    at 16 kHz. The first frame is left out: it reaches back before the start, where the 16 kHz signal starts
+    abruptly and the resampled one rings."""
+    frames = np.concatenate(reference["patches"])
+    y = torch.from_numpy(reference_signal(22050))[None]
+    with torch.no_grad():
+        ours = front_end.logmel(front_end.resample(y))[0].numpy()
+        patch = front_end(y[:, :3 * 22050])
+    assert np.abs(ours[1:len(frames)] - frames[1:]).max() < 2e-4
+    assert patch.shape == (1, N_FRAMES, 96) and torch.allclose(patch[0], torch.from_numpy(ours[:N_FRAMES]), atol=1e-4)
+
+
+def test_patches_are_cropped_or_repeated_to_187_frames(front_end):
+    frames = torch.arange(2 * 60 * 96, dtype=torch.float32).reshape(2, 60, 96)
+    patch = front_end.patch(frames)
+    assert patch.shape == (2, N_FRAMES, 96)
+    assert torch.equal(patch[:, 60:120], frames) and torch.equal(patch[:, 180:], frames[:, :7])
+    assert torch.equal(front_end.patch(torch.zeros(1, 400, 96)), torch.zeros(1, N_FRAMES, 96))
+
+
+@pytest.mark.parametrize("freq", [440.0, 3000.0, 7000.0])
+def test_resampler_keeps_frequencies_like_soxr(freq):
+    import librosa
+
+    resampler = Resampler(22050, MUSICNN_SR)
+    t = np.arange(2 * 22050) / 22050
+    with torch.no_grad():
+        ours = resampler(torch.from_numpy(np.sin(2 * np.pi * freq * t).astype(np.float32))[None])[0].numpy()
+    soxr = librosa.resample(np.sin(2 * np.pi * freq * t), orig_sr=22050, target_sr=MUSICNN_SR, res_type="soxr_hq")
+    exact = np.sin(2 * np.pi * freq * np.arange(2 * MUSICNN_SR) / MUSICNN_SR)
+    assert ours.shape == soxr.shape == exact.shape
+    inner = slice(400, -400)  # away from the edges, where any resampler rings
+    assert np.abs(ours - exact)[inner].max() < 1e-4 and np.abs(ours - soxr)[inner].max() < 1e-3
+    spectrum = np.abs(np.fft.rfft(ours[inner] * np.hanning(len(ours[inner]))))
+    assert np.fft.rfftfreq(len(ours[inner]), 1 / MUSICNN_SR)[spectrum.argmax()] == pytest.approx(freq, abs=2)
+
+
+def test_resampler_removes_what_16khz_cannot_hold():
+    t = np.arange(22050) / 22050
+    with torch.no_grad():
+        out = Resampler(22050, MUSICNN_SR)(torch.from_numpy(np.sin(2 * np.pi * 9000 * t).astype(np.float32))[None])
+    assert out[0, 400:-400].abs().max() < 1e-3  # 9 kHz would alias to 7 kHz
+
+
+def test_port_matches_tensorflow(reference, musicnn):
+    with torch.no_grad():
+        patches = torch.from_numpy(reference["patches"])
+        embedding, taggram = musicnn.embed(patches).numpy(), musicnn(patches).numpy()
+    assert np.abs(embedding - reference["embedding"]).max() < 1e-4  # embeddings reach about 4
+    assert np.abs(taggram - reference["taggram"]).max() < 1e-5
+
+
+def test_backbone_stays_frozen_and_in_eval_mode(musicnn):
+    from genrekit.models import create_model, list_models
+
+    assert "backbone-musicnn" in list_models()
+    model = create_model("backbone-musicnn", 3, dropout=0.2).train()
+    assert model.representation == "waveform" and model.head.training
+    assert not model.backbone.training and not model.frontend.training
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-2)
+    x = torch.randn(4, 22050) * 0.1
+    loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 0]))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    changed = {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
+    assert changed and all(name.startswith("head.") for name in changed)
+    assert not model.backbone.training
+    assert all(torch.equal(a, b) for a, b in zip(model.backbone.state_dict().values(), musicnn.state_dict().values()))
+
+
+def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_path):
+    """A tiny backbone-musicnn member beside a tiny waveform CNN: ensemble file, torch and ONNX agree."""
+    pytest.importorskip("onnxruntime")
+    if not WEIGHTS.is_file():
+        pytest.skip(f"{WEIGHTS} not found")
+    from genrekit.cache import FeatureCache
+    from genrekit.datasets import select
+    from genrekit.ensemble import Ensemble, load_members
+    from genrekit.export import export_onnx
+    from genrekit.predict import load
+    from genrekit.training import TrainConfig, train
+
+    _, tracks = toy_dataset
+    cache = FeatureCache(tmp_path / "cache")
+    paths = [train(TrainConfig(model=name, epochs=1, window_seconds=1.0, batch_size=8, windows_per_clip=1,
+                               model_kwargs=kwargs), select(tracks, "train"), select(tracks, "valid"), tmp_path,
+                   labels=["high", "low", "noisy"], cache=cache, workers=1, progress=False)
+             for name, kwargs in (("backbone-musicnn", {"hidden": 16}), ("cnn-waveform", {"channels": (4, 8)}))]
+    ensemble = Ensemble(load_members(paths), "equal").fit(select(tracks, "valid"), cache, progress=False)
+    torch_classifier = load(ensemble.save(tmp_path / "ensemble.pt"))
+    onnx_classifier = load(export_onnx(tmp_path / "ensemble.pt", tmp_path / "ensemble.onnx"))
+    assert onnx_classifier.member_representations == ["waveform"]
+    for track in select(tracks, "test"):
+        a, b = torch_classifier.predict(track.path), onnx_classifier.predict(track.path)
+        assert np.allclose(a.probabilities, b.probabilities, atol=1e-4)
+        assert np.allclose(a.timeline, b.timeline, atol=1e-4)
+
+
+def test_training_embeds_each_window_once_and_trains_only_the_head(toy_dataset, tmp_path, monkeypatch, musicnn):
+    import soundfile as sf
+
+    from genrekit.cache import FeatureCache
+    from genrekit.checkpoints import load_checkpoint
+    from genrekit.clips import window_starts
+    from genrekit.datasets import select
+    from genrekit.models.musicnn import MusicnnClassifier
+    from genrekit.training import TrainConfig, train
+
+    _, tracks = toy_dataset
+    embedded, real_embed = [], MusicnnClassifier.embed
+    monkeypatch.setattr(MusicnnClassifier, "embed", lambda self, x: embedded.append(len(x)) or real_embed(self, x))
+    used = select(tracks, "train") + select(tracks, "valid")
+    config = TrainConfig(model="backbone-musicnn", epochs=3, patience=10, window_seconds=1.0, batch_size=8,
+                         model_kwargs={"hidden": 16})
+    path = train(config, select(tracks, "train"), select(tracks, "valid"), tmp_path, labels=["high", "low", "noisy"],
+                 cache=FeatureCache(tmp_path / "cache"), workers=1, progress=False)
+    assert sum(embedded) == sum(len(window_starts(sf.info(t.path).frames, 22050)) for t in used)
+    model, info = load_checkpoint(path)
+    assert len(info["history"]) == 3 and info["history"][-1]["train_loss"] < info["history"][0]["train_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(model.backbone.state_dict().values(), musicnn.state_dict().values()))
