@@ -289,6 +289,22 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model)."),
+          host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
+          port: int = typer.Option(8000, help="Port to listen on."),
+          max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413).")):
+    """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
+    import uvicorn
+
+    from .server import create_app
+
+    web_app = create_app(model, max_upload_mb=max_upload_mb)
+    console.print(f"model {web_app.state.classifier.source}; page at http://{host}:{port}/ (Ctrl-C stops)",
+                  highlight=False, markup=False)
+    uvicorn.run(web_app, host=host, port=port)
+
+
 @data_app.command("render-midi")
 def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv and <genre>/<id>.mid files."),
                 out: Path = typer.Argument(..., help="Folder for the WAV clips and manifest.csv."),
