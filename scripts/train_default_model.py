@@ -1,4 +1,5 @@
-"""Train the bundled default model: the paper's eight models as a weighted ensemble, on the rendered MIDI corpus.
+"""Train the bundled default model: a weighted ensemble of the paper's eight models (and optionally the musicnn
+backbone) on the rendered MIDI corpus.
 
     .venv/bin/python scripts/train_default_model.py [--members cnn-logmel rnn-logmel ...]
 
@@ -27,7 +28,7 @@ from genrekit.datasets.midi import render_midi_corpus
 from genrekit.ensemble import Ensemble, load_members
 from genrekit.evaluation import evaluate_checkpoint
 from genrekit.export import export_onnx
-from genrekit.models import PAPER_MODELS
+from genrekit.models import PAPER_MODELS, list_models
 from genrekit.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +38,8 @@ WEIGHTS = REPO / "genrekit" / "weights"
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--members", nargs="+", default=list(PAPER_MODELS), choices=PAPER_MODELS)
+    parser.add_argument("--members", nargs="+", default=list(PAPER_MODELS), choices=list_models(),
+                        help="Members to train and weigh (default: the paper's eight; backbone-musicnn may join).")
     parser.add_argument("--midi-source", type=Path, default=SHARED / "midi-genres")
     parser.add_argument("--midi-audio", type=Path, default=DEFAULT_CACHE_DIR / "midi-genres-30s")
     parser.add_argument("--gtzan", type=Path, default=SHARED / "gtzan-mini")
