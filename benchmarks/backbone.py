@@ -1,7 +1,8 @@
 """The pretrained musicnn backbone (issue 6) against the from-scratch models, on two data sets.
 
 * Rendered MIDI (artist-disjoint train/valid/test): the paper's eight models (seed 0, the models
-  benchmark's checkpoints) and `backbone-musicnn` (frozen MSD_musicnn embeddings + a small MLP head),
+  benchmark's checkpoints) and `backbone-musicnn` (frozen MSD_musicnn embeddings + a small MLP head, up to
+  100 epochs with patience 10 since its epochs run on embeddings computed once),
   ensembles fitted on valid: weighted average and stacking over the eight, over the eight plus the backbone,
   the bundled model's three members with and without the backbone, and the backbone alone.
 * gtzan-mini (100 real clips, 41 artists from tracks.csv), two protocols, every clip tested once:
@@ -34,7 +35,13 @@ from genrekit.evaluation import classification_metrics, write_json
 from genrekit.models import PAPER_MODELS, create_model
 
 BACKBONE = "backbone-musicnn"
+BACKBONE_SETTINGS = {"epochs": 100, "patience": 10}
+"""The head trains on embeddings computed once, so its epochs take milliseconds: give it more of them."""
 DEFAULT_MEMBERS = ("cnn-logmel", "rnn-spectrogram", "cnn-waveform")
+
+
+def settings(name):
+    return BACKBONE_SETTINGS if name == BACKBONE else {}
 
 
 def member_probs(paths, tracks, cache):
@@ -57,7 +64,7 @@ def midi_results(args, cache):
     labels = labels_of(tracks)
     names = list(PAPER_MODELS) + [BACKBONE]
     began = time.perf_counter()
-    paths = [train_model(name, tracks, labels, args, args.runs / "midi", cache) for name in names]
+    paths = [train_model(name, tracks, labels, args, args.runs / "midi", cache, **settings(name)) for name in names]
     minutes = (time.perf_counter() - began) / 60
     valid, valid_y, test, test_y = member_probs(paths, tracks, cache)
     index = {name: i for i, name in enumerate(names)}
@@ -129,8 +136,8 @@ def gtzan_cross_validation(tracks, labels, args, cache, folds=5):
     for fold, (rest, held) in enumerate(splitter.split(tracks, y, [t.group for t in tracks])):
         fold_tracks = split_by_group([tracks[i] for i in rest], valid=0.2, test=0.0, seed=fold)
         fold_tracks += [tracks[i].replace(split="test") for i in held]
-        paths = [train_model(name, fold_tracks, labels, args, args.runs / "gtzan-cv" / f"fold{fold}", cache)
-                 for name in names]
+        paths = [train_model(name, fold_tracks, labels, args, args.runs / "gtzan-cv" / f"fold{fold}", cache,
+                             **settings(name)) for name in names]
         valid, valid_y, test, test_y = member_probs(paths, fold_tracks, cache)
         targets += list(test_y)
         tested += [tracks[i] for i in held]

@@ -44,9 +44,12 @@ def load_benchmark_data(name, args, seed=0):
     return split_by_group([t.replace(split=None) for t in tracks], valid=0.2, test=0.3, seed=seed)
 
 
-def train_model(model, tracks, labels, args, run_dir, cache, *, seed=0, model_kwargs=None, augment=False):
-    """Train (or reuse) one model with the benchmark settings; returns its checkpoint path."""
-    config = TrainConfig(model=model, epochs=args.epochs, patience=args.patience, seed=seed,
-                         windows_per_clip=args.windows_per_clip, window_seconds=args.window_seconds,
-                         augment=augment, model_kwargs=model_kwargs or {})
+def train_model(model, tracks, labels, args, run_dir, cache, *, seed=0, model_kwargs=None, augment=False,
+                **settings):
+    """Train (or reuse) one model with the benchmark settings (`settings` override TrainConfig fields);
+    returns its checkpoint path."""
+    config = TrainConfig(model=model, **{"epochs": args.epochs, "patience": args.patience, "seed": seed,
+                                         "windows_per_clip": args.windows_per_clip,
+                                         "window_seconds": args.window_seconds, "augment": augment,
+                                         "model_kwargs": model_kwargs or {}, **settings})
     return train(config, select(tracks, "train"), select(tracks, "valid"), run_dir, labels=labels, cache=cache)
