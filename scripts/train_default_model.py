@@ -36,6 +36,17 @@ SHARED = REPO.parent / "shared" / "data"
 WEIGHTS = REPO / "genrekit" / "weights"
 
 
+BACKBONE = "backbone-musicnn"
+
+
+def member_config(name, augment):
+    """The benchmarks' settings (so their checkpoints are reused); the backbone's head trains on embeddings
+    computed once, with more epochs (see benchmarks/backbone.py)."""
+    if name == BACKBONE:
+        return TrainConfig(model=name, epochs=100, patience=10, windows_per_clip=2)
+    return TrainConfig(model=name, epochs=10, patience=3, windows_per_clip=2, augment=augment)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", nargs="+", default=list(PAPER_MODELS), choices=list_models(),
@@ -43,15 +54,19 @@ def main():
     parser.add_argument("--midi-source", type=Path, default=SHARED / "midi-genres")
     parser.add_argument("--midi-audio", type=Path, default=DEFAULT_CACHE_DIR / "midi-genres-30s")
     parser.add_argument("--gtzan", type=Path, default=SHARED / "gtzan-mini")
-    parser.add_argument("--runs", type=Path, default=DEFAULT_CACHE_DIR / "runs" / "benchmark-models" / "midi")
+    parser.add_argument("--augment", action="store_true", help="Train the members with augmentation (random "
+                        "speed, pitch and noise); the backbone's head always trains on clean embeddings.")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="Checkpoints (default: the benchmarks' midi or midi-augment folder, so theirs are reused).")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args()
     began = time.perf_counter()
     tracks = list(render_midi_corpus(args.midi_source, args.midi_audio))
     labels = labels_of(tracks)
     cache = FeatureCache()
-    paths = [train(TrainConfig(model=name, epochs=10, patience=3, windows_per_clip=2), select(tracks, "train"),
-                   select(tracks, "valid"), args.runs, labels=labels, cache=cache) for name in args.members]
+    runs = args.runs or DEFAULT_CACHE_DIR / "runs" / "benchmark-models" / ("midi-augment" if args.augment else "midi")
+    paths = [train(member_config(name, args.augment), select(tracks, "train"), select(tracks, "valid"), runs,
+                   labels=labels, cache=cache) for name in args.members]
     ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), cache).prune()
     model_path = ensemble.save(args.out / "default.pt")
     export_onnx(model_path, args.out / "default.onnx")
@@ -59,7 +74,7 @@ def main():
     midi_test = evaluate_checkpoint(model_path, select(tracks, "test"), cache=cache)
     real = [t for t in load_dataset(f"gtzan:{args.gtzan}") if t.label in labels]
     real_test = evaluate_checkpoint(model_path, real, cache=cache)
-    card = {"labels": labels, "kind": "weighted ensemble",
+    card = {"labels": labels, "kind": "weighted ensemble", "augmented_training": args.augment,
             "members": {m.name: round(float(w), 4) for m, w in zip(ensemble.members, ensemble.combiner.weights_)},
             "training_data": f"{args.midi_source.name}: {len(select(tracks, 'train'))} rendered MIDI songs "
                              f"(30 s from the middle of each), weights fitted on {len(select(tracks, 'valid'))} "
