@@ -84,11 +84,11 @@ def _load_data(specs, seed=0):
 
 @app.command()
 def models():
-    """List the registered models and describe the bundled default model."""
+    """List the registered models and describe the bundled models."""
     import json
 
     from .models import create_model, list_models
-    from .predict import DEFAULT_MODEL
+    from .predict import BUNDLED_MODELS
 
     table = Table(title="Models")
     for column in ("name", "representation", "parameters (10 classes)"):
@@ -97,17 +97,18 @@ def models():
         model = create_model(name, 10)
         table.add_row(name, model.representation, f"{sum(p.numel() for p in model.parameters()):,}")
     console.print(table)
-    card = DEFAULT_MODEL.with_suffix(".json")
-    if not card.is_file():
-        console.print(f"no bundled default model ({DEFAULT_MODEL}); run scripts/train_default_model.py")
-        return
-    info = json.loads(card.read_text())
-    console.print(f"[bold]Default model[/bold] ({DEFAULT_MODEL.name}, {info['kind']}): {', '.join(info['labels'])}")
-    console.print(f"  members and weights: {info['members']}")
-    console.print(f"  trained on: {info['training_data']}")
-    for name, result in info["held_out"].items():
-        console.print(f"  held-out {name}: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f} "
-                      f"on {result['n']} clips (chance {info['chance']:.3f})")
+    for bundled, path in BUNDLED_MODELS.items():
+        card = path.with_suffix(".json")
+        if not card.is_file():
+            console.print(f"no bundled {bundled} model ({path}); run scripts/train_default_model.py")
+            continue
+        info = json.loads(card.read_text())
+        console.print(f"[bold]Bundled model {bundled!r}[/bold] ({path.name}, {info['kind']}): {', '.join(info['labels'])}")
+        console.print(f"  members and weights: {info['members']}")
+        console.print(f"  trained on: {info['training_data']}")
+        for name, result in info["held_out"].items():
+            console.print(f"  held-out {name}: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f} "
+                          f"on {result['n']} clips (chance {info['chance']:.3f})")
 
 
 @app.command()
@@ -167,7 +168,7 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint written b
 
 @app.command()
 def predict(files: list[Path] = typer.Argument(..., help="Audio files (any length and format soundfile reads)."),
-            model: Path = typer.Option(None, help="Checkpoint or ensemble file (default: the bundled model)."),
+            model: Path = typer.Option(None, help="Checkpoint or ensemble file (default: the bundled model; 'fast': the faster bundled one)."),
             top: int = typer.Option(3, help="How many genres to show per file."),
             output_format: str = typer.Option("table", "--format", help="table, json or csv."),
             timeline: bool = typer.Option(False, help="Also give genre probabilities per window (JSON) and a PNG."),
@@ -256,7 +257,7 @@ def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (r
 @app.command()
 def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recursively for audio files."),
         db: Path = typer.Option(..., help="SQLite file of results (created; a re-run continues where it stopped)."),
-        model: Path = typer.Option(None, help="Model or ensemble file (default: the bundled model)."),
+        model: Path = typer.Option(None, help="Model or ensemble file (default: the bundled model; 'fast': the faster bundled one)."),
         workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
         export: str = typer.Option(None, help="Also export the table: csv or json."),
         output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json)."),
@@ -290,7 +291,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
 
 
 @app.command()
-def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model)."),
+def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model; 'fast': the faster bundled one)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
           port: int = typer.Option(8000, help="Port to listen on."),
           max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413).")):
@@ -348,7 +349,7 @@ def _experiment_report(result, out, name, title):
 
 @experiment_app.command("variants")
 def experiment_variants(
-        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model)."),
+        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model; 'fast': the faster bundled one)."),
         data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH; several are merged."),
         variants: list[str] = typer.Option(None, help="Variants to run (repeat, or comma-separated; default: "
                                                       "speed, stretch, pitch, noise, low-pass and MP3 ones)."),
@@ -373,7 +374,7 @@ def experiment_variants(
 
 @experiment_app.command("instrumental-acappella")
 def experiment_instrumental_acappella(
-        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model)."),
+        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model; 'fast': the faster bundled one)."),
         midi_source: Path = typer.Option(..., help="MIDI collection: songs.csv and <genre>/<id>.mid files."),
         midi_audio: Path = typer.Option(None, help="Its rendered clips (`genrekit data render-midi`, mode middle): "
                                                    "originals reused from there; missing ones are rendered."),

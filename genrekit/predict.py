@@ -21,6 +21,9 @@ from .exceptions import AudioError, GenrekitError, ParameterError
 from .features import compute_features
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "default.pt"
+BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": DEFAULT_MODEL.with_name("fast.pt")}
+"""Models shipped with genrekit, by the name `load` and `--model` accept: `default` (musicnn backbone +
+log-mel CNN: best on real recordings) and `fast` (three small from-scratch CNN/RNN members: ~10x faster)."""
 BLOCK_SECONDS = 30.0
 
 
@@ -193,19 +196,20 @@ def onnxruntime_available():
 
 
 def load(model=None, *, backend="auto"):
-    """A `Classifier` for a checkpoint, ensemble or exported `.onnx` file; the bundled default model when
-    `model` is None.
+    """A `Classifier` for a checkpoint, ensemble or exported `.onnx` file, or for a bundled model by name
+    (`BUNDLED_MODELS`; None is "default").
 
-    backend: "torch", "onnx", or "auto" (onnxruntime for `.onnx` files, and for the bundled model when
+    backend: "torch", "onnx", or "auto" (onnxruntime for `.onnx` files, and for bundled models when
     onnxruntime is installed; torch otherwise).
     """
     if backend not in ("auto", "torch", "onnx"):
         raise ParameterError(f"backend must be auto, torch or onnx, got {backend!r}")
-    if model is None:
+    name = "default" if model is None else str(model)
+    if name in BUNDLED_MODELS and not Path(name).exists():
         use_onnx = backend == "onnx" or (backend == "auto" and onnxruntime_available())
-        path = DEFAULT_MODEL.with_suffix(".onnx") if use_onnx else DEFAULT_MODEL
+        path = BUNDLED_MODELS[name].with_suffix(".onnx" if use_onnx else ".pt")
         if not path.is_file():
-            raise GenrekitError(f"{path}: the bundled default model is missing (run scripts/train_default_model.py)")
+            raise GenrekitError(f"{path}: the bundled {name} model is missing (run scripts/train_default_model.py)")
     else:
         path = Path(model)
     if path.suffix == ".onnx":

@@ -161,3 +161,16 @@ def test_waveform_and_frame_members_see_the_same_windows(members, toy_dataset, t
         result = classifier.predict(y, sr=44100)
         assert result.timeline.shape == (len(result.times), 3) and np.isfinite(result.timeline).all()
         assert result.times[-1] == pytest.approx(seconds - 1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_bundled_models_load_by_name(backend):
+    from genrekit.predict import BUNDLED_MODELS
+
+    if not all(path.is_file() for path in BUNDLED_MODELS.values()):
+        pytest.skip("bundled model files missing")
+    fast, default = load("fast", backend=backend), load(backend=backend)
+    assert fast.labels == default.labels and fast.member_names != default.member_names
+    assert "backbone-musicnn" in default.member_names and "backbone-musicnn" not in fast.member_names
+    y = tone(440.0, seconds=4.0)
+    assert np.isclose(fast.predict(y, sr=22050).probabilities.sum(), 1.0, atol=1e-4)
