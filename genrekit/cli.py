@@ -168,7 +168,8 @@ def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint written b
 
 @app.command()
 def predict(files: list[Path] = typer.Argument(..., help="Audio files (any length and format soundfile reads)."),
-            model: Path = typer.Option(None, help="Checkpoint or ensemble file (default: the bundled model; 'fast': the faster bundled one)."),
+            model: Path = typer.Option(None, help="Checkpoint or ensemble file "
+                                                  "(default: the bundled model; 'fast': the faster bundled one)."),
             top: int = typer.Option(3, help="How many genres to show per file."),
             output_format: str = typer.Option("table", "--format", help="table, json or csv."),
             timeline: bool = typer.Option(False, help="Also give genre probabilities per window (JSON) and a PNG."),
@@ -257,7 +258,8 @@ def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (r
 @app.command()
 def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recursively for audio files."),
         db: Path = typer.Option(..., help="SQLite file of results (created; a re-run continues where it stopped)."),
-        model: Path = typer.Option(None, help="Model or ensemble file (default: the bundled model; 'fast': the faster bundled one)."),
+        model: Path = typer.Option(None, help="Model or ensemble file "
+                                              "(default: the bundled model; 'fast': the faster bundled one)."),
         workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
         export: str = typer.Option(None, help="Also export the table: csv or json."),
         output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json)."),
@@ -291,7 +293,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
 
 
 @app.command()
-def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model; 'fast': the faster bundled one)."),
+def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
+                                                "(default: the bundled model; 'fast': the faster bundled one)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
           port: int = typer.Option(8000, help="Port to listen on."),
           max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413).")):
@@ -349,7 +352,8 @@ def _experiment_report(result, out, name, title):
 
 @experiment_app.command("variants")
 def experiment_variants(
-        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model; 'fast': the faster bundled one)."),
+        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
+                                              "(default: the bundled model; 'fast': the faster bundled one)."),
         data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH; several are merged."),
         variants: list[str] = typer.Option(None, help="Variants to run (repeat, or comma-separated; default: "
                                                       "speed, stretch, pitch, noise, low-pass and MP3 ones)."),
@@ -374,7 +378,8 @@ def experiment_variants(
 
 @experiment_app.command("instrumental-acappella")
 def experiment_instrumental_acappella(
-        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file (default: the bundled model; 'fast': the faster bundled one)."),
+        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
+                                              "(default: the bundled model; 'fast': the faster bundled one)."),
         midi_source: Path = typer.Option(..., help="MIDI collection: songs.csv and <genre>/<id>.mid files."),
         midi_audio: Path = typer.Option(None, help="Its rendered clips (`genrekit data render-midi`, mode middle): "
                                                    "originals reused from there; missing ones are rendered."),
