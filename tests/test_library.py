@@ -17,7 +17,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from conftest import write_tone
-from genrekit import library
+from genrekit import library, predict
 from genrekit.cli import app, main
 from genrekit.library import CRASH_REASON, TagError, export_library, tag_library, write_genre_tag
 from genrekit.predict import load
@@ -259,7 +259,7 @@ def test_cli_tag_exit_codes_and_export(tmp_path, model, monkeypatch, capsys):
     assert "4 rows of vanished files removed" in result.output and (tmp_path / "lib.csv").is_file()
     assert isinstance(runner.invoke(app, args + ["--export", "xml"]).exception, library.ParameterError)
 
-    monkeypatch.setattr("genrekit.predict.DEFAULT_MODEL", tmp_path / "missing.pt")
+    monkeypatch.setitem(predict.BUNDLED_MODELS, "default", tmp_path / "missing.pt")
     monkeypatch.setattr("sys.argv", ["genrekit", "tag", str(root), "--db", str(db)])
     with pytest.raises(SystemExit) as stop:
         main()
