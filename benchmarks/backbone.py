@@ -20,7 +20,7 @@ Writes benchmarks/results/backbone.{json,md}.
 import time
 
 import numpy as np
-from common import load_benchmark_data, new_parser, train_model
+from common import WEIGHTED_MEMBERS, load_benchmark_data, new_parser, train_model
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
@@ -37,7 +37,6 @@ from genrekit.models import PAPER_MODELS, create_model
 BACKBONE = "backbone-musicnn"
 BACKBONE_SETTINGS = {"epochs": 100, "patience": 10}
 """The head trains on embeddings computed once, so its epochs take milliseconds: give it more of them."""
-DEFAULT_MEMBERS = ("cnn-logmel", "rnn-spectrogram", "cnn-waveform")
 
 
 def settings(name):
@@ -68,7 +67,7 @@ def midi_results(args, cache):
     minutes = (time.perf_counter() - began) / 60
     valid, valid_y, test, test_y = member_probs(paths, tracks, cache)
     index = {name: i for i, name in enumerate(names)}
-    eight, trio = list(range(len(PAPER_MODELS))), [index[name] for name in DEFAULT_MEMBERS]
+    eight, trio = list(range(len(PAPER_MODELS))), [index[name] for name in WEIGHTED_MEMBERS]
     rows = {
         "backbone-musicnn alone": ("equal", [index[BACKBONE]]),
         "best single from scratch (cnn-logmel)": ("equal", [index["cnn-logmel"]]),
@@ -83,7 +82,7 @@ def midi_results(args, cache):
              for name, (kind, chosen) in rows.items()}
     weights = make_combiner("weighted").fit(valid[trio + [index[BACKBONE]]], valid_y).weights_
     return {"table": table, "labels": labels, "backbone_train_minutes": minutes,
-            "weights_three_plus_backbone": dict(zip([*DEFAULT_MEMBERS, BACKBONE], weights.round(3).tolist()))}
+            "weights_three_plus_backbone": dict(zip([*WEIGHTED_MEMBERS, BACKBONE], weights.round(3).tolist()))}
 
 
 def gtzan_tracks(args, cache):
@@ -127,7 +126,7 @@ def probe_loao(tracks, labels, cache, window_seconds):
 
 def gtzan_cross_validation(tracks, labels, args, cache, folds=5):
     """Pooled test predictions of each ensemble over artist-grouped folds."""
-    names = list(DEFAULT_MEMBERS) + [BACKBONE]
+    names = list(WEIGHTED_MEMBERS) + [BACKBONE]
     rows = {"weighted, three from scratch": ("weighted", [0, 1, 2]), "backbone-musicnn alone": ("equal", [3]),
             "weighted, three + backbone": ("weighted", [0, 1, 2, 3])}
     targets, tested, predicted = [], [], {name: [] for name in rows}

@@ -11,6 +11,8 @@ from genrekit.training import TrainConfig, train
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
+WEIGHTED_MEMBERS = ("cnn-logmel", "rnn-spectrogram", "cnn-waveform")
+"""The members the weighted ensemble over the eight models gives weight (ensemble benchmark, seed 0)."""
 
 
 def add_common_arguments(parser):

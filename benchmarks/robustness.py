@@ -15,7 +15,7 @@ benchmarks/results/robustness.{md,json} (drop from the original, with and withou
 
 import time
 
-from common import load_benchmark_data, new_parser, train_model
+from common import WEIGHTED_MEMBERS, load_benchmark_data, new_parser, train_model
 
 from genrekit.atomic import write_text
 from genrekit.cache import FeatureCache
@@ -27,7 +27,6 @@ from genrekit.experiments import evaluate_variants, evaluate_versions, write_exp
 from genrekit.predict import load
 from genrekit.variants import check_variants
 
-MEMBERS = ("cnn-logmel", "rnn-spectrogram", "cnn-waveform")
 VARIANTS = ("speed-0.8x", "speed-1.25x", "pitch+2", "pitch-2", "noise-20dB", "mp3-32k")
 TRAININGS = {"plain": False, "augmented": True}
 
@@ -35,7 +34,8 @@ TRAININGS = {"plain": False, "augmented": True}
 def build_ensemble(tracks, labels, args, cache, augment):
     """Train (or reuse) the members and fit their weighted average on the valid split; returns its path."""
     run_dir = args.runs / ("midi-augment" if augment else "midi")
-    paths = [train_model(name, tracks, labels, args, run_dir, cache, augment=augment) for name in MEMBERS]
+    paths = [train_model(name, tracks, labels, args, run_dir, cache, augment=augment)
+             for name in WEIGHTED_MEMBERS]
     ensemble = Ensemble(load_members(paths), "weighted")
     ensemble.fit(select(tracks, "valid"), cache, progress=False)
     path = run_dir / "ensemble-weighted-3.pt"
@@ -74,7 +74,10 @@ def main():
     labels = labels_of(tracks)
     cache = FeatureCache(args.cache)
     out = args.out / "experiments"
-    report = {"members": MEMBERS, "variants": variants, "minutes": {}, "variants_results": {}, "versions_results": {}}
+    report = {"members": WEIGHTED_MEMBERS, "variants": variants, "minutes": {}, "variants_results": {},
+              "versions_results": {}}
+    versions = (render_versions(args.midi_source, args.cache / "versions", midi_audio=args.midi_audio)
+                if args.versions else None)
     for name, augment in TRAININGS.items():
         began = time.perf_counter()
         classifier = load(build_ensemble(tracks, labels, args, cache, augment), backend="torch")
@@ -82,8 +85,7 @@ def main():
         result.update(data=str(args.midi_audio), split="test", training=name)
         write_experiment(result, out, f"variants-{name}", f"Song variants, {name} training (test split)")
         report["variants_results"][name] = condensed(result)
-        if args.versions:
-            versions = render_versions(args.midi_source, args.cache / "versions", midi_audio=args.midi_audio)
+        if versions is not None:
             found = evaluate_versions(classifier, versions)
             found.update(data=str(args.midi_source), split="test", training=name)
             write_experiment(found, out, f"instrumental-acappella-{name}",
@@ -96,7 +98,7 @@ def main():
     print(text)
     write_json(report, args.out / "robustness.json")
     write_text(args.out / "robustness.md", "# Robustness with and without augmentation\n\n"
-               f"Weighted ensemble of {', '.join(MEMBERS)}; drop = original minus condition.\n\n" + text)
+               f"Weighted ensemble of {', '.join(WEIGHTED_MEMBERS)}; drop = original minus condition.\n\n" + text)
 
 
 if __name__ == "__main__":
