@@ -5,29 +5,35 @@
   100 epochs with patience 10 since its epochs run on embeddings computed once),
   ensembles fitted on valid: weighted average and stacking over the eight, over the eight plus the backbone,
   the bundled model's three members with and without the backbone, and the backbone alone.
-* gtzan-mini (100 real clips, 41 artists from tracks.csv), two protocols, every clip tested once:
-  - leave-one-artist-out (41 folds): the backbone's embeddings with a logistic-regression probe (train the
-    probe on the other artists' windows, score a clip by its windows' mean log-probability);
-  - artist-grouped 5-fold cross-validation (training the from-scratch members 41 times would take hours
-    on 2 cores): per fold, cnn-logmel, rnn-spectrogram, cnn-waveform and backbone-musicnn trained on the
-    other folds' artists (20 % of those artists held out as valid), then weighted ensembles fitted on valid.
+* gtzan-mini (the 93 real clips that are kept, 42 artists from tracks.csv), leave-one-artist-out (42 folds),
+  every clip tested once:
+  - the backbone's embeddings with a logistic-regression probe (train the probe on the other artists'
+    windows, score a clip by its windows' mean log-probability);
+  - per fold, cnn-logmel, rnn-spectrogram, cnn-waveform and backbone-musicnn trained on the other artists
+    (20 % of them held out as valid), then weighted ensembles fitted on valid. The folds train in parallel
+    (--workers), one thread each; the backbone's embeddings are stored once and reused by every fold.
+    `--folds k` uses artist-grouped k-fold instead (faster).
 
 Writes benchmarks/results/backbone.{json,md}.
 
     python benchmarks/backbone.py --midi-audio <rendered clips>
 """
 
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import torch
 from common import WEIGHTED_MEMBERS, load_benchmark_data, new_parser, train_model
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
 
 from genrekit.atomic import write_text
-from genrekit.cache import FeatureCache, fill_cache
+from genrekit.cache import EmbeddingStore, FeatureCache, fill_cache
 from genrekit.clips import ClipSet, window_length
 from genrekit.datasets import labels_of, load_dataset, select, split_by_group
 from genrekit.ensemble import Ensemble, load_members, make_combiner
@@ -108,7 +114,8 @@ def probe_loao(tracks, labels, cache, window_seconds):
     """Leave-one-artist-out accuracy of a logistic-regression probe on frozen musicnn window embeddings."""
     model = create_model(BACKBONE, len(labels)).eval()
     clips = ClipSet.from_tracks(tracks, "waveform", labels, cache, progress=False)
-    embedded = clips.embedded(model.embed, window_length("waveform", window_seconds))
+    length = window_length("waveform", window_seconds)
+    embedded = clips.embedded(model.embed, length, store=EmbeddingStore(cache.root, model.embedding_key()))
     groups = np.array([t.group for t in tracks])
     predicted = np.zeros(len(tracks), dtype=int)
     for artist in np.unique(groups):
@@ -124,26 +131,47 @@ def probe_loao(tracks, labels, cache, window_seconds):
     return with_learnable(metrics, tracks, clips.targets, predicted), len(np.unique(groups))
 
 
-def gtzan_cross_validation(tracks, labels, args, cache, folds=5):
-    """Pooled test predictions of each ensemble over artist-grouped folds."""
-    names = list(WEIGHTED_MEMBERS) + [BACKBONE]
-    rows = {"weighted, three from scratch": ("weighted", [0, 1, 2]), "backbone-musicnn alone": ("equal", [3]),
-            "weighted, three + backbone": ("weighted", [0, 1, 2, 3])}
-    targets, tested, predicted = [], [], {name: [] for name in rows}
-    y = [t.label for t in tracks]
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
-    for fold, (rest, held) in enumerate(splitter.split(tracks, y, [t.group for t in tracks])):
+FOLD_ROWS = {"weighted, three from scratch": ("weighted", [0, 1, 2]), "backbone-musicnn alone": ("equal", [3]),
+             "weighted, three + backbone": ("weighted", [0, 1, 2, 3])}
+"""The ensembles compared on each fold, over the members (*WEIGHTED_MEMBERS, BACKBONE)."""
+
+
+def run_fold(fold, fold_tracks, labels, args, cache):
+    """Train the members on one fold's train/valid tracks; (test targets, {row: test predictions})."""
+    torch.set_num_threads(1)
+    run_dir = args.runs / ("gtzan-loao" if args.folds == 0 else f"gtzan-{args.folds}fold") / f"fold{fold:02d}"
+    paths = [train_model(name, fold_tracks, labels, args, run_dir, cache, progress=False, **settings(name))
+             for name in (*WEIGHTED_MEMBERS, BACKBONE)]
+    valid, valid_y, test, test_y = member_probs(paths, fold_tracks, cache)
+    return test_y, {name: combine(kind, chosen, valid, valid_y, test).argmax(1) for name, (kind, chosen) in FOLD_ROWS.items()}
+
+
+def gtzan_cross_validation(tracks, labels, args, cache):
+    """Pooled test predictions of each of FOLD_ROWS over artist folds (leave-one-artist-out when
+    `args.folds` is 0, else artist-grouped k-fold); every clip is tested once. In each fold the members train
+    on the other artists, 20 % of which are held out as valid to fit the ensemble weights."""
+    groups = [t.group for t in tracks]
+    if args.folds == 0:
+        splits = LeaveOneGroupOut().split(tracks, groups=groups)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
+        splits = splitter.split(tracks, [t.label for t in tracks], groups)
+    folds = []
+    for fold, (rest, held) in enumerate(splits):
         fold_tracks = split_by_group([tracks[i] for i in rest], valid=0.2, test=0.0, seed=fold)
-        fold_tracks += [tracks[i].replace(split="test") for i in held]
-        paths = [train_model(name, fold_tracks, labels, args, args.runs / "gtzan-cv" / f"fold{fold}", cache,
-                             **settings(name)) for name in names]
-        valid, valid_y, test, test_y = member_probs(paths, fold_tracks, cache)
-        targets += list(test_y)
-        tested += [tracks[i] for i in held]
-        for name, (kind, chosen) in rows.items():
-            predicted[name] += list(combine(kind, chosen, valid, valid_y, test).argmax(1))
+        folds.append((fold_tracks + [tracks[i].replace(split="test") for i in held], held))
+    targets, tested, predicted = [], [], {name: [] for name in FOLD_ROWS}
+    with ProcessPoolExecutor(args.workers) as pool:
+        jobs = [pool.submit(run_fold, fold, fold_tracks, labels, args, cache)
+                for fold, (fold_tracks, _) in enumerate(folds)]
+        for job, (_, held) in zip(tqdm(jobs, desc="folds", unit="fold"), folds):
+            test_y, fold_predicted = job.result()
+            targets += list(test_y)
+            tested += [tracks[i] for i in held]
+            for name in FOLD_ROWS:
+                predicted[name] += list(fold_predicted[name])
     return {name: with_learnable(classification_metrics(targets, predicted[name], labels), tested, targets,
-                                 predicted[name]) for name in rows}
+                                 predicted[name]) for name in FOLD_ROWS}
 
 
 def markdown(report):
@@ -156,7 +184,8 @@ def markdown(report):
     lines.append(f"| leave-one-artist-out ({report['gtzan']['artists']} folds) | musicnn embeddings + "
                  f"logistic-regression probe | {probe['accuracy']:.3f} | {probe['macro_f1']:.3f} | "
                  f"{probe['learnable_accuracy']:.3f} |")
-    lines += [f"| artist-grouped 5-fold | {name} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
+    protocol = report["gtzan"]["protocol"]
+    lines += [f"| {protocol} | {name} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
               f"{m['learnable_accuracy']:.3f} |" for name, m in report["gtzan"]["cross_validation"].items()]
     if "midi" in report:
         lines += ["", "## Rendered MIDI test split (7 genres, chance 0.143)", "", "| model | accuracy | macro-F1 |",
@@ -171,6 +200,9 @@ def markdown(report):
 def main():
     parser = new_parser(__doc__)
     parser.add_argument("--skip-midi", action="store_true")
+    parser.add_argument("--folds", type=int, default=0,
+                        help="gtzan-mini protocol of the ensembles: 0 = leave-one-artist-out, k = artist-grouped k-fold.")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="Folds trained at once.")
     args = parser.parse_args()
     cache = FeatureCache(args.cache)
     report = {}
@@ -178,7 +210,8 @@ def main():
     labels = labels_of(tracks)
     probe, artists = probe_loao(tracks, labels, cache, args.window_seconds)
     print(f"gtzan-mini leave-one-artist-out probe: accuracy {probe['accuracy']:.3f}")
-    report["gtzan"] = {"probe_loao": probe, "artists": artists,
+    protocol = f"leave-one-artist-out ({artists} folds)" if args.folds == 0 else f"artist-grouped {args.folds}-fold"
+    report["gtzan"] = {"probe_loao": probe, "artists": artists, "protocol": protocol,
                        "cross_validation": gtzan_cross_validation(tracks, labels, args, cache)}
     if not args.skip_midi:
         report["midi"] = midi_results(args, cache)

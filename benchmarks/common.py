@@ -47,11 +47,12 @@ def load_benchmark_data(name, args, seed=0):
 
 
 def train_model(model, tracks, labels, args, run_dir, cache, *, seed=0, model_kwargs=None, augment=False,
-                **settings):
+                progress=True, **settings):
     """Train (or reuse) one model with the benchmark settings (`settings` override TrainConfig fields);
     returns its checkpoint path."""
     config = TrainConfig(model=model, **{"epochs": args.epochs, "patience": args.patience, "seed": seed,
                                          "windows_per_clip": args.windows_per_clip,
                                          "window_seconds": args.window_seconds, "augment": augment,
                                          "model_kwargs": model_kwargs or {}, **settings})
-    return train(config, select(tracks, "train"), select(tracks, "valid"), run_dir, labels=labels, cache=cache)
+    return train(config, select(tracks, "train"), select(tracks, "valid"), run_dir, labels=labels, cache=cache,
+                 workers=None if progress else 1, progress=progress)

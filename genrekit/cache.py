@@ -74,6 +74,30 @@ class FeatureCache:
             np.savez(out, **{name: value.astype(STORED_DTYPES[name]) for name, value in features.items()})
 
 
+class EmbeddingStore:
+    """Window embeddings by one frozen network, kept as `.npy` files under `root/embeddings/<network_key>` and
+    keyed by the clip's content and the window length, so repeated trainings (cross-validation folds) embed
+    every clip once."""
+
+    def __init__(self, root, network_key):
+        self.root = Path(root) / "embeddings" / network_key
+
+    def path(self, array, length):
+        digest = hashlib.sha1(f"{array.dtype}{array.shape}{length}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+        name = digest.hexdigest()
+        return self.root / name[:2] / f"{name}.npy"
+
+    def load(self, array, length):
+        """The stored embeddings of a clip, or None."""
+        path = self.path(array, length)
+        return np.load(path) if path.is_file() else None
+
+    def store(self, array, length, embeddings):
+        with atomic_path(self.path(array, length)) as temp, open(temp, "wb") as out:
+            np.save(out, embeddings)
+
+
 def _worker_init():
     import torch
 

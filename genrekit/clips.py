@@ -81,14 +81,19 @@ class ClipSet:
         """All windows of clip `i` (see `clip_windows`), as float32."""
         return clip_windows(self.arrays[i], length, hop).astype(np.float32)
 
-    def embedded(self, embed, length, *, batch_size=32, progress=True):
+    def embedded(self, embed, length, *, store=None, batch_size=32, progress=True):
         """The clips as sequences of embeddings, one per window of `length` (hop `length`) computed by
         `embed(windows) -> (n, dim)`: a ClipSet whose clips are [shape=(dim, n_windows)], so a window of
-        length 1 is one embedding."""
+        length 1 is one embedding. A `store` (`EmbeddingStore` of the same network) keeps them across runs."""
         arrays = []
         with torch.inference_mode():
             for i in tqdm(range(len(self)), desc="embedding", unit="clip", disable=not progress):
-                windows = torch.from_numpy(self.windows(i, length))
-                arrays.append(torch.cat([embed(windows[s:s + batch_size])
-                                         for s in range(0, len(windows), batch_size)]).T.numpy())
+                stored = store.load(self.arrays[i], length) if store else None
+                if stored is None:
+                    windows = torch.from_numpy(self.windows(i, length))
+                    stored = torch.cat([embed(windows[s:s + batch_size])
+                                        for s in range(0, len(windows), batch_size)]).T.numpy()
+                    if store:
+                        store.store(self.arrays[i], length, stored)
+                arrays.append(stored)
         return ClipSet(arrays, self.targets, self.keys, "embedding")

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .augment import Augmentation
+from .cache import EmbeddingStore, FeatureCache
 from .checkpoints import atomic_save, load_checkpoint, save_checkpoint
 from .clips import ClipSet, window_length
 from .datasets import class_weights, labels_of
@@ -133,6 +134,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     checkpoint_path = out_dir / f"{config.model}.pt"
     state_path = out_dir / f"{config.model}.state.pt"
     labels = list(labels or labels_of(train_tracks))
+    cache = cache or FeatureCache()
     record = {"config": asdict(config), "labels": labels, "feature_params": asdict(params)}
     if checkpoint_path.is_file() and _same_record(load_checkpoint(checkpoint_path)[1]["training"].get("record"), record):
         log.warning("%s: already trained with this configuration; delete it to train again", checkpoint_path)
@@ -156,7 +158,8 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
             return augmentation.batch(train_clips, indices, samples, representation, params, rng)
     else:
         if hasattr(model, "embed"):  # a frozen backbone: embed every window once, then train only the head
-            train_clips, valid_clips = (clips.embedded(model.embed, length, progress=progress)
+            store = EmbeddingStore(cache.root, model.embedding_key())
+            train_clips, valid_clips = (clips.embedded(model.embed, length, store=store, progress=progress)
                                         for clips in (train_clips, valid_clips))
             net, length = HeadOnEmbeddings(model), 1
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from conftest import write_tone
-from genrekit.cache import FeatureCache, fill_cache
+from genrekit.cache import EmbeddingStore, FeatureCache, fill_cache
 from genrekit.datasets import Track
 from genrekit.features import FeatureParams, compute_features
 
@@ -32,6 +32,21 @@ def test_key_follows_content_params_and_span(tmp_path):
     assert cache.entry_path(_track(a)) != cache.entry_path(_track(a, start=0.0, end=0.5))
     other = FeatureCache(tmp_path, FeatureParams(n_mels=64))
     assert other.entry_path(_track(a)) != cache.entry_path(_track(a))
+
+
+def test_embedding_store_keys_by_network_content_and_window_length(tmp_path):
+    clip = np.random.default_rng(0).standard_normal(1000).astype(np.float16)
+    store = EmbeddingStore(tmp_path, "net-a")
+    assert store.load(clip, 100) is None
+    embeddings = np.arange(20, dtype=np.float32).reshape(2, 10)
+    store.store(clip, 100, embeddings)
+    assert np.array_equal(store.load(clip.copy(), 100), embeddings)
+    assert not list(store.path(clip, 100).parent.glob("*.tmp"))
+    changed = clip.copy()
+    changed[500] += 1
+    for other_store, other_clip, length in ((store, changed, 100), (store, clip, 200),
+                                            (EmbeddingStore(tmp_path, "net-b"), clip, 100)):
+        assert other_store.load(other_clip, length) is None
 
 
 def test_span_features_are_those_of_the_span(tmp_path):

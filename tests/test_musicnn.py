@@ -183,3 +183,10 @@ def test_training_embeds_each_window_once_and_trains_only_the_head(toy_dataset, 
     model, info = load_checkpoint(path)
     assert len(info["history"]) == 3 and info["history"][-1]["train_loss"] < info["history"][0]["train_loss"]
     assert all(torch.equal(a, b) for a, b in zip(model.backbone.state_dict().values(), musicnn.state_dict().values()))
+
+    embedded.clear()  # a second training with the same cache reads the stored embeddings
+    again = train(config, select(tracks, "train"), select(tracks, "valid"), tmp_path / "again",
+                  labels=["high", "low", "noisy"], cache=FeatureCache(tmp_path / "cache"), workers=1, progress=False)
+    assert embedded == []
+    assert all(torch.equal(a, b) for a, b in zip(model.head.state_dict().values(),
+                                                 load_checkpoint(again)[0].head.state_dict().values()))

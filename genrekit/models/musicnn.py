@@ -10,6 +10,7 @@ against TensorFlow. The front end is plain convolutions and matrix products (no 
 model exports to ONNX.
 """
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -169,6 +170,16 @@ class MusicnnClassifier(nn.Module):
         and trains only `head` on them)."""
         with torch.no_grad():
             return self.backbone.embed(self.frontend(x))
+
+    def embedding_key(self):
+        """A name for what `embed` computes: a digest of the frozen front end's and network's settings and
+        weights (the key of its `EmbeddingStore`)."""
+        digest = hashlib.sha1(f"musicnn {SAMPLE_RATE} {MUSICNN_SR} {N_FFT} {HOP_LENGTH} {N_MELS} {N_FRAMES}".encode())
+        for module in (self.frontend, self.backbone):
+            for name, tensor in module.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().numpy().tobytes())
+        return f"musicnn-{digest.hexdigest()[:16]}"
 
     def forward(self, x):
         return self.head(self.embed(x))
