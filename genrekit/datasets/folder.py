@@ -7,7 +7,7 @@ from ..atomic import atomic_path
 from ..constants import AUDIO_EXTENSIONS
 from ..exceptions import DatasetError
 from .splits import check_disjoint, split_by_group
-from .track import SPLITS, Track
+from .track import Track, read_track_table
 
 
 def audio_files(root):
@@ -46,22 +46,14 @@ def load_manifest(manifest, *, seed=0):
     if not manifest.is_file():
         raise DatasetError(f"{manifest}: manifest not found")
     tracks = []
-    with open(manifest, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"path", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise DatasetError(f"{manifest}: missing column(s) {sorted(missing)}")
-        for line, row in enumerate(reader, start=2):
-            path = Path(row["path"])
-            path = path if path.is_absolute() else manifest.parent / path
-            split = (row.get("split") or "").strip() or None
-            if split is not None and split not in SPLITS:
-                raise DatasetError(f"{manifest}:{line}: split {split!r} is not one of {SPLITS}")
-            tracks.append(Track(path=str(path), label=row["label"].strip(),
-                                group=(row.get("group") or "").strip() or f"{manifest.stem}:{row['path']}",
-                                source=(row.get("source") or "").strip() or f"csv:{manifest.stem}", split=split,
-                                start=_optional_float(row, "start", manifest, line),
-                                end=_optional_float(row, "end", manifest, line)))
+    for line, row, split in read_track_table(manifest, ("path", "label")):
+        path = Path(row["path"])
+        path = path if path.is_absolute() else manifest.parent / path
+        tracks.append(Track(path=str(path), label=row["label"].strip(),
+                            group=(row.get("group") or "").strip() or f"{manifest.stem}:{row['path']}",
+                            source=(row.get("source") or "").strip() or f"csv:{manifest.stem}", split=split,
+                            start=_optional_float(row, "start", manifest, line),
+                            end=_optional_float(row, "end", manifest, line)))
     if not tracks:
         raise DatasetError(f"{manifest}: no rows")
     check_disjoint(tracks)

@@ -46,7 +46,7 @@ from ..audio import SILENCE_PEAK, to_mono
 from ..constants import CLIP_SECONDS, SAMPLE_RATE
 from ..exceptions import DatasetError, GenrekitError, ParameterError
 from .folder import write_manifest
-from .track import SPLITS, Track, snippets
+from .track import SPLITS, Track, read_track_table, snippets
 
 log = logging.getLogger(__name__)
 
@@ -474,26 +474,18 @@ def read_songs(source_dir, *, splits=None, limit_per_genre=None):
     if wanted is not None and not wanted <= set(SPLITS):
         raise ParameterError(f"splits must be among {SPLITS}, got {sorted(wanted)}")
     songs, taken = [], defaultdict(int)
-    with open(table, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"path", "genre"} - set(reader.fieldnames or [])
-        if missing:
-            raise DatasetError(f"{table}: missing column(s) {sorted(missing)}")
-        for line, row in enumerate(reader, start=2):
-            split = (row.get("split") or "").strip() or None
-            if split is not None and split not in SPLITS:
-                raise DatasetError(f"{table}:{line}: split {split!r} is not one of {SPLITS}")
-            if wanted is not None and split not in wanted:
-                continue
-            genre = row["genre"].strip()
-            if limit_per_genre is not None and taken[(split, genre)] >= limit_per_genre:
-                continue
-            taken[(split, genre)] += 1
-            duration = (row.get("duration_s") or "").strip()
-            rel = row["path"].strip()
-            songs.append(_Song(path=str(source_dir / rel), rel=rel, split=split, genre=genre,
-                               group=(row.get("group") or "").strip() or f"midi:{rel}",
-                               duration=float(duration) if duration else None))
+    for _, row, split in read_track_table(table, ("path", "genre")):
+        if wanted is not None and split not in wanted:
+            continue
+        genre = row["genre"].strip()
+        if limit_per_genre is not None and taken[(split, genre)] >= limit_per_genre:
+            continue
+        taken[(split, genre)] += 1
+        duration = (row.get("duration_s") or "").strip()
+        rel = row["path"].strip()
+        songs.append(_Song(path=str(source_dir / rel), rel=rel, split=split, genre=genre,
+                           group=(row.get("group") or "").strip() or f"midi:{rel}",
+                           duration=float(duration) if duration else None))
     return songs
 
 

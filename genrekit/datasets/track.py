@@ -1,9 +1,12 @@
 """The one record every dataset loader returns."""
 
+import csv
 from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+from ..exceptions import DatasetError
 
 SPLITS = ("train", "valid", "test")
 
@@ -75,3 +78,18 @@ def class_weights(tracks, labels=None):
 def labels_of(tracks):
     """The sorted label set of some tracks."""
     return sorted({track.label for track in tracks})
+
+
+def read_track_table(table, required):
+    """Rows of a CSV table of tracks as (line number, row, split or None), after checking that it has the
+    `required` columns and that every split is one of SPLITS."""
+    with open(table, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(required) - set(reader.fieldnames or [])
+        if missing:
+            raise DatasetError(f"{table}: missing column(s) {sorted(missing)}")
+        for line, row in enumerate(reader, start=2):
+            split = (row.get("split") or "").strip() or None
+            if split is not None and split not in SPLITS:
+                raise DatasetError(f"{table}:{line}: split {split!r} is not one of {SPLITS}")
+            yield line, row, split
