@@ -44,7 +44,9 @@ def _open(path):
     try:
         handle = sf.SoundFile(str(path))
     except sf.LibsndfileError as error:
-        raise AudioError(path, f"not a readable audio file or unsupported format ({error.error_string})") from None
+        # libsndfile says "File does not exist" for an existing file its MPEG decoder rejects
+        detail = "no audio stream found" if "does not exist" in error.error_string else error.error_string
+        raise AudioError(path, f"not a readable audio file or unsupported format ({detail})") from None
     except (RuntimeError, TypeError, ValueError) as error:
         raise AudioError(path, f"not a readable audio file ({error})") from None
     if handle.frames <= 0:

@@ -206,7 +206,7 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
                 ranked = result.top(top)
                 writer.writerow([path, result.genre, f"{ranked[0][1]:.4f}",
                                  *[f"{g}:{p:.4f}" for g, p in ranked] + [""] * (top - len(ranked)), ""])
-    else:
+    elif good:
         table = Table(title=f"Genres ({classifier.source})")
         for column in ("file", "genre", "probability", f"top {top}", "length"):
             table.add_column(column)

@@ -56,6 +56,14 @@ def test_not_audio(tmp_path):
         load_audio(path)
 
 
+def test_corrupt_mp3_is_not_called_missing(tmp_path):
+    path = tmp_path / "broken.mp3"
+    path.write_text("not audio at all")
+    with pytest.raises(AudioError, match="broken.mp3: not a readable audio file") as caught:
+        load_audio(path)
+    assert "does not exist" not in str(caught.value)
+
+
 def test_unsupported_format(tmp_path):
     path = tmp_path / "song.m4a"
     path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(2000))

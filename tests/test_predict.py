@@ -124,6 +124,9 @@ def test_cli_predict_formats_timeline_and_failures(members, tmp_path):
     table = list(csv.DictReader(io.StringIO(result.stdout)))
     assert result.exit_code == 0 and table[0]["genre"] and table[0]["top3"].count(":") == 1
 
+    result = runner.invoke(app, ["predict", str(bad), "--model", model])
+    assert result.exit_code == 1 and "broken.flac" in result.stderr and "Genres" not in result.stdout
+
     result = runner.invoke(app, ["predict", str(good), "--model", model, "--format", "yaml"])
     assert result.exit_code != 0
 
