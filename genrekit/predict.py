@@ -6,6 +6,7 @@ evaluation) and combines the members as the ensemble was fitted to; the timeline
 window. A trailing piece shorter than one window is left out unless it is all there is.
 """
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .ensemble import (GATE_REPRESENTATIONS, Ensemble, GatedEnsemble, gate_frame
 from .exceptions import AudioError, GenrekitError, ParameterError
 from .features import compute_features
 
+log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "default.pt"
 BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": DEFAULT_MODEL.with_name("fast.pt")}
 """Models shipped with genrekit, by the name `load` and `--model` accept: `default` (musicnn backbone +
@@ -200,16 +202,24 @@ def load(model=None, *, backend="auto"):
     (`BUNDLED_MODELS`; None is "default").
 
     backend: "torch", "onnx", or "auto" (onnxruntime for `.onnx` files, and for bundled models when
-    onnxruntime is installed; torch otherwise).
+    onnxruntime is installed, exported on first use; torch otherwise).
     """
     if backend not in ("auto", "torch", "onnx"):
         raise ParameterError(f"backend must be auto, torch or onnx, got {backend!r}")
     name = "default" if model is None else str(model)
     if name in BUNDLED_MODELS and not Path(name).exists():
-        use_onnx = backend == "onnx" or (backend == "auto" and onnxruntime_available())
-        path = BUNDLED_MODELS[name].with_suffix(".onnx" if use_onnx else ".pt")
+        path = BUNDLED_MODELS[name]
         if not path.is_file():
             raise GenrekitError(f"{path}: the bundled {name} model is missing (run scripts/train_default_model.py)")
+        if backend == "onnx" or (backend == "auto" and onnxruntime_available()):
+            from .export import cached_onnx_export
+
+            try:
+                path = cached_onnx_export(path)
+            except OSError as error:  # e.g. a read-only cache folder
+                if backend == "onnx":
+                    raise GenrekitError(f"{path}: cannot write its ONNX export ({error})") from None
+                log.warning("%s: no ONNX export (%s); running it with torch", path, error)
     else:
         path = Path(model)
     if path.suffix == ".onnx":

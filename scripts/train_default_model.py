@@ -9,7 +9,8 @@ backbone) on the rendered MIDI corpus.
 3. Measures held-out accuracy on the MIDI test split and, as a check across domains, on the real
    recordings of ../shared/data/gtzan-mini whose genres the model knows (classical, country, hiphop, jazz,
    pop, rock; never used for training).
-4. Writes genrekit/weights/default.pt, default.onnx and default.json (the model card `genrekit models` shows).
+4. Writes genrekit/weights/default.pt and default.json (the model card `genrekit models` shows); genrekit
+   exports the ONNX file onnxruntime runs on first use.
 
 Label set and training mix: only the MIDI genres, trained only on renderings. Mixing in the real GTZAN
 clips would teach the model "recorded or rendered" instead of genre, since blues, disco, metal and reggae
@@ -27,7 +28,6 @@ from genrekit.datasets import labels_of, load_dataset, select
 from genrekit.datasets.midi import render_midi_corpus
 from genrekit.ensemble import Ensemble, load_members
 from genrekit.evaluation import evaluate_checkpoint
-from genrekit.export import export_onnx
 from genrekit.models import PAPER_MODELS, list_models
 from genrekit.training import TrainConfig, train
 
@@ -69,7 +69,6 @@ def main():
                    labels=labels, cache=cache) for name in args.members]
     ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), cache).prune()
     model_path = ensemble.save(args.out / "default.pt")
-    export_onnx(model_path, args.out / "default.onnx")
 
     midi_test = evaluate_checkpoint(model_path, select(tracks, "test"), cache=cache)
     real = [t for t in load_dataset(f"gtzan:{args.gtzan}") if t.label in labels]
