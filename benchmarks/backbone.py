@@ -14,7 +14,7 @@
     (--workers), one thread each; the backbone's embeddings are stored once and reused by every fold.
     `--folds k` uses artist-grouped k-fold instead (faster).
 
-Writes benchmarks/results/backbone.{json,md}.
+Writes benchmarks/results/backbone.{json,md} and backbone_real_clips_per_genre.png.
 
     python benchmarks/backbone.py --midi-audio <rendered clips>
 """
@@ -39,6 +39,7 @@ from genrekit.datasets import labels_of, load_dataset, select, split_by_group
 from genrekit.ensemble import Ensemble, load_members, make_combiner
 from genrekit.evaluation import classification_metrics, write_json
 from genrekit.models import PAPER_MODELS, create_model
+from genrekit.plots import plot_per_label_accuracy
 
 BACKBONE = "backbone-musicnn"
 BACKBONE_SETTINGS = {"epochs": 100, "patience": 10}
@@ -197,6 +198,13 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
+def plot_gtzan(report, path):
+    """Per-genre accuracy on gtzan-mini of the probe and the fold ensembles."""
+    gtzan = report["gtzan"]
+    results = {"probe (leave-one-artist-out)": gtzan["probe_loao"], **gtzan["cross_validation"]}
+    return plot_per_label_accuracy(results, path, title=f"Real clips (gtzan-mini), {gtzan['protocol']}")
+
+
 def main():
     parser = new_parser(__doc__)
     parser.add_argument("--skip-midi", action="store_true")
@@ -219,6 +227,7 @@ def main():
     print(text)
     write_json(report, args.out / "backbone.json")
     write_text(args.out / "backbone.md", "# Pretrained musicnn backbone\n\n" + text)
+    plot_gtzan(report, args.out / "backbone_real_clips_per_genre.png")
 
 
 if __name__ == "__main__":
