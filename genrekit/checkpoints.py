@@ -20,10 +20,21 @@ def atomic_save(obj, path):
 
 def save_checkpoint(path, model, *, labels, params, window_seconds, metrics=None, history=None, training=None):
     """Write a model with its name, config, label list, feature parameters and training record."""
-    atomic_save({"format": FORMAT, "model": model.name, "config": model.config, "labels": list(labels),
-                 "feature_params": asdict(params), "window_seconds": window_seconds,
-                 "state_dict": model.state_dict(), "metrics": metrics or {}, "history": history or [],
-                 "training": training or {}}, path)
+    atomic_save(compact({"format": FORMAT, "model": model.name, "config": model.config, "labels": list(labels),
+                         "feature_params": asdict(params), "window_seconds": window_seconds,
+                         "state_dict": model.state_dict(), "metrics": metrics or {}, "history": history or [],
+                         "training": training or {}}, model), path)
+
+
+def compact(ckpt, model):
+    """The checkpoint dict of `model` without the weights of its frozen pretrained part, if it has one
+    (`frozen_prefixes`, e.g. the musicnn backbone): those ship with genrekit, so the checkpoint keeps only
+    their digest (`embedding_key()`), which loading checks."""
+    prefixes = getattr(model, "frozen_prefixes", None)
+    if not prefixes:
+        return ckpt
+    own = {name: value for name, value in model.state_dict().items() if not name.startswith(prefixes)}
+    return {**ckpt, "state_dict": own, "frozen": {"prefixes": list(prefixes), "key": model.embedding_key()}}
 
 
 def load_checkpoint(path):
@@ -48,6 +59,15 @@ def model_from_checkpoint(ckpt):
     """(model in eval mode, the rest of the checkpoint) from a checkpoint dict."""
     ckpt = dict(ckpt)
     model = create_model(ckpt["model"], len(ckpt["labels"]), **ckpt["config"])
-    model.load_state_dict(ckpt.pop("state_dict"))
+    frozen = ckpt.pop("frozen", None)
+    if frozen is None:
+        model.load_state_dict(ckpt.pop("state_dict"))
+    else:  # the frozen part comes from genrekit's own pretrained weights, which must be those it was trained on
+        if model.embedding_key() != frozen["key"]:
+            raise GenrekitError(f"{ckpt['model']}: trained on pretrained weights {frozen['key']}, but genrekit has "
+                                f"{model.embedding_key()}")
+        missing, unexpected = model.load_state_dict(ckpt.pop("state_dict"), strict=False)
+        if unexpected or not all(name.startswith(tuple(frozen["prefixes"])) for name in missing):
+            raise GenrekitError(f"{ckpt['model']}: checkpoint weights do not fit the model")
     ckpt["feature_params"] = FeatureParams(**ckpt["feature_params"])
     return model.eval(), ckpt

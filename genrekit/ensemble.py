@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
 from .cache import FeatureCache
-from .checkpoints import FORMAT as CHECKPOINT_FORMAT, atomic_save, model_from_checkpoint, read_file
+from .checkpoints import FORMAT as CHECKPOINT_FORMAT, atomic_save, compact, model_from_checkpoint, read_file
 from .clips import ClipSet, window_length
 from .evaluation import predict_clip_log_probs
 from .exceptions import GenrekitError, ParameterError
@@ -258,7 +258,7 @@ class Ensemble:
 
     def save(self, path):
         atomic_save({"format": FORMAT, "kind": self.kind, "labels": self.labels,
-                     "members": [member.checkpoint for member in self.members],
+                     "members": [compact(member.checkpoint, member.model) for member in self.members],
                      "combiner": self.combiner.get_state()}, path)
         return path
 

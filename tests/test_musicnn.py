@@ -190,3 +190,30 @@ def test_training_embeds_each_window_once_and_trains_only_the_head(toy_dataset, 
     assert embedded == []
     assert all(torch.equal(a, b) for a, b in zip(model.head.state_dict().values(),
                                                  load_checkpoint(again)[0].head.state_dict().values()))
+
+
+def test_checkpoint_leaves_out_the_pretrained_weights_and_checks_their_digest(tmp_path, musicnn):
+    from genrekit.checkpoints import load_checkpoint, read_file, save_checkpoint
+    from genrekit.exceptions import GenrekitError
+    from genrekit.features import FeatureParams
+    from genrekit.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("backbone-musicnn", 3, hidden=16).eval()
+    path = tmp_path / "member.pt"
+    save_checkpoint(path, model, labels=["a", "b", "c"], params=FeatureParams(), window_seconds=3.0)
+    stored = read_file(path)
+    assert set(stored["state_dict"]) == {"head.1.weight", "head.1.bias", "head.4.weight", "head.4.bias"}
+    assert path.stat().st_size < 50_000  # the 3.2 MB of musicnn weights stay in genrekit/weights
+    x = torch.from_numpy(reference_signal(22050, seconds=3.0))[None]
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(path)[0](x), model(x))
+
+    full = {key: value for key, value in stored.items() if key != "frozen"}
+    torch.save({**full, "state_dict": model.state_dict()}, tmp_path / "full.pt")  # as written before
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(tmp_path / "full.pt")[0](x), model(x))
+
+    torch.save({**stored, "frozen": {**stored["frozen"], "key": "musicnn-0123456789abcdef"}}, tmp_path / "other.pt")
+    with pytest.raises(GenrekitError, match="trained on pretrained weights musicnn-0123456789abcdef"):
+        load_checkpoint(tmp_path / "other.pt")

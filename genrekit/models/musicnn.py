@@ -150,6 +150,9 @@ class MusicnnClassifier(nn.Module):
     """Genre logits of 22050 Hz windows from frozen musicnn embeddings: dropout and a one-hidden-layer MLP.
     musicnn sees 3 s of each window (its patch): the first 3 s of longer windows, shorter ones repeated."""
 
+    frozen_prefixes = ("frontend.", "backbone.")
+    """State-dict entries loaded from the bundled musicnn weights, which checkpoints leave out."""
+
     def __init__(self, n_classes, *, hidden=64, dropout=0.3):
         super().__init__()
         self.representation, self.n_classes = "waveform", n_classes
