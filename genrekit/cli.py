@@ -117,6 +117,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
           out: Path = typer.Option(Path("runs"), help="Folder for the checkpoint, curves and resume state."),
           epochs: int = typer.Option(30), batch_size: int = typer.Option(32),
           optimizer: str = typer.Option("adam", help="adam or sgd."), lr: float = typer.Option(1e-3),
+          lr_schedule: str = typer.Option("constant", help="constant, or cosine (annealed to 0 over the epochs)."),
           dropout: float = typer.Option(0.3), window_seconds: float = typer.Option(3.0),
           windows_per_clip: int = typer.Option(4, help="Random windows drawn per training clip and epoch."),
           balance: str = typer.Option("weights", help="Class imbalance: weights (loss), sampler, or none."),
@@ -132,6 +133,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
     from .training import TrainConfig, train as train_model
 
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                         lr_schedule=lr_schedule,
                          dropout=dropout, window_seconds=window_seconds, windows_per_clip=windows_per_clip,
                          balance=balance, augment=augment, patience=patience, seed=seed, model_kwargs={"se": True} if se else {})
     tracks = _load_data(data, seed)

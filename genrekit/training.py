@@ -42,6 +42,8 @@ class TrainConfig:
     batch_size: int = 32
     optimizer: str = "adam"
     lr: float = 1e-3
+    lr_schedule: str = "constant"
+    """constant, or cosine: annealed from `lr` towards 0 over `epochs` (stepped once per epoch)."""
     weight_decay: float = 1e-4
     dropout: float = 0.3
     window_seconds: float = 3.0
@@ -55,6 +57,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in ("adam", "sgd"):
             raise ParameterError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ParameterError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.balance not in ("weights", "sampler", "none"):
             raise ParameterError(f"balance must be 'weights', 'sampler' or 'none', got {self.balance!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.window_seconds <= 0 or self.windows_per_clip < 1:
@@ -168,6 +172,8 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     weights = torch.from_numpy(class_weights(train_tracks, labels)) if config.balance == "weights" else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     optimizer = _optimizer(config, net)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+                 if config.lr_schedule == "cosine" else None)
 
     state = {"record": record, "epoch": 0, "history": [], "best": None, "best_state": None, "bad_epochs": 0,
              "seconds": 0.0}
@@ -176,6 +182,8 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         if _same_record(saved["record"], record):
             model.load_state_dict(saved.pop("model"))
             optimizer.load_state_dict(saved.pop("optimizer"))
+            if scheduler:
+                scheduler.load_state_dict(saved.pop("scheduler"))
             state = saved
             log.warning("%s: resuming after epoch %d", state_path, state["epoch"])
 
@@ -196,7 +204,10 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
-        atomic_save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict()}, state_path)
+        if scheduler:
+            scheduler.step()
+        atomic_save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     **({"scheduler": scheduler.state_dict()} if scheduler else {})}, state_path)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{valid['accuracy']:.3f}")
         bar.update()
     bar.close()

@@ -39,12 +39,13 @@ WEIGHTS = REPO / "genrekit" / "weights"
 BACKBONE = "backbone-musicnn"
 
 
-def member_config(name, augment, epochs=10, patience=3):
+def member_config(name, augment, epochs=10, patience=3, lr_schedule="constant"):
     """The benchmarks' settings by default (so their checkpoints are reused); the backbone's head trains on
     embeddings computed once, with more epochs (see benchmarks/backbone.py)."""
     if name == BACKBONE:
         return TrainConfig(model=name, epochs=100, patience=10, windows_per_clip=2)
-    return TrainConfig(model=name, epochs=epochs, patience=patience, windows_per_clip=2, augment=augment)
+    return TrainConfig(model=name, epochs=epochs, patience=patience, windows_per_clip=2, augment=augment,
+                       lr_schedule=lr_schedule)
 
 
 def main():
@@ -59,6 +60,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=10, help="Most epochs of the from-scratch members.")
     parser.add_argument("--patience", type=int, default=3,
                         help="Epochs without a better validation score before a from-scratch member stops.")
+    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                        help="Learning-rate schedule of the from-scratch members.")
     parser.add_argument("--runs", type=Path, default=None,
                         help="Checkpoints (default: the benchmarks' midi or midi-augment folder, so theirs are reused).")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
@@ -68,7 +71,7 @@ def main():
     labels = labels_of(tracks)
     cache = FeatureCache()
     runs = args.runs or DEFAULT_CACHE_DIR / "runs" / "benchmark-models" / ("midi-augment" if args.augment else "midi")
-    paths = [train(member_config(name, args.augment, args.epochs, args.patience), select(tracks, "train"), select(tracks, "valid"), runs,
+    paths = [train(member_config(name, args.augment, args.epochs, args.patience, args.lr_schedule), select(tracks, "train"), select(tracks, "valid"), runs,
                    labels=labels, cache=cache) for name in args.members]
     ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), cache).prune()
     model_path = ensemble.save(args.out / "default.pt")

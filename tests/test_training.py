@@ -13,6 +13,7 @@ from genrekit.cli import app
 from genrekit.clips import ClipSet, window_length
 from genrekit.datasets import select
 from genrekit.evaluation import classification_metrics, predict_clip_log_probs
+from genrekit.exceptions import ParameterError
 from genrekit.training import TrainConfig, train, validate
 
 TINY = {"cnn-logmel": {"channels": (4, 8)}, "rnn-chroma": {"hidden": 8}, "cnn-waveform": {"channels": (4, 8)}}
@@ -20,7 +21,8 @@ LABELS = ["high", "low", "noisy"]
 
 
 def _config(model="cnn-logmel", **kw):
-    return TrainConfig(model=model, window_seconds=1.0, batch_size=8, lr=3e-3, model_kwargs=TINY.get(model, {}), **kw)
+    return TrainConfig(model=model, **{"window_seconds": 1.0, "batch_size": 8, "lr": 3e-3,
+                                       "model_kwargs": TINY.get(model, {}), **kw})
 
 
 @pytest.fixture
@@ -61,10 +63,11 @@ def test_training_writes_a_checkpoint_that_round_trips(toy_dataset, cache, tmp_p
     assert np.allclose(predict_clip_log_probs(loaded, clips, length), predict_clip_log_probs(again, clips, length))
 
 
-def test_interrupted_training_resumes_to_the_same_result(toy_dataset, cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])
+def test_interrupted_training_resumes_to_the_same_result(toy_dataset, cache, tmp_path, monkeypatch, lr_schedule):
     _, tracks = toy_dataset
     args = (select(tracks, "train"), select(tracks, "valid"))
-    config = _config(epochs=4, patience=10)
+    config = _config(epochs=4, patience=10, lr_schedule=lr_schedule)
     reference = load_checkpoint(train(config, *args, tmp_path / "whole", labels=LABELS, cache=cache, workers=1,
                                       progress=False))[1]
 
@@ -87,6 +90,25 @@ def test_interrupted_training_resumes_to_the_same_result(toy_dataset, cache, tmp
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
     for got, expected in zip(resumed["history"], reference["history"]):
         assert got == pytest.approx(expected)
+
+
+def test_cosine_schedule_anneals_the_learning_rate_over_the_epochs(toy_dataset, cache, tmp_path, monkeypatch):
+    import math
+
+    _, tracks = toy_dataset
+    real_epoch, rates = training._train_epoch, []
+
+    def record_rate(model, clips, config, optimizer, *rest):
+        rates.append(optimizer.param_groups[0]["lr"])
+        return real_epoch(model, clips, config, optimizer, *rest)
+
+    monkeypatch.setattr(training, "_train_epoch", record_rate)
+    config = _config(epochs=4, patience=10, lr=0.01, lr_schedule="cosine")
+    train(config, select(tracks, "train"), select(tracks, "valid"), tmp_path, labels=LABELS, cache=cache, workers=1,
+          progress=False)
+    assert rates == pytest.approx([0.01 * (1 + math.cos(math.pi * epoch / 4)) / 2 for epoch in range(4)])
+    with pytest.raises(ParameterError, match="lr_schedule"):
+        _config(lr_schedule="step")
 
 
 def test_metrics_on_a_hand_checked_example():
