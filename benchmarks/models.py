@@ -59,6 +59,10 @@ def run_baseline(tracks, labels, cache, seed):
     return metrics, minutes, x_train.shape[1] * len(svm[-1].support_vectors_)
 
 
+FIGURE_NAMES = {"midi": "midi", "gtzan": "real_clips"}
+"""Per-genre figure names, by data set (our figures, named so they are not taken for GTZAN's own files)."""
+
+
 def benchmark_dataset(name, args):
     tracks = load_benchmark_data(name, args, args.seed)
     labels = labels_of(tracks)
@@ -79,7 +83,7 @@ def benchmark_dataset(name, args):
                  "train_minutes": minutes, "epochs": None, "inference_ms_per_30s": None, "parameters": size,
                  "per_genre": metrics["per_label_accuracy"]})
     per_genre["baseline-svm"] = metrics
-    plot_per_label_accuracy(per_genre, args.out / f"models_{name}_per_genre.png",
+    plot_per_label_accuracy(per_genre, args.out / f"models_{FIGURE_NAMES[name]}_per_genre.png",
                             title=f"Per-genre test accuracy, {name}")
     counts = {split: len(select(tracks, split)) for split in ("train", "valid", "test")}
     return {"labels": labels, "clips": counts, "chance": 1 / len(labels), "rows": rows}
