@@ -139,7 +139,6 @@ FOLD_ROWS = {"weighted, three from scratch": ("weighted", [0, 1, 2]), "backbone-
 
 def run_fold(fold, fold_tracks, labels, args, cache):
     """Train the members on one fold's train/valid tracks; (test targets, {row: test predictions})."""
-    torch.set_num_threads(1)
     run_dir = args.runs / ("gtzan-loao" if args.folds == 0 else f"gtzan-{args.folds}fold") / f"fold{fold:02d}"
     paths = [train_model(name, fold_tracks, labels, args, run_dir, cache, progress=False, **settings(name))
              for name in (*WEIGHTED_MEMBERS, BACKBONE)]
@@ -162,7 +161,7 @@ def gtzan_cross_validation(tracks, labels, args, cache):
         fold_tracks = split_by_group([tracks[i] for i in rest], valid=0.2, test=0.0, seed=fold)
         folds.append((fold_tracks + [tracks[i].replace(split="test") for i in held], held))
     targets, tested, predicted = [], [], {name: [] for name in FOLD_ROWS}
-    with ProcessPoolExecutor(args.workers) as pool:
+    with ProcessPoolExecutor(args.workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         jobs = [pool.submit(run_fold, fold, fold_tracks, labels, args, cache)
                 for fold, (fold_tracks, _) in enumerate(folds)]
         for job, (_, held) in zip(tqdm(jobs, desc="folds", unit="fold"), folds):

@@ -88,14 +88,15 @@ class EmbeddingStore:
         name = digest.hexdigest()
         return self.root / name[:2] / f"{name}.npy"
 
-    def load(self, array, length):
-        """The stored embeddings of a clip, or None."""
+    def get(self, array, length, compute):
+        """The stored embeddings of a clip, or else `compute()`'s, stored for the next time."""
         path = self.path(array, length)
-        return np.load(path) if path.is_file() else None
-
-    def store(self, array, length, embeddings):
-        with atomic_path(self.path(array, length)) as temp, open(temp, "wb") as out:
+        if path.is_file():
+            return np.load(path)
+        embeddings = compute()
+        with atomic_path(path) as temp, open(temp, "wb") as out:
             np.save(out, embeddings)
+        return embeddings
 
 
 def _worker_init():

@@ -63,9 +63,10 @@ def model_from_checkpoint(ckpt):
     if frozen is None:
         model.load_state_dict(ckpt.pop("state_dict"))
     else:  # the frozen part comes from genrekit's own pretrained weights, which must be those it was trained on
-        if model.embedding_key() != frozen["key"]:
+        installed = model.embedding_key()
+        if installed != frozen["key"]:
             raise GenrekitError(f"{ckpt['model']}: trained on pretrained weights {frozen['key']}, but genrekit has "
-                                f"{model.embedding_key()}")
+                                f"{installed}")
         missing, unexpected = model.load_state_dict(ckpt.pop("state_dict"), strict=False)
         if unexpected or not all(name.startswith(tuple(frozen["prefixes"])) for name in missing):
             raise GenrekitError(f"{ckpt['model']}: checkpoint weights do not fit the model")

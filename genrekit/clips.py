@@ -85,15 +85,12 @@ class ClipSet:
         """The clips as sequences of embeddings, one per window of `length` (hop `length`) computed by
         `embed(windows) -> (n, dim)`: a ClipSet whose clips are [shape=(dim, n_windows)], so a window of
         length 1 is one embedding. A `store` (`EmbeddingStore` of the same network) keeps them across runs."""
+        def compute(i):
+            windows = torch.from_numpy(self.windows(i, length))
+            return torch.cat([embed(windows[s:s + batch_size]) for s in range(0, len(windows), batch_size)]).T.numpy()
+
         arrays = []
         with torch.inference_mode():
             for i in tqdm(range(len(self)), desc="embedding", unit="clip", disable=not progress):
-                stored = store.load(self.arrays[i], length) if store else None
-                if stored is None:
-                    windows = torch.from_numpy(self.windows(i, length))
-                    stored = torch.cat([embed(windows[s:s + batch_size])
-                                        for s in range(0, len(windows), batch_size)]).T.numpy()
-                    if store:
-                        store.store(self.arrays[i], length, stored)
-                arrays.append(stored)
+                arrays.append(store.get(self.arrays[i], length, lambda: compute(i)) if store else compute(i))
         return ClipSet(arrays, self.targets, self.keys, "embedding")

@@ -37,16 +37,23 @@ def test_key_follows_content_params_and_span(tmp_path):
 def test_embedding_store_keys_by_network_content_and_window_length(tmp_path):
     clip = np.random.default_rng(0).standard_normal(1000).astype(np.float16)
     store = EmbeddingStore(tmp_path, "net-a")
-    assert store.load(clip, 100) is None
     embeddings = np.arange(20, dtype=np.float32).reshape(2, 10)
-    store.store(clip, 100, embeddings)
-    assert np.array_equal(store.load(clip.copy(), 100), embeddings)
+    computed = []
+
+    def compute():
+        computed.append(1)
+        return embeddings
+
+    assert np.array_equal(store.get(clip, 100, compute), embeddings) and len(computed) == 1
+    assert np.array_equal(store.get(clip.copy(), 100, compute), embeddings) and len(computed) == 1
     assert not list(store.path(clip, 100).parent.glob("*.tmp"))
     changed = clip.copy()
     changed[500] += 1
     for other_store, other_clip, length in ((store, changed, 100), (store, clip, 200),
                                             (EmbeddingStore(tmp_path, "net-b"), clip, 100)):
-        assert other_store.load(other_clip, length) is None
+        count = len(computed)
+        other_store.get(other_clip, length, compute)
+        assert len(computed) == count + 1
 
 
 def test_span_features_are_those_of_the_span(tmp_path):
