@@ -34,9 +34,11 @@ from tqdm import tqdm
 
 from genrekit.atomic import write_text
 from genrekit.cache import EmbeddingStore, FeatureCache, fill_cache
-from genrekit.clips import ClipSet, window_length
+from genrekit.clips import ClipSet
 from genrekit.datasets import labels_of, load_dataset, select, split_by_group
-from genrekit.ensemble import Ensemble, load_members, make_combiner
+from genrekit.checkpoints import load_members
+from genrekit.combiners import make_combiner
+from genrekit.ensemble import Ensemble
 from genrekit.evaluation import classification_metrics, write_json
 from genrekit.models import PAPER_MODELS, create_model
 from genrekit.plots import plot_per_label_accuracy
@@ -50,11 +52,11 @@ def settings(name):
     return BACKBONE_SETTINGS if name == BACKBONE else {}
 
 
-def member_probs(paths, tracks, cache):
+def member_probs(paths, tracks):
     """(probabilities [shape=(n_members, n_valid, C)], valid targets, test probabilities, test targets)."""
     ensemble = Ensemble(load_members(paths), "equal")
-    valid, valid_y, _ = ensemble.member_probs(select(tracks, "valid"), cache, progress=False)
-    test, test_y, _ = ensemble.member_probs(select(tracks, "test"), cache, progress=False)
+    valid, valid_y, _ = ensemble.member_probs(select(tracks, "valid"), progress=False)
+    test, test_y, _ = ensemble.member_probs(select(tracks, "test"), progress=False)
     return valid, valid_y, test, test_y
 
 
@@ -72,7 +74,7 @@ def midi_results(args, cache):
     began = time.perf_counter()
     paths = [train_model(name, tracks, labels, args, args.runs / "midi", cache, **settings(name)) for name in names]
     minutes = (time.perf_counter() - began) / 60
-    valid, valid_y, test, test_y = member_probs(paths, tracks, cache)
+    valid, valid_y, test, test_y = member_probs(paths, tracks)
     index = {name: i for i, name in enumerate(names)}
     eight, trio = list(range(len(PAPER_MODELS))), [index[name] for name in WEIGHTED_MEMBERS]
     rows = {
@@ -114,9 +116,8 @@ def with_learnable(metrics, tracks, y_true, y_pred):
 def probe_loao(tracks, labels, cache, window_seconds):
     """Leave-one-artist-out accuracy of a logistic-regression probe on frozen musicnn window embeddings."""
     model = create_model(BACKBONE, len(labels)).eval()
-    clips = ClipSet.from_tracks(tracks, "waveform", labels, cache, progress=False)
-    length = window_length("waveform", window_seconds)
-    embedded = clips.embedded(model.embed, length, store=EmbeddingStore(cache.root, model.embedding_key()))
+    clips = ClipSet.from_tracks(tracks, "waveform", labels, cache, window_seconds=window_seconds, progress=False)
+    embedded = clips.embedded(model.embed, window_seconds, store=EmbeddingStore(cache.root, model.embedding_key()))
     groups = np.array([t.group for t in tracks])
     predicted = np.zeros(len(tracks), dtype=int)
     for artist in np.unique(groups):
@@ -142,7 +143,7 @@ def run_fold(fold, fold_tracks, labels, args, cache):
     run_dir = args.runs / ("gtzan-loao" if args.folds == 0 else f"gtzan-{args.folds}fold") / f"fold{fold:02d}"
     paths = [train_model(name, fold_tracks, labels, args, run_dir, cache, progress=False, **settings(name))
              for name in (*WEIGHTED_MEMBERS, BACKBONE)]
-    valid, valid_y, test, test_y = member_probs(paths, fold_tracks, cache)
+    valid, valid_y, test, test_y = member_probs(paths, fold_tracks)
     return test_y, {name: combine(kind, chosen, valid, valid_y, test).argmax(1) for name, (kind, chosen) in FOLD_ROWS.items()}
 
 

@@ -16,7 +16,9 @@ from common import load_benchmark_data, new_parser, train_model
 from genrekit.atomic import write_text
 from genrekit.cache import FeatureCache
 from genrekit.datasets import labels_of, select
-from genrekit.ensemble import COMBINERS, Ensemble, load_members, make_combiner
+from genrekit.checkpoints import load_members
+from genrekit.combiners import COMBINERS, make_combiner
+from genrekit.ensemble import Ensemble
 from genrekit.evaluation import classification_metrics, evaluate_checkpoint, write_json
 from genrekit.models import PAPER_MODELS, list_models
 from genrekit.plots import plot_per_label_accuracy
@@ -27,8 +29,8 @@ def seed_results(tracks, labels, args, seed, cache):
     run_dir = args.runs / ("midi" if seed == 0 else f"midi-seed{seed}")
     paths = [train_model(name, tracks, labels, args, run_dir, cache, seed=seed) for name in PAPER_MODELS]
     ensemble = Ensemble(load_members(paths), "gating")
-    valid_probs, valid_y, valid_stats = ensemble.member_probs(select(tracks, "valid"), cache)
-    test_probs, test_y, test_stats = ensemble.member_probs(select(tracks, "test"), cache)
+    valid_probs, valid_y, valid_stats = ensemble.member_probs(select(tracks, "valid"))
+    test_probs, test_y, test_stats = ensemble.member_probs(select(tracks, "test"))
     results, reliance = {}, {}
     for member, probs in zip(ensemble.members, test_probs):
         results[member.name] = classification_metrics(test_y, probs.argmax(1), labels)
@@ -49,7 +51,7 @@ def se_results(tracks, labels, args, cache):
     out = {}
     for name in args.se_models:
         path = train_model(name, tracks, labels, args, args.runs / "midi-se", cache, model_kwargs={"se": True})
-        out[f"{name} +SE"] = evaluate_checkpoint(path, select(tracks, "test"), cache=cache, progress=False)
+        out[f"{name} +SE"] = evaluate_checkpoint(path, select(tracks, "test"), progress=False)
     return out
 
 

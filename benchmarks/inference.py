@@ -127,18 +127,18 @@ def prepare_models(model_path, folder, members):
     """[(name, kind, backend, path)]: the full model and (optionally) every member, as .pt and .onnx."""
     import torch
 
-    from genrekit.ensemble import Ensemble, load_predictor
+    from genrekit.checkpoints import read_model
     from genrekit.export import export_onnx
 
     folder = Path(folder)
-    predictor = load_predictor(model_path)
-    is_ensemble = isinstance(predictor, Ensemble)
-    full = f"ensemble ({predictor.kind})" if is_ensemble else f"model ({predictor.name})"
+    found, kind, _ = read_model(model_path)
+    full = f"ensemble ({kind})" if kind else f"model ({found[0].name})"
     configs = [(full, "full", "torch", str(model_path)),
                (full, "full", "onnxruntime", str(export_onnx(model_path, folder / "full.onnx")))]
-    if is_ensemble and members:
-        for i, member in enumerate(predictor.members):
-            name = f"{member.name}" if [m.name for m in predictor.members].count(member.name) == 1 else f"{member.name}#{i}"
+    if kind and members:
+        names = [member.name for member in found]
+        for i, member in enumerate(found):
+            name = member.name if names.count(member.name) == 1 else f"{member.name}#{i}"
             pt = folder / f"member-{i}.pt"
             torch.save(member.checkpoint, pt)
             configs.append((name, "member", "torch", str(pt)))
@@ -150,55 +150,49 @@ def prepare_models(model_path, folder, members):
 
 
 def stage_pass(classifier, paths):
-    """Seconds of decode / features / model (per member for torch) / combine, doing what `predict` does."""
+    """Seconds of decode / features / model (per member for torch) / combine, through genrekit.scoring's steps."""
     import numpy as np
-    import torch
-    from scipy.special import log_softmax
 
-    from genrekit.ensemble import gate_frames, gate_statistics_of_frames
-    from genrekit.predict import TorchScorer
+    from genrekit.combiners import gate_frames, gate_statistics_of_frames
+    from genrekit.scoring import (AudioScores, TorchScorer, block_windows, model_log_probs, signal_blocks,
+                                  song_probabilities, window_length)
 
-    params = classifier.params
-    torch_models = classifier.scorer.models if isinstance(classifier.scorer, TorchScorer) else None
-    member_s = {name: 0.0 for name in classifier.member_names} if torch_models else {}
+    scorer = classifier.scorer
+    params, seconds = scorer.params, scorer.window_seconds
+    by_member = isinstance(scorer, TorchScorer)
+    member_s = {name: 0.0 for name in scorer.member_names} if by_member else {}
     t = {"decode_s": 0.0, "features_s": 0.0, "model_s": 0.0, "combine_s": 0.0}
-    window = int(classifier.window_seconds * params.sr)
+    window = window_length("waveform", seconds, params)
     for path in paths:
         start = time.perf_counter()
-        blocks = list(classifier.blocks(path))
+        blocks = list(signal_blocks(path, params, seconds))
         t["decode_s"] += time.perf_counter() - start
-        scores, frames = [], []
-        for index, block in enumerate(blocks):
-            if len(block) < window and index > 0:
-                continue  # as predict: a short trailing piece is left out
+        scores, frames, total = [], [], 0
+        for block in blocks:
+            if len(block) < window and total:
+                continue  # as scoring: a short trailing piece is left out
+            total += len(block)
             start = time.perf_counter()
-            features, windows, _ = classifier.windows(block)
+            features, windows, _ = block_windows(block, params, seconds, scorer.representations)
             t["features_s"] += time.perf_counter() - start
-            if torch_models:
+            if by_member:
                 outputs = []
-                with torch.inference_mode():
-                    for name, model in zip(classifier.member_names, torch_models):
-                        start = time.perf_counter()
-                        outputs.append(torch.log_softmax(model(torch.from_numpy(windows[model.representation])),
-                                                         dim=1).numpy())
-                        member_s[name] += time.perf_counter() - start
-                start = time.perf_counter()
+                for name, model in zip(scorer.member_names, scorer.models):
+                    start = time.perf_counter()
+                    outputs.append(model_log_probs(model, windows[model.representation]))
+                    member_s[name] += time.perf_counter() - start
                 scores.append(np.stack(outputs))
-                t["model_s"] += time.perf_counter() - start
             else:
                 start = time.perf_counter()
-                scores.append(classifier.scorer(windows))
+                scores.append(scorer.member_log_probs(windows))
                 t["model_s"] += time.perf_counter() - start
             start = time.perf_counter()
-            if classifier.gated:
+            if scorer.gated:
                 frames.append(gate_frames(features))
             t["combine_s"] += time.perf_counter() - start
         start = time.perf_counter()
-        member_log_probs = np.concatenate(scores, axis=1)
-        stats = gate_statistics_of_frames(np.concatenate(frames, axis=1))[None] if classifier.gated else None
-        song = log_softmax(member_log_probs.mean(axis=1, keepdims=True), axis=2)
-        classifier._combine(song, stats)
-        classifier._combine(member_log_probs, None if stats is None else np.repeat(stats, member_log_probs.shape[1], 0))
+        stats = gate_statistics_of_frames(np.concatenate(frames, axis=1)) if scorer.gated else None
+        song_probabilities(scorer, AudioScores(np.concatenate(scores, axis=1), np.zeros(0), stats, 0.0))
         t["combine_s"] += time.perf_counter() - start
     t["model_s"] += sum(member_s.values())
     t["members_s"] = member_s

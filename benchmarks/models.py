@@ -24,28 +24,23 @@ from common import load_benchmark_data, new_parser, train_model
 from genrekit.atomic import write_text
 from genrekit.baseline import make_baseline, statistics_of
 from genrekit.cache import FeatureCache
-from genrekit.checkpoints import load_checkpoint
-from genrekit.clips import clip_windows, window_length
+from genrekit.checkpoints import load_checkpoint, load_scorer
 from genrekit.datasets import labels_of, select
 from genrekit.evaluation import classification_metrics, evaluate_checkpoint, write_json
-from genrekit.features import compute_features
 from genrekit.models import PAPER_MODELS
 from genrekit.plots import plot_per_label_accuracy
+from genrekit.scoring import score_audio
 
 
 def inference_ms(checkpoint, repeats=5):
     """Median milliseconds to classify a 30 s clip from its decoded samples (features + all windows)."""
-    model, info = load_checkpoint(checkpoint)
-    params = info["feature_params"]
-    y = np.random.default_rng(0).standard_normal(30 * params.sr).astype(np.float32) * 0.1
-    length = window_length(model.representation, info["window_seconds"], params)
+    scorer = load_scorer(checkpoint)
+    y = np.random.default_rng(0).standard_normal(30 * scorer.params.sr).astype(np.float32) * 0.1
     times = []
-    with torch.inference_mode():
-        for _ in range(repeats + 1):
-            began = time.perf_counter()
-            x = clip_windows(compute_features(y, params, (model.representation,))[model.representation], length)
-            model(torch.from_numpy(x)).log_softmax(1).mean(0)
-            times.append(time.perf_counter() - began)
+    for _ in range(repeats + 1):
+        began = time.perf_counter()
+        score_audio(scorer, y, sr=scorer.params.sr).clip_log_probs()
+        times.append(time.perf_counter() - began)
     return 1000 * float(np.median(times[1:]))
 
 
@@ -71,7 +66,7 @@ def benchmark_dataset(name, args):
     for model in args.models:
         checkpoint = train_model(model, tracks, labels, args, args.runs / name, cache, seed=args.seed)
         info = load_checkpoint(checkpoint)[1]
-        metrics = evaluate_checkpoint(checkpoint, select(tracks, "test"), cache=cache, progress=False)
+        metrics = evaluate_checkpoint(checkpoint, select(tracks, "test"), progress=False)
         rows.append({"model": model, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
                      "train_minutes": info["metrics"]["train_minutes"], "epochs": info["metrics"]["epochs_run"],
                      "inference_ms_per_30s": inference_ms(checkpoint),

@@ -21,7 +21,8 @@ from genrekit.atomic import write_text
 from genrekit.cache import FeatureCache
 from genrekit.datasets import labels_of, select
 from genrekit.datasets.versions import render_versions
-from genrekit.ensemble import Ensemble, load_members
+from genrekit.checkpoints import load_members
+from genrekit.ensemble import Ensemble
 from genrekit.evaluation import write_json
 from genrekit.experiments import evaluate_variants, evaluate_versions, write_experiment
 from genrekit.predict import load
@@ -37,7 +38,7 @@ def build_ensemble(tracks, labels, args, cache, augment):
     paths = [train_model(name, tracks, labels, args, run_dir, cache, augment=augment)
              for name in WEIGHTED_MEMBERS]
     ensemble = Ensemble(load_members(paths), "weighted")
-    ensemble.fit(select(tracks, "valid"), cache, progress=False)
+    ensemble.fit(select(tracks, "valid"), progress=False)
     path = run_dir / "ensemble-weighted-3.pt"
     ensemble.save(path)
     return path

@@ -119,24 +119,35 @@ def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
     return resample(y, native_sr, sr)
 
 
-def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0):
-    """Yield a file as consecutive mono float32 blocks of about `block_seconds` at `sr` Hz.
+def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, duration=None):
+    """Yield a file (or `duration` seconds of it from `offset`) as consecutive mono float32 blocks of about
+    `block_seconds` at `sr` Hz.
 
     Decoding and resampling run block by block (soxr's streaming resampler keeps the seams clean), so
     memory stays bounded whatever the file's length.
     """
-    if block_seconds <= 0 or sr <= 0:
-        raise ParameterError(f"need block_seconds > 0 and sr > 0; got {block_seconds}, {sr}")
+    if block_seconds <= 0 or sr <= 0 or offset < 0 or (duration is not None and duration <= 0):
+        raise ParameterError(f"need block_seconds, sr, duration > 0 and offset >= 0; got {block_seconds}, {sr}, "
+                             f"{duration}, {offset}")
     with _open(path) as handle:
         native_sr = handle.samplerate
         stream = None if native_sr == sr else soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
         frames = max(1, int(block_seconds * native_sr))
+        start = int(round(offset * native_sr))
+        if start:
+            if start >= handle.frames:
+                raise AudioError(path, f"offset {offset:.2f} s is past the end ({handle.frames / native_sr:.2f} s)")
+            handle.seek(start)
+        left = None if duration is None else int(round(duration * native_sr))
         while True:
+            wanted = frames if left is None else min(frames, left)
             try:
-                data = handle.read(frames, dtype="float32", always_2d=True)
+                data = handle.read(wanted, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as error:
                 raise AudioError(path, f"decoding failed ({error})") from None
-            last = len(data) < frames
+            if left is not None:
+                left -= len(data)
+            last = len(data) < wanted or left == 0
             y = to_mono(data)
             if not np.isfinite(y).all():
                 raise AudioError(path, "contains NaN or infinite samples")

@@ -19,6 +19,7 @@ import torch
 
 from .exceptions import ParameterError
 from .features import extractor
+from .scoring import loop_to
 from .variants import add_noise, fit_length, speed
 
 
@@ -42,9 +43,7 @@ class Augmentation:
         """A random window of `length` samples from waveform `y`, augmented. Returns float32 [shape=(length,)]."""
         factor = np.exp(rng.uniform(*np.log(self.speed))) if rng.random() < self.probability else 1.0
         source = int(round(length * factor))
-        y = np.asarray(y, dtype=np.float32)
-        if len(y) < source:
-            y = np.pad(y, (0, source - len(y)))
+        y = loop_to(np.asarray(y, dtype=np.float32), source)
         start = int(rng.integers(0, len(y) - source + 1))
         window = y[start:start + source]
         if factor != 1.0:

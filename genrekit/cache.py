@@ -6,7 +6,10 @@ renamed, so an interrupted run never leaves a half-written entry behind.
 
 import hashlib
 import os
+import shutil
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -14,26 +17,29 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .audio import load_audio
-from .constants import REPRESENTATIONS
+from .constants import DEFAULT_CACHE_DIR, REPRESENTATIONS
 from .exceptions import AudioError
 from .features import FeatureParams, compute_features
 
-DEFAULT_CACHE_DIR = Path(os.environ.get("GENREKIT_CACHE", Path.home() / ".cache" / "genrekit"))
 STORED_DTYPES = {"waveform": np.float32, "spectrogram": np.float16, "logmel": np.float16, "chroma": np.float16}
 """dB images and chroma keep 3 significant digits (float16) to halve the cache; the signal stays float32."""
 
 
-def file_digest(path, *, chunk=1 << 20):
-    """SHA-1 of a file's content."""
-    digest = hashlib.sha1()
+def file_digest(path):
+    """SHA-1 of a file's content, computed once per process for a file of the same size and time."""
+    stat = os.stat(path)
+    return _digest(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=65536)
+def _digest(path, size, mtime_ns):
     with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha1").hexdigest()
 
 
 class FeatureCache:
-    """The four representations of tracks, computed once and kept as `.npz` files under `root`."""
+    """The four representations of tracks, computed once and kept under `root`, one `.npy` file per
+    representation in a folder per track (so training can memory-map them)."""
 
     def __init__(self, root=DEFAULT_CACHE_DIR, params=FeatureParams()):
         self.root = Path(root)
@@ -41,37 +47,47 @@ class FeatureCache:
         self._params_digest = hashlib.sha1(params.key().encode()).hexdigest()[:12]
 
     def entry_path(self, track):
-        """Where the features of `track` live (depends on the file's content, not its name)."""
+        """The folder of the features of `track` (depends on the file's content, not its name)."""
         digest = file_digest(track.path)
         span = "full" if track.start is None else f"{track.start:g}-{track.end:g}"
-        return self.root / self._params_digest / digest[:2] / f"{digest}_{span}.npz"
+        return self.root / self._params_digest / digest[:2] / f"{digest}_{span}"
 
-    def load(self, track, representations=REPRESENTATIONS):
-        """Features of `track` as a dict of arrays, computed and stored on a miss."""
+    def load(self, track, representations=REPRESENTATIONS, *, mmap=False):
+        """Features of `track` as a dict of arrays (float32, or as stored and memory-mapped with `mmap`),
+        computed and stored on a miss."""
         path = self.entry_path(track)
-        if path.is_file():
-            with np.load(path) as stored:
-                return {name: stored[name].astype(np.float32) for name in representations}
-        features = self._compute(track)
-        self._store(path, features)
-        return {name: features[name] for name in representations}
+        if not path.is_dir():
+            self._store(path, self._compute(track))
+        if mmap:
+            return {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in representations}
+        return {name: np.load(path / f"{name}.npy").astype(np.float32) for name in representations}
 
     def ensure(self, track):
         """Compute and store the features of `track` unless present; True when it had to compute."""
         path = self.entry_path(track)
-        if path.is_file():
+        if path.is_dir():
             return False
         self._store(path, self._compute(track))
         return True
 
     def _compute(self, track):
-        duration = None if track.start is None else track.end - track.start
-        y = load_audio(track.path, sr=self.params.sr, offset=track.start or 0.0, duration=duration)
+        y = load_audio(track.path, sr=self.params.sr, offset=track.start or 0.0, duration=track.duration)
         return compute_features(y, self.params)
 
     def _store(self, path, features):
-        with atomic_path(path) as temp, open(temp, "wb") as out:
-            np.savez(out, **{name: value.astype(STORED_DTYPES[name]) for name, value in features.items()})
+        """Write the entry's files into a temporary folder beside it, then rename the folder into place."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        try:
+            for name, value in features.items():
+                np.save(temp / f"{name}.npy", value.astype(STORED_DTYPES[name]))
+            os.chmod(temp, 0o755)
+            os.rename(temp, path)
+        except OSError:
+            if not path.is_dir():  # another process may have stored the same entry meanwhile
+                raise
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 class EmbeddingStore:

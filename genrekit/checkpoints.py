@@ -1,15 +1,29 @@
-"""Self-describing checkpoints: one file with the weights and all that is needed to use them."""
+"""The one place model files are read and written: checkpoints, ensembles, and ONNX exports.
 
-from dataclasses import asdict
+checkpoint  one trained model: weights, name, config, labels, feature parameters, training record
+ensemble    member checkpoints and the state of the combiner fitted over them
+.onnx       the members' networks as one graph; labels, parameters and combiner in its metadata
+            (written by `genrekit.export`)
+
+`load_scorer` turns any of them into a `genrekit.scoring.Scorer`.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
 from .atomic import atomic_path
-from .exceptions import GenrekitError
+from .combiners import make_combiner
+from .exceptions import GenrekitError, ParameterError
 from .features import FeatureParams
 from .models import create_model
+from .scoring import OnnxScorer, TorchScorer
 
 FORMAT = "genrekit-checkpoint-1"
+ENSEMBLE_FORMAT = "genrekit-ensemble-1"
+ONNX_METADATA_KEY = "genrekit"
 
 
 def atomic_save(obj, path):
@@ -31,18 +45,10 @@ def compact(ckpt, model):
     (`frozen_prefixes`, e.g. the musicnn backbone): those ship with genrekit, so the checkpoint keeps only
     their digest (`embedding_key()`), which loading checks."""
     prefixes = getattr(model, "frozen_prefixes", None)
-    if not prefixes:
+    if not prefixes or "frozen" in ckpt:
         return ckpt
     own = {name: value for name, value in model.state_dict().items() if not name.startswith(prefixes)}
     return {**ckpt, "state_dict": own, "frozen": {"prefixes": list(prefixes), "key": model.embedding_key()}}
-
-
-def load_checkpoint(path):
-    """(model in eval mode, checkpoint dict without the weights) from a file `save_checkpoint` wrote."""
-    ckpt = read_file(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise GenrekitError(f"{path}: not a genrekit checkpoint")
-    return model_from_checkpoint(ckpt)
 
 
 def read_file(path):
@@ -72,3 +78,108 @@ def model_from_checkpoint(ckpt):
             raise GenrekitError(f"{ckpt['model']}: checkpoint weights do not fit the model")
     ckpt["feature_params"] = FeatureParams(**ckpt["feature_params"])
     return model.eval(), ckpt
+
+
+def load_checkpoint(path):
+    """(model in eval mode, checkpoint dict without the weights) from a file `save_checkpoint` wrote."""
+    ckpt = read_file(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise GenrekitError(f"{path}: not a genrekit checkpoint")
+    return model_from_checkpoint(ckpt)
+
+
+@dataclass
+class Member:
+    """One trained model of an ensemble: its network, its checkpoint (to save it again) and what that says."""
+
+    model: torch.nn.Module
+    checkpoint: dict
+    info: dict
+
+    @classmethod
+    def from_checkpoint(cls, ckpt):
+        model, info = model_from_checkpoint(ckpt)
+        return cls(model, compact(ckpt, model), info)
+
+    @property
+    def name(self):
+        return self.info["model"]
+
+    @property
+    def labels(self):
+        return self.info["labels"]
+
+
+def load_members(paths):
+    """Members from checkpoint files (an ensemble cannot be a member)."""
+    members = []
+    for path in paths:
+        data = read_file(path)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ParameterError(f"{path}: not a model checkpoint (an ensemble cannot be a member)")
+        members.append(Member.from_checkpoint(data))
+    return members
+
+
+def members_scorer(members, kind=None, combiner=None):
+    """A `TorchScorer` over members that share labels, feature parameters and window length."""
+    if not members:
+        raise ParameterError("an ensemble needs at least one member")
+    first = members[0]
+    for member in members:
+        if member.labels != first.labels:
+            raise ParameterError(f"member {member.name} has labels {member.labels}, expected {first.labels}")
+        if (member.info["feature_params"], member.info["window_seconds"]) != (first.info["feature_params"],
+                                                                              first.info["window_seconds"]):
+            raise ParameterError(f"member {member.name} differs from {first.name} in feature parameters or window length")
+    return TorchScorer([m.model for m in members], labels=first.labels,
+                       members=[(m.name, m.model.representation) for m in members],
+                       params=first.info["feature_params"], window_seconds=first.info["window_seconds"], kind=kind,
+                       combiner=combiner)
+
+
+def save_ensemble(path, members, kind, combiner):
+    """Write members and a fitted combiner as one ensemble file."""
+    atomic_save({"format": ENSEMBLE_FORMAT, "kind": kind, "labels": members[0].labels,
+                 "members": [m.checkpoint for m in members], "combiner": combiner.get_state()}, path)
+    return path
+
+
+def read_model(path):
+    """(members, kind, combiner) of a checkpoint (kind and combiner None) or an ensemble file."""
+    data = read_file(path)
+    kind = data.get("format") if isinstance(data, dict) else None
+    if kind == FORMAT:
+        return [Member.from_checkpoint(data)], None, None
+    if kind == ENSEMBLE_FORMAT:
+        combiner = make_combiner(data["kind"]).set_state(data["combiner"])
+        return [Member.from_checkpoint(ckpt) for ckpt in data["members"]], data["kind"], combiner
+    raise GenrekitError(f"{path}: not a genrekit checkpoint or ensemble")
+
+
+def load_scorer(path, *, threads=None):
+    """The `Scorer` of a checkpoint or ensemble (torch) or of an `.onnx` export (onnxruntime, `threads`
+    intra-op threads, default onnxruntime's)."""
+    if Path(path).suffix == ".onnx":
+        return load_onnx(path, threads=threads)
+    members, kind, combiner = read_model(path)
+    return members_scorer(members, kind, combiner)
+
+
+def load_onnx(path, *, threads=None):
+    """An `OnnxScorer` for a file `genrekit.export.export_onnx` wrote."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = json.loads(session.get_modelmeta().custom_metadata_map[ONNX_METADATA_KEY])
+    except Exception as error:  # onnxruntime raises its own exception types for missing or broken files
+        raise GenrekitError(f"{path}: not a genrekit ONNX export ({type(error).__name__})") from None
+    combiner = make_combiner(meta["kind"]).set_state(meta["combiner"]) if meta["kind"] else None
+    return OnnxScorer(session, labels=meta["labels"],
+                      members=[(m["name"], m["representation"]) for m in meta["members"]],
+                      params=FeatureParams(**meta["feature_params"]), window_seconds=meta["window_seconds"],
+                      kind=meta["kind"], combiner=combiner)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cache import DEFAULT_CACHE_DIR, FeatureCache, fill_cache
+from .constants import DEFAULT_CACHE_DIR
 from .exceptions import GenrekitError
 
 app = typer.Typer(help="Predict the genre of music from audio.", no_args_is_help=True, add_completion=False)
@@ -41,7 +41,8 @@ def _summary_table(tracks, title):
 
 @app.command()
 def show(file: Path = typer.Argument(..., help="Audio file to draw."),
-         output: Path = typer.Option(None, "--output", "-o", help="PNG to write (default: FILE.png beside it)."),
+         output: Path = typer.Option(None, "--output", "-o", help="PNG to write (default: FILE's name with .png in "
+                                     "the working folder, never beside the input)."),
          offset: float = typer.Option(0.0, help="Start, in seconds."),
          duration: float = typer.Option(30.0, help="Length to draw, in seconds.")):
     """Draw the four representations of a clip (waveform, spectrogram, log-mel, chroma) in one PNG."""
@@ -50,7 +51,7 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
     from .plots import plot_representations
 
     y = load_audio(file, offset=offset, duration=duration)
-    output = output or file.with_suffix(".png")
+    output = output or Path(file.stem + ".png")
     plot_representations(compute_features(y), output, title=file.name)
     console.print(f"wrote {output}")
 
@@ -60,6 +61,7 @@ def features(dataset: str = DatasetArg,
              cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder (env GENREKIT_CACHE)."),
              workers: int = typer.Option(0, help="Worker processes (0: one per core).")):
     """Compute and cache the four representations of every clip of a dataset."""
+    from .cache import FeatureCache, fill_cache
     from .datasets import load_dataset
 
     tracks = load_dataset(dataset)
@@ -129,6 +131,8 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
           cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
           workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
     """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
+    from .cache import FeatureCache
+    from .checkpoints import load_checkpoint
     from .datasets import labels_of, select
     from .training import TrainConfig, train as train_model
 
@@ -142,28 +146,31 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
         raise GenrekitError(f"{', '.join(data)}: need clips in both the train and valid splits")
     path = train_model(config, train_tracks, valid_tracks, out, labels=labels_of(tracks),
                        cache=FeatureCache(cache_dir), workers=workers or None)
-    from .checkpoints import load_checkpoint
-
     metrics = load_checkpoint(path)[1]["metrics"]
     console.print(f"wrote {path}: validation accuracy {metrics['valid_accuracy']:.3f} "
                   f"(epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['train_minutes']:.1f} min)")
 
 
 @app.command()
-def evaluate(checkpoint: Path = typer.Argument(..., help="A checkpoint written by `genrekit train`."),
+def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onnx file, or a bundled model "
+                                                   "(default, fast)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
              split: str = typer.Option("test", help="Split to evaluate on."),
-             out: Path = typer.Option(None, help="Report folder (default: beside the checkpoint)."),
-             cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
-             workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
-    """Clip-level accuracy, macro-F1, per-genre accuracy and confusion matrix (JSON, markdown, PNG)."""
+             out: Path = typer.Option(Path("reports"), help="Report folder.")):
+    """Clip-level accuracy, macro-F1, per-genre accuracy and confusion matrix (JSON, markdown, PNG), with
+    the clips scored exactly as `genrekit predict` scores them."""
     from .datasets import select
-    from .evaluation import evaluate_checkpoint, write_report
+    from .evaluation import clip_log_probs, classification_metrics, write_report
+    from .predict import load
 
+    classifier = load(model)
     tracks = select(_load_data(data), split)
-    metrics = evaluate_checkpoint(checkpoint, tracks, cache=FeatureCache(cache_dir), workers=workers or None)
-    name = f"{checkpoint.stem}.{split}"
-    report = write_report(metrics, out or checkpoint.parent, name, f"{checkpoint.stem} on {split}")
+    if not tracks:
+        raise GenrekitError(f"{', '.join(data)}: no clips in the {split!r} split")
+    log_probs, targets = clip_log_probs(classifier.scorer, tracks)
+    metrics = classification_metrics(targets, log_probs.argmax(1), classifier.labels)
+    stem = Path(model).stem
+    report = write_report(metrics, out, f"{stem}.{split}", f"{stem} on {split}")
     console.print(report.read_text())
     console.print(f"wrote {report} and its .json and .png files")
 
@@ -209,7 +216,7 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
                 writer.writerow([path, result.genre, f"{ranked[0][1]:.4f}",
                                  *[f"{g}:{p:.4f}" for g, p in ranked] + [""] * (top - len(ranked)), ""])
     elif good:
-        table = Table(title=f"Genres ({classifier.source})")
+        table = Table(title=f"Genres ({classifier.name})")
         for column in ("file", "genre", "probability", f"top {top}", "length"):
             table.add_column(column)
         for result in good:
@@ -239,16 +246,15 @@ def export(model: Path = typer.Argument(..., help="Checkpoint or ensemble file."
 def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (repeat the option)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
              kind: str = typer.Option("weighted", help="equal, weighted, stacking or gating."),
-             out: Path = typer.Option(Path("runs/ensemble.pt"), help="Ensemble file to write."),
-             cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
-             workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
+             out: Path = typer.Option(Path("runs/ensemble.pt"), help="Ensemble file to write.")):
     """Fit an ensemble of trained models on the valid split and save it as one file (evaluate it with
     `genrekit evaluate`)."""
+    from .checkpoints import load_members
     from .datasets import select
-    from .ensemble import Ensemble, load_members
+    from .ensemble import Ensemble
 
     found = Ensemble(load_members(members), kind)
-    found.fit(select(_load_data(data), "valid"), FeatureCache(cache_dir), workers=workers or None)
+    found.fit(select(_load_data(data), "valid"))
     found.save(out)
     weights = getattr(found.combiner, "weights_", None)
     if weights is not None:
@@ -306,7 +312,7 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
     from .server import create_app
 
     web_app = create_app(model, max_upload_mb=max_upload_mb)
-    console.print(f"model {web_app.state.classifier.source}; page at http://{host}:{port}/ (Ctrl-C stops)",
+    console.print(f"model {web_app.state.classifier.name}; page at http://{host}:{port}/ (Ctrl-C stops)",
                   highlight=False, markup=False)
     uvicorn.run(web_app, host=host, port=port)
 

@@ -1,7 +1,9 @@
-"""Clips of one representation held in memory, and the windows cut from them for training and evaluation.
+"""Clips of one representation for training: memory-mapped cached features, windows cut by the serving rules.
 
 Windows are cut from clips that already belong to one split, so no window of a test clip can be in
-training.
+training. A clip shorter than a window is looped to one window before its features are computed, as
+`genrekit.scoring` does when it serves; the rest is read from the `FeatureCache` without copying, as float32
+for the waveform (the signal the model is served), so memory stays bounded on large corpora.
 """
 
 import numpy as np
@@ -10,56 +12,22 @@ from tqdm import tqdm
 
 from .cache import FeatureCache, fill_cache
 from .exceptions import DatasetError
-from .features import FeatureParams
-
-
-def window_length(representation, window_seconds, params=FeatureParams()):
-    """Samples (waveform) or STFT frames (the others) in a window of `window_seconds`."""
-    samples = int(round(window_seconds * params.sr))
-    return samples if representation == "waveform" else params.n_frames(samples)
-
-
-def _fit(array, length):
-    """Pad the last axis up to `length` with the array's minimum (silence in every representation)."""
-    missing = length - array.shape[-1]
-    if missing <= 0:
-        return array
-    return np.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, missing)], constant_values=array.min())
-
-
-def window_starts(total, length, hop=None):
-    """Starts of windows of `length` every `hop` (default: `length`) over `total` positions, the last one
-    flush with the end so all is covered (one window at 0 when `total` <= `length`)."""
-    hop = hop or length
-    starts = list(range(0, max(total - length, 0) + 1, hop))
-    if starts[-1] < total - length:
-        starts.append(total - length)
-    return starts
-
-
-def cut_windows(array, starts, length):
-    """Windows of `length` at `starts` along the last axis (padded where the array is too short).
-    Returns [shape=(len(starts), ..., length)]."""
-    array = _fit(array, max(starts) + length)
-    return np.stack([array[..., s:s + length] for s in starts])
-
-
-def clip_windows(array, length, hop=None):
-    """All windows of a clip (see `window_starts`). Returns [shape=(n_windows, ..., length)]."""
-    return cut_windows(array, window_starts(array.shape[-1], length, hop), length)
+from .features import FeatureParams, compute_features
+from .scoring import cut_windows, loop_to, window_frames, window_length, window_starts
 
 
 class ClipSet:
-    """One representation of some tracks (float16 in memory) with label indices."""
+    """One representation of some tracks with label indices; `n_samples` are the clips' lengths in samples."""
 
-    def __init__(self, arrays, targets, keys, representation):
-        self.arrays, self.targets, self.keys, self.representation = arrays, np.asarray(targets), keys, representation
+    def __init__(self, arrays, targets, keys, representation, n_samples, params=FeatureParams()):
+        self.arrays, self.targets, self.keys = arrays, np.asarray(targets), keys
+        self.representation, self.n_samples, self.params = representation, list(n_samples), params
 
     def __len__(self):
         return len(self.arrays)
 
     @classmethod
-    def from_tracks(cls, tracks, representation, labels, cache=None, *, workers=None, progress=True):
+    def from_tracks(cls, tracks, representation, labels, cache=None, *, window_seconds, workers=None, progress=True):
         """Load (computing and caching where needed) one representation of `tracks`; failures are skipped."""
         cache = cache or FeatureCache()
         index = {label: i for i, label in enumerate(labels)}
@@ -68,29 +36,52 @@ class ClipSet:
             raise DatasetError(f"labels {sorted(unknown)} are not in the model's label set {list(labels)}")
         status = fill_cache(tracks, cache, workers=workers, progress=progress)
         usable = [t for t in tracks if not status[t.key].startswith("failed")]
-        arrays = [cache.load(t, (representation,))[representation].astype(np.float16) for t in usable]
-        return cls(arrays, [index[t.label] for t in usable], [t.key for t in usable], representation)
+        window = window_length("waveform", window_seconds, cache.params)
+        arrays, n_samples = [], []
+        for track in usable:
+            stored = cache.load(track, ("waveform", representation), mmap=True)
+            y = stored["waveform"]
+            if len(y) < window:  # looped to one window before its features, as when served
+                y = loop_to(np.asarray(y), window)
+                stored = compute_features(y, cache.params, (representation,))
+            arrays.append(stored[representation])
+            n_samples.append(len(y))
+        return cls(arrays, [index[t.label] for t in usable], [t.key for t in usable], representation, n_samples,
+                   cache.params)
 
     def random_window(self, i, length, rng):
         """A window of `length` at a random position of clip `i`, as float32."""
-        array = _fit(self.arrays[i], length)
+        array = loop_to(self.arrays[i], length)
         start = int(rng.integers(0, array.shape[-1] - length + 1))
-        return array[..., start:start + length].astype(np.float32)
+        return np.asarray(array[..., start:start + length], dtype=np.float32)
 
-    def windows(self, i, length, hop=None):
-        """All windows of clip `i` (see `clip_windows`), as float32."""
-        return clip_windows(self.arrays[i], length, hop).astype(np.float32)
+    def windows(self, i, window_seconds):
+        """The windows of clip `i` that `genrekit.scoring` would score, as float32."""
+        samples = window_length("waveform", window_seconds, self.params)
+        starts = window_frames(window_starts(self.n_samples[i], samples), self.representation, self.params)
+        return cut_windows(self.arrays[i], starts, window_length(self.representation, window_seconds, self.params))
 
-    def embedded(self, embed, length, *, store=None, batch_size=32, progress=True):
-        """The clips as sequences of embeddings, one per window of `length` (hop `length`) computed by
-        `embed(windows) -> (n, dim)`: a ClipSet whose clips are [shape=(dim, n_windows)], so a window of
-        length 1 is one embedding. A `store` (`EmbeddingStore` of the same network) keeps them across runs."""
+    def embedded(self, embed, window_seconds, *, store=None, batch_size=32, progress=True):
+        """The clips as sequences of embeddings, one per window, computed by `embed(windows) -> (n, dim)`: a
+        ClipSet whose clips are [shape=(dim, n_windows)], so a window of length 1 is one embedding. A `store`
+        (`EmbeddingStore` of the same network) keeps them across runs."""
         def compute(i):
-            windows = torch.from_numpy(self.windows(i, length))
+            windows = torch.from_numpy(self.windows(i, window_seconds))
             return torch.cat([embed(windows[s:s + batch_size]) for s in range(0, len(windows), batch_size)]).T.numpy()
 
         arrays = []
         with torch.inference_mode():
             for i in tqdm(range(len(self)), desc="embedding", unit="clip", disable=not progress):
-                arrays.append(store.get(self.arrays[i], length, lambda: compute(i)) if store else compute(i))
-        return ClipSet(arrays, self.targets, self.keys, "embedding")
+                key = np.asarray(self.arrays[i])
+                arrays.append(store.get(key, window_seconds, lambda: compute(i)) if store else compute(i))
+        return EmbeddedClips(arrays, self.targets, self.keys)
+
+
+class EmbeddedClips(ClipSet):
+    """Clips as sequences of window embeddings [shape=(dim, n_windows)]: each window is one column."""
+
+    def __init__(self, arrays, targets, keys):
+        super().__init__(arrays, targets, keys, "embedding", [a.shape[-1] for a in arrays])
+
+    def windows(self, i, window_seconds=None):
+        return np.asarray(self.arrays[i], dtype=np.float32).T[:, :, None]

@@ -1,5 +1,8 @@
 """Defaults shared by every stage (the paper's and librosa's)."""
 
+import os
+from pathlib import Path
+
 SAMPLE_RATE = 22050
 N_FFT = 2048
 HOP_LENGTH = 512
@@ -11,3 +14,5 @@ CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
 
 REPRESENTATIONS = ("waveform", "spectrogram", "logmel", "chroma")
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".snd")
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("GENREKIT_CACHE", Path.home() / ".cache" / "genrekit"))

@@ -1,242 +1,43 @@
 """Ensembles of trained models, fitted on validation clips only (never on test).
 
-Combiners follow scikit-learn's habits: `fit(probs, y, stats)` learns (state ends in `_`) and returns
-self, `predict_proba(probs, stats)` combines. `probs` are the members' clip probabilities
-[shape=(n_members, n_clips, n_classes)]; `stats` are per-clip input statistics, used by the gate only.
-
-equal     plain average of member probabilities
-weighted  average with weights on the simplex that minimise validation log-loss
-stacking  logistic regression over the members' log-probabilities, its strength chosen by cross-validation
-gating    a small network that looks at the clip (pooled log-mel and chroma statistics) and weights the
-          members per clip: a mixture of experts over frozen members, the paper's "selective activation"
-          across the ensemble
+The members' clip probabilities come from `genrekit.evaluation` (the path `predict` takes), and a
+combiner from `genrekit.combiners` mixes them; `Ensemble.save` writes one file with the members embedded,
+which predicts like a single model.
 """
 
 import numpy as np
-import torch
-from scipy.optimize import minimize
-from scipy.special import softmax
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.model_selection import StratifiedKFold
 
-from .cache import FeatureCache
-from .checkpoints import FORMAT as CHECKPOINT_FORMAT, atomic_save, compact, model_from_checkpoint, read_file
-from .clips import ClipSet, window_length
-from .evaluation import predict_clip_log_probs
-from .exceptions import GenrekitError, ParameterError
-
-FORMAT = "genrekit-ensemble-1"
-EPS = 1e-7
-
-
-def _nll(probs, y):
-    return float(-np.mean(np.log(probs[np.arange(len(y)), y] + EPS)))
-
-
-class EqualAverage:
-    """The plain mean of member probabilities."""
-
-    def fit(self, probs, y, stats=None):
-        self.weights_ = np.full(len(probs), 1.0 / len(probs))
-        return self
-
-    def predict_proba(self, probs, stats=None):
-        return np.tensordot(self.weights_, probs, axes=1)
-
-    def get_state(self):
-        return {"weights": self.weights_.tolist()}
-
-    def set_state(self, state):
-        self.weights_ = np.asarray(state["weights"])
-        return self
-
-
-class WeightedAverage(EqualAverage):
-    """A weighted mean of member probabilities; weights (softmax-parametrised) minimise the log-loss."""
-
-    def fit(self, probs, y, stats=None):
-        def loss(theta):
-            return _nll(np.tensordot(softmax(theta), probs, axes=1), y)
-
-        result = minimize(loss, np.zeros(len(probs)), method="L-BFGS-B")
-        self.weights_ = softmax(result.x)
-        return self
-
-
-class Stacking:
-    """Multinomial logistic regression on the concatenated member log-probabilities."""
-
-    def __init__(self, seed=0):
-        self.seed = seed
-
-    @staticmethod
-    def _design(probs):
-        return np.log(probs + EPS).transpose(1, 0, 2).reshape(probs.shape[1], -1)
-
-    def fit(self, probs, y, stats=None):
-        folds = min(5, int(np.bincount(y)[np.bincount(y) > 0].min()))
-        if folds >= 2:
-            model = LogisticRegressionCV(Cs=np.logspace(-3, 2, 11), l1_ratios=(0.0,), use_legacy_attributes=False,
-                                         cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed),
-                                         scoring="neg_log_loss", max_iter=2000)
-        else:  # too few clips per class to cross-validate: a fixed, moderate regularisation
-            model = LogisticRegression(C=1.0, max_iter=2000)
-        self.model_ = model.fit(self._design(probs), y)
-        self.n_classes_ = probs.shape[2]
-        return self
-
-    def predict_proba(self, probs, stats=None):
-        out = np.zeros((probs.shape[1], self.n_classes_))
-        out[:, self.model_.classes_] = self.model_.predict_proba(self._design(probs))
-        return out
-
-    def get_state(self):
-        m = self.model_
-        return {"coef": m.coef_.tolist(), "intercept": m.intercept_.tolist(), "classes": m.classes_.tolist(),
-                "n_classes": self.n_classes_}
-
-    def set_state(self, state):
-        model = LogisticRegression()
-        model.coef_, model.intercept_ = np.asarray(state["coef"]), np.asarray(state["intercept"])
-        model.classes_ = np.asarray(state["classes"])
-        self.model_, self.n_classes_ = model, state["n_classes"]
-        return self
-
-
-class Gate(torch.nn.Module):
-    """Per-clip member weights from standardised input statistics: a one-hidden-layer MLP and a softmax."""
-
-    def __init__(self, n_stats, n_members, hidden=16, dropout=0.2):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(n_stats, hidden), torch.nn.ReLU(), torch.nn.Dropout(dropout),
-                                       torch.nn.Linear(hidden, n_members))
-
-    def forward(self, stats):
-        return torch.softmax(self.net(stats), dim=1)
-
-
-class GatedEnsemble:
-    """Mixture of experts: member probabilities mixed with per-clip weights from a gate (members frozen)."""
-
-    def __init__(self, hidden=16, epochs=300, lr=1e-2, weight_decay=1e-2, seed=0):
-        self.hidden, self.epochs, self.lr, self.weight_decay, self.seed = hidden, epochs, lr, weight_decay, seed
-
-    def _mix(self, probs, stats):
-        gates = self.gate_(torch.as_tensor((stats - self.mean_) / self.std_, dtype=torch.float32))
-        return gates, torch.einsum("nm,mnc->nc", gates, torch.as_tensor(probs, dtype=torch.float32))
-
-    def fit(self, probs, y, stats):
-        torch.manual_seed(self.seed)
-        self.mean_, self.std_ = stats.mean(0), stats.std(0) + 1e-6
-        self.gate_ = Gate(stats.shape[1], len(probs), self.hidden)
-        optimizer = torch.optim.AdamW(self.gate_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        target = torch.as_tensor(y)
-        self.gate_.train()
-        for _ in range(self.epochs):
-            _, mixed = self._mix(probs, stats)
-            loss = torch.nn.functional.nll_loss(torch.log(mixed + EPS), target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        self.gate_.eval()
-        return self
-
-    def gate_values(self, stats):
-        """Per-clip member weights [shape=(n_clips, n_members)], rows summing to one."""
-        with torch.no_grad():
-            return self.gate_(torch.as_tensor((stats - self.mean_) / self.std_, dtype=torch.float32)).numpy()
-
-    def predict_proba(self, probs, stats):
-        with torch.no_grad():
-            return self._mix(probs, stats)[1].numpy()
-
-    def get_state(self):
-        return {"mean": self.mean_.tolist(), "std": self.std_.tolist(), "hidden": self.hidden,
-                "gate": {name: value.tolist() for name, value in self.gate_.state_dict().items()},
-                "n_members": self.gate_.net[-1].out_features}
-
-    def set_state(self, state):
-        self.mean_, self.std_ = np.asarray(state["mean"]), np.asarray(state["std"])
-        self.hidden = state["hidden"]
-        self.gate_ = Gate(len(self.mean_), state["n_members"], self.hidden)
-        self.gate_.load_state_dict({name: torch.tensor(value) for name, value in state["gate"].items()})
-        self.gate_.eval()
-        return self
-
-
-COMBINERS = {"equal": EqualAverage, "weighted": WeightedAverage, "stacking": Stacking, "gating": GatedEnsemble}
-
-
-def make_combiner(kind, seed=0):
-    """A fresh combiner by name (see `COMBINERS`)."""
-    if kind not in COMBINERS:
-        raise ParameterError(f"unknown ensemble kind {kind!r}; known: {', '.join(COMBINERS)}")
-    return COMBINERS[kind](seed=seed) if kind in ("stacking", "gating") else COMBINERS[kind]()
-
-
-GATE_REPRESENTATIONS = ("logmel", "chroma")
-GATE_BANDS = 32
-
-
-def gate_frames(features):
-    """Frames the gate looks at: log-mel pooled to 32 bands over 12 chroma bins. [shape=(44, frames)]"""
-    logmel = features["logmel"]
-    return np.concatenate([logmel.reshape(GATE_BANDS, -1, logmel.shape[-1]).mean(1), features["chroma"]])
-
-
-def gate_statistics_of_frames(frames):
-    """Mean and deviation over time of `gate_frames`. [shape=(88,)]"""
-    return np.concatenate([frames.mean(1), frames.std(1)]).astype(np.float32)
-
-
-def gate_statistics(tracks, cache):
-    """Per-clip input statistics for the gate. [shape=(n_clips, 88)]"""
-    return np.stack([gate_statistics_of_frames(gate_frames(cache.load(t, GATE_REPRESENTATIONS))) for t in tracks])
-
-
-class Member:
-    """One trained model that scores clips: window log-probabilities averaged per clip."""
-
-    def __init__(self, checkpoint):
-        self.checkpoint = checkpoint
-        self.model, self.info = model_from_checkpoint(checkpoint)
-        self.labels = self.info["labels"]
-        self.name = self.info["model"]
-
-    def clip_log_probs(self, tracks, cache=None, *, workers=None, progress=True):
-        """(log-probabilities [shape=(n_clips, n_classes)], label indices) for the tracks that load."""
-        clips = ClipSet.from_tracks(tracks, self.model.representation, self.labels, cache, workers=workers,
-                                    progress=progress)
-        length = window_length(self.model.representation, self.info["window_seconds"], self.info["feature_params"])
-        return predict_clip_log_probs(self.model, clips, length), clips.targets
+from .checkpoints import members_scorer, save_ensemble
+from .combiners import EPS, EqualAverage, make_combiner
+from .evaluation import member_clip_log_probs
+from .exceptions import ParameterError
 
 
 class Ensemble:
-    """Members and a combiner; predicts like a single model and saves to one file with everything embedded."""
+    """Members (`genrekit.checkpoints.Member`) and a combiner of kind `kind` (see `genrekit.combiners`)."""
 
     def __init__(self, members, kind="weighted", seed=0):
-        if not members:
-            raise ParameterError("an ensemble needs at least one member")
-        labels = members[0].labels
-        for member in members:
-            if member.labels != labels:
-                raise ParameterError(f"member {member.name} has labels {member.labels}, expected {labels}")
-        self.members, self.kind, self.labels = members, kind, labels
+        self.members, self.kind = list(members), kind
         self.combiner = make_combiner(kind, seed)
+        self.labels = members_scorer(self.members).labels
 
-    def member_probs(self, tracks, cache=None, *, workers=None, progress=True):
-        """(member probabilities [shape=(n_members, n_clips, n_classes)], label indices, gate statistics)."""
-        cache = cache or FeatureCache()
-        outputs = [member.clip_log_probs(tracks, cache, workers=workers, progress=progress) for member in self.members]
-        targets = outputs[0][1]
-        stats = gate_statistics(tracks, cache) if self.kind == "gating" else None
-        return np.exp(np.stack([log_probs for log_probs, _ in outputs])), targets, stats
+    @property
+    def scorer(self):
+        """The ensemble as a `genrekit.scoring.Scorer` (torch)."""
+        return members_scorer(self.members, self.kind, self.combiner)
 
-    def fit(self, valid_tracks, cache=None, *, workers=None, progress=True):
+    def member_probs(self, tracks, *, progress=True):
+        """(member probabilities [shape=(n_members, n_clips, n_classes)], label indices, gate statistics or
+        None) of the tracks that load."""
+        log_probs, targets, stats, _ = member_clip_log_probs(members_scorer(self.members, self.kind, self.combiner),
+                                                              tracks, progress=progress)
+        return np.exp(log_probs), targets, stats
+
+    def fit(self, valid_tracks, *, progress=True):
         """Fit the combiner on validation tracks (the members stay as they are)."""
         if any(track.split not in (None, "valid") for track in valid_tracks):
             raise ParameterError("ensembles are fitted on validation tracks only")
-        probs, targets, stats = self.member_probs(valid_tracks, cache, workers=workers, progress=progress)
+        probs, targets, stats = self.member_probs(valid_tracks, progress=progress)
         self.combiner.fit(probs, targets, stats)
         return self
 
@@ -249,43 +50,10 @@ class Ensemble:
         self.combiner.weights_ = self.combiner.weights_[keep] / self.combiner.weights_[keep].sum()
         return self
 
-    def predict_from_member_probs(self, probs, stats=None):
-        return self.combiner.predict_proba(probs, stats)
-
-    def clip_log_probs(self, tracks, cache=None, *, workers=None, progress=True):
-        probs, targets, stats = self.member_probs(tracks, cache, workers=workers, progress=progress)
-        return np.log(self.predict_from_member_probs(probs, stats) + EPS), targets
+    def clip_log_probs(self, tracks, *, progress=True):
+        """(combined log-probabilities [shape=(n_clips, n_classes)], label indices)."""
+        probs, targets, stats = self.member_probs(tracks, progress=progress)
+        return np.log(self.combiner.predict_proba(probs, stats) + EPS), targets
 
     def save(self, path):
-        atomic_save({"format": FORMAT, "kind": self.kind, "labels": self.labels,
-                     "members": [compact(member.checkpoint, member.model) for member in self.members],
-                     "combiner": self.combiner.get_state()}, path)
-        return path
-
-    @classmethod
-    def from_file(cls, data):
-        ensemble = cls([Member(ckpt) for ckpt in data["members"]], data["kind"])
-        ensemble.combiner.set_state(data["combiner"])
-        return ensemble
-
-
-def load_predictor(path):
-    """A `Member` (model checkpoint) or `Ensemble` (ensemble file): both have `labels` and `clip_log_probs`."""
-    data = read_file(path)
-    kind = data.get("format") if isinstance(data, dict) else None
-    if kind == FORMAT:
-        return Ensemble.from_file(data)
-    if kind == CHECKPOINT_FORMAT:
-        return Member(data)
-    raise GenrekitError(f"{path}: not a genrekit checkpoint or ensemble")
-
-
-def load_members(paths):
-    """Members from checkpoint files."""
-    members = []
-    for path in paths:
-        predictor = load_predictor(path)
-        if not isinstance(predictor, Member):
-            raise ParameterError(f"{path}: an ensemble cannot be a member")
-        members.append(predictor)
-    return members
+        return save_ensemble(path, self.members, self.kind, self.combiner)

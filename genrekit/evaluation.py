@@ -1,27 +1,49 @@
-"""Clip-level prediction from windows, metrics, and the reports people read."""
+"""Clip-level scores of tracks through the prediction path, metrics, and the reports people read."""
 
 import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.metrics import confusion_matrix, f1_score
+from tqdm import tqdm
 
 from .atomic import write_text
+from .checkpoints import load_scorer
+from .combiners import EPS
+from .exceptions import AudioError, DatasetError
+from .scoring import score_audio
 
 
-def predict_clip_log_probs(model, clips, length, *, batch_size=64):
-    """Log-probabilities per clip [shape=(n_clips, n_classes)]: the mean of its windows' log-probabilities,
-    renormalised."""
-    model.eval()
-    scores = []
-    with torch.inference_mode():
-        for i in range(len(clips)):
-            windows = torch.from_numpy(clips.windows(i, length))
-            log_probs = torch.cat([torch.log_softmax(model(windows[s:s + batch_size]), dim=1)
-                                   for s in range(0, len(windows), batch_size)])
-            scores.append(torch.log_softmax(log_probs.mean(0), dim=0))
-    return torch.stack(scores).numpy() if scores else np.zeros((0, model.n_classes), np.float32)
+def member_clip_log_probs(scorer, tracks, *, progress=True):
+    """Every member's clip log-probabilities as `genrekit.predict` computes them, for the tracks that load.
+
+    Returns (log-probabilities [shape=(n_members, n_clips, n_labels)], label indices [shape=(n_clips,)],
+    gate statistics [shape=(n_clips, 88)] or None, {track key: reason} of the tracks that failed).
+    Labels the scorer does not know are an error.
+    """
+    index = {label: i for i, label in enumerate(scorer.labels)}
+    unknown = {t.label for t in tracks} - set(index)
+    if unknown:
+        raise DatasetError(f"labels {sorted(unknown)} are not in the model's label set {scorer.labels}")
+    scores, targets, stats, failures = [], [], [], {}
+    for track in tqdm(tracks, desc="scoring", unit="clip", disable=not progress):
+        try:
+            found = score_audio(scorer, track.path, offset=track.start or 0.0, duration=track.duration)
+        except AudioError as error:
+            failures[track.key] = error.reason
+            continue
+        scores.append(found.clip_log_probs())
+        targets.append(index[track.label])
+        stats.append(found.stats)
+    n = (len(scorer.members), 0, len(scorer.labels))
+    log_probs = np.stack(scores, axis=1) if scores else np.zeros(n, np.float32)
+    return log_probs, np.asarray(targets, dtype=int), (np.stack(stats) if scorer.gated and stats else None), failures
+
+
+def clip_log_probs(scorer, tracks, *, progress=True):
+    """(combined log-probabilities [shape=(n_clips, n_labels)], label indices) of the tracks that load."""
+    log_probs, targets, stats, _ = member_clip_log_probs(scorer, tracks, progress=progress)
+    return np.log(scorer.combine(log_probs, stats) + EPS), targets
 
 
 def classification_metrics(y_true, y_pred, labels):
@@ -66,10 +88,9 @@ def write_report(metrics, out_dir, name, title):
     return out_dir / f"{name}.md"
 
 
-def evaluate_checkpoint(path, tracks, *, cache=None, workers=None, progress=True):
-    """Clip-level metrics of a saved model or ensemble on `tracks` (labels it does not know are an error)."""
-    from .ensemble import load_predictor
-
-    predictor = load_predictor(path)
-    log_probs, targets = predictor.clip_log_probs(tracks, cache, workers=workers, progress=progress)
-    return classification_metrics(targets, log_probs.argmax(1), predictor.labels)
+def evaluate_checkpoint(path, tracks, *, progress=True):
+    """Clip-level metrics of a model file (checkpoint, ensemble or `.onnx`) on `tracks` (labels it does not
+    know are an error)."""
+    scorer = load_scorer(path)
+    log_probs, targets = clip_log_probs(scorer, tracks, progress=progress)
+    return classification_metrics(targets, log_probs.argmax(1), scorer.labels)

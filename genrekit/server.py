@@ -72,7 +72,7 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB):
     @app.get("/api/health")
     def health():
         """The server is up; the model it serves and its labels."""
-        return {"status": "ok", "model": classifier.source, "members": classifier.member_names, "labels": labels,
+        return {"status": "ok", "model": classifier.name, "members": classifier.member_names, "labels": labels,
                 "max_upload_mb": max_upload_mb, "version": __version__}
 
     @app.get("/api/labels")

@@ -23,12 +23,14 @@ from tqdm import tqdm
 from .augment import Augmentation
 from .cache import EmbeddingStore, FeatureCache
 from .checkpoints import atomic_save, load_checkpoint, save_checkpoint
-from .clips import ClipSet, window_length
+from .clips import ClipSet
 from .datasets import class_weights, labels_of
-from .evaluation import classification_metrics, predict_clip_log_probs
+from .evaluation import classification_metrics
 from .exceptions import ParameterError
 from .features import FeatureParams
 from .models import create_model
+from .plots import plot_training_curves
+from .scoring import clip_log_probs, model_log_probs, window_length
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +116,11 @@ def _train_epoch(model, clips, config, optimizer, loss_fn, make_batch, rng):
     return total / max(seen, 1)
 
 
-def validate(model, clips, length, labels):
-    """Clip-level metrics plus the mean negative log-likelihood on `clips`."""
-    log_probs = predict_clip_log_probs(model, clips, length)
+def validate(model, clips, window_seconds, labels):
+    """Clip-level metrics plus the mean negative log-likelihood on `clips`, scored as `genrekit.scoring` does."""
+    model.eval()
+    log_probs = np.stack([clip_log_probs(model_log_probs(model, clips.windows(i, window_seconds)))
+                          for i in range(len(clips))]) if len(clips) else np.zeros((0, len(labels)), np.float32)
     metrics = classification_metrics(clips.targets, log_probs.argmax(1), labels)
     metrics["loss"] = float(-log_probs[np.arange(len(clips)), clips.targets].mean())
     return metrics
@@ -149,10 +153,12 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     representation = model.representation
     # augmented windows are cut from the waveform and turned into the model's representation afterwards
     train_representation = "waveform" if config.augment else representation
-    train_clips = ClipSet.from_tracks(train_tracks, train_representation, labels, cache, workers=workers,
-                                      progress=progress)
-    valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, workers=workers, progress=progress)
-    length = window_length(representation, config.window_seconds, params)
+    seconds = config.window_seconds
+    train_clips = ClipSet.from_tracks(train_tracks, train_representation, labels, cache, window_seconds=seconds,
+                                      workers=workers, progress=progress)
+    valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, window_seconds=seconds,
+                                      workers=workers, progress=progress)
+    length = window_length(representation, seconds, params)
     net = model
     if config.augment:
         samples = window_length("waveform", config.window_seconds, params)
@@ -163,7 +169,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     else:
         if hasattr(model, "embed"):  # a frozen backbone: embed every window once, then train only the head
             store = EmbeddingStore(cache.root, model.embedding_key())
-            train_clips, valid_clips = (clips.embedded(model.embed, length, store=store, progress=progress)
+            train_clips, valid_clips = (clips.embedded(model.embed, seconds, store=store, progress=progress)
                                         for clips in (train_clips, valid_clips))
             net, length = HeadOnEmbeddings(model), 1
 
@@ -194,7 +200,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         torch.manual_seed(config.seed * 100003 + epoch)
         rng = np.random.default_rng([config.seed, epoch])
         train_loss = _train_epoch(net, train_clips, config, optimizer, loss_fn, make_batch, rng)
-        valid = validate(net, valid_clips, length, labels)
+        valid = validate(net, valid_clips, seconds, labels)
         state["seconds"] += time.perf_counter() - began
         state["history"].append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid["loss"],
                                  "valid_accuracy": valid["accuracy"], "valid_macro_f1": valid["macro_f1"]})
@@ -220,8 +226,6 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
                "parameters": sum(p.numel() for p in model.parameters())}
     save_checkpoint(checkpoint_path, model, labels=labels, params=params, window_seconds=config.window_seconds,
                     metrics=metrics, history=state["history"], training={"record": record})
-    from .plots import plot_training_curves
-
     plot_training_curves(state["history"], out_dir / f"{config.model}.curves.png", title=config.model)
     state_path.unlink(missing_ok=True)
     return checkpoint_path

@@ -26,7 +26,8 @@ from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.datasets import labels_of, load_dataset, select
 from genrekit.datasets.midi import render_midi_corpus
-from genrekit.ensemble import Ensemble, load_members
+from genrekit.checkpoints import load_members
+from genrekit.ensemble import Ensemble
 from genrekit.evaluation import evaluate_checkpoint
 from genrekit.models import PAPER_MODELS, list_models
 from genrekit.training import TrainConfig, train
@@ -73,12 +74,12 @@ def main():
     runs = args.runs or DEFAULT_CACHE_DIR / "runs" / "benchmark-models" / ("midi-augment" if args.augment else "midi")
     paths = [train(member_config(name, args.augment, args.epochs, args.patience, args.lr_schedule), select(tracks, "train"), select(tracks, "valid"), runs,
                    labels=labels, cache=cache) for name in args.members]
-    ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), cache).prune()
+    ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid")).prune()
     model_path = ensemble.save(args.out / "default.pt")
 
-    midi_test = evaluate_checkpoint(model_path, select(tracks, "test"), cache=cache)
+    midi_test = evaluate_checkpoint(model_path, select(tracks, "test"))
     real = [t for t in load_dataset(f"gtzan:{args.gtzan}") if t.label in labels]
-    real_test = evaluate_checkpoint(model_path, real, cache=cache)
+    real_test = evaluate_checkpoint(model_path, real)
     card = {"labels": labels, "kind": "weighted ensemble", "augmented_training": args.augment,
             "members": {m.name: round(float(w), 4) for m, w in zip(ensemble.members, ensemble.combiner.weights_)},
             "training_data": f"{args.midi_source.name}: {len(select(tracks, 'train'))} rendered MIDI songs "

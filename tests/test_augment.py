@@ -7,7 +7,8 @@ from conftest import tone
 from genrekit.augment import Augmentation
 from genrekit.cache import FeatureCache
 from genrekit.checkpoints import load_checkpoint
-from genrekit.clips import ClipSet, window_length
+from genrekit.clips import ClipSet
+from genrekit.scoring import window_length
 from genrekit.datasets import select
 from genrekit.exceptions import ParameterError
 from genrekit.features import FeatureParams
@@ -63,7 +64,7 @@ def test_bad_settings_are_refused(settings):
 def test_batches_have_the_models_window_shape(toy_dataset, tmp_path):
     _, tracks = toy_dataset
     clips = ClipSet.from_tracks(select(tracks, "train"), "waveform", ["high", "low", "noisy"],
-                                FeatureCache(tmp_path), workers=1, progress=False)
+                                FeatureCache(tmp_path), window_seconds=1.0, workers=1, progress=False)
     batch = Augmentation().batch(clips, [0, 1, 2], LENGTH, "logmel", FeatureParams(), np.random.default_rng(0))
     assert tuple(batch.shape) == (3, FeatureParams().n_mels, window_length("logmel", 1.0)) and bool(batch.isfinite().all())
 

@@ -1,7 +1,8 @@
 import numpy as np
 
 from conftest import write_tone
-from genrekit.cache import EmbeddingStore, FeatureCache, fill_cache
+from genrekit.audio import load_audio
+from genrekit.cache import EmbeddingStore, FeatureCache, file_digest, fill_cache
 from genrekit.datasets import Track
 from genrekit.features import FeatureParams, compute_features
 
@@ -15,11 +16,27 @@ def test_second_load_reads_from_disk_and_matches(tmp_path, monkeypatch):
     track = _track(write_tone(tmp_path / "a.wav", seconds=1.0))
     first = cache.load(track)
     entry = cache.entry_path(track)
-    assert entry.is_file() and not list(entry.parent.glob("*.tmp"))
+    assert (entry / "logmel.npy").is_file() and not list(entry.parent.glob(".*.tmp"))
     monkeypatch.setattr(cache, "_compute", lambda t: (_ for _ in ()).throw(AssertionError("recomputed")))
     second = cache.load(track)
     for name in first:
         assert np.allclose(first[name], second[name], atol=0.05)
+    mapped = cache.load(track, ("waveform",), mmap=True)["waveform"]
+    assert isinstance(mapped, np.memmap) and mapped.dtype == np.float32
+    assert np.array_equal(mapped, load_audio(track.path))  # training reads the samples serving decodes
+
+
+def test_a_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    import hashlib
+
+    calls = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda *a: calls.append(1) or real(*a))
+    path = write_tone(tmp_path / "once.wav", freq=523)
+    cache = FeatureCache(tmp_path / "cache")
+    assert cache.entry_path(_track(path)) == cache.entry_path(_track(path, split="train")) and len(calls) == 1
+    write_tone(path, freq=524, seconds=1.5)
+    assert file_digest(path) == real(open(path, "rb"), "sha1").hexdigest() and len(calls) == 2
 
 
 def test_key_follows_content_params_and_span(tmp_path):

@@ -54,12 +54,13 @@ def test_variants_table_json_markdown_png(members, toy_dataset, tmp_path):
 
 
 def test_variants_command_with_an_ensemble(members, toy_dataset, tmp_path):
-    from genrekit.ensemble import Ensemble, load_members
+    from genrekit.checkpoints import load_members
+    from genrekit.ensemble import Ensemble
 
-    paths, cache = members
+    paths, _ = members
     root, tracks = toy_dataset
     ensemble = Ensemble(load_members(paths), "equal")
-    ensemble.fit(select(tracks, "valid"), cache, workers=1, progress=False)
+    ensemble.fit(select(tracks, "valid"), progress=False)
     ensemble.save(tmp_path / "ensemble.pt")
     result = CliRunner().invoke(app, ["experiment", "variants", "--model", str(tmp_path / "ensemble.pt"),
                                       "--data", str(root), "--variants", ",".join(VARIANTS),

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from genrekit.clips import window_length
+from genrekit.scoring import window_length
 from genrekit.exceptions import ParameterError
 from genrekit.features import FeatureParams, compute_features
 from genrekit.models import PAPER_MODELS, create_model, list_models

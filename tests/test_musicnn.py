@@ -140,7 +140,8 @@ def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_pat
         pytest.skip(f"{WEIGHTS} not found")
     from genrekit.cache import FeatureCache
     from genrekit.datasets import select
-    from genrekit.ensemble import Ensemble, load_members
+    from genrekit.checkpoints import load_members
+    from genrekit.ensemble import Ensemble
     from genrekit.export import export_onnx
     from genrekit.predict import load
     from genrekit.training import TrainConfig, train
@@ -151,10 +152,10 @@ def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_pat
                                model_kwargs=kwargs), select(tracks, "train"), select(tracks, "valid"), tmp_path,
                    labels=["high", "low", "noisy"], cache=cache, workers=1, progress=False)
              for name, kwargs in (("backbone-musicnn", {"hidden": 16}), ("cnn-waveform", {"channels": (4, 8)}))]
-    ensemble = Ensemble(load_members(paths), "equal").fit(select(tracks, "valid"), cache, progress=False)
+    ensemble = Ensemble(load_members(paths), "equal").fit(select(tracks, "valid"), progress=False)
     torch_classifier = load(ensemble.save(tmp_path / "ensemble.pt"))
     onnx_classifier = load(export_onnx(tmp_path / "ensemble.pt", tmp_path / "ensemble.onnx"))
-    assert onnx_classifier.member_representations == ["waveform"]
+    assert onnx_classifier.scorer.member_representations == ["waveform"]
     for track in select(tracks, "test"):
         a, b = torch_classifier.predict(track.path), onnx_classifier.predict(track.path)
         assert np.allclose(a.probabilities, b.probabilities, atol=1e-4)
@@ -166,9 +167,9 @@ def test_training_embeds_each_window_once_and_trains_only_the_head(toy_dataset, 
 
     from genrekit.cache import FeatureCache
     from genrekit.checkpoints import load_checkpoint
-    from genrekit.clips import window_starts
     from genrekit.datasets import select
     from genrekit.models.musicnn import MusicnnClassifier
+    from genrekit.scoring import window_starts
     from genrekit.training import TrainConfig, train
 
     _, tracks = toy_dataset

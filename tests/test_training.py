@@ -10,10 +10,12 @@ import genrekit.training as training
 from genrekit.cache import FeatureCache
 from genrekit.checkpoints import load_checkpoint
 from genrekit.cli import app
-from genrekit.clips import ClipSet, window_length
+from genrekit.clips import ClipSet
 from genrekit.datasets import select
-from genrekit.evaluation import classification_metrics, predict_clip_log_probs
+from genrekit.evaluation import classification_metrics
+from genrekit.scoring import window_length
 from genrekit.exceptions import ParameterError
+from genrekit.features import FeatureParams
 from genrekit.training import TrainConfig, train, validate
 
 TINY = {"cnn-logmel": {"channels": (4, 8)}, "rnn-chroma": {"hidden": 8}, "cnn-waveform": {"channels": (4, 8)}}
@@ -35,16 +37,17 @@ def test_one_epoch_reduces_the_training_loss(toy_dataset, cache):
     config = _config()
     torch.manual_seed(0)
     model = training.create_model(config.model, 3, **config.model_kwargs)
-    clips = ClipSet.from_tracks(select(tracks, "train"), "logmel", LABELS, cache, workers=1, progress=False)
-    length = window_length("logmel", 1.0)
-    before = validate(model, clips, length, LABELS)["loss"]
+    clips = ClipSet.from_tracks(select(tracks, "train"), "logmel", LABELS, cache, window_seconds=1.0, workers=1,
+                                progress=False)
+    length = window_length("logmel", 1.0, cache.params)
+    before = validate(model, clips, 1.0, LABELS)["loss"]
     optimizer = training._optimizer(config, model)
     def make_batch(indices, rng):
         return torch.from_numpy(np.stack([clips.random_window(i, length, rng) for i in indices]))
 
     training._train_epoch(model, clips, config, optimizer, torch.nn.CrossEntropyLoss(), make_batch,
                           np.random.default_rng(0))
-    assert validate(model, clips, length, LABELS)["loss"] < before
+    assert validate(model, clips, 1.0, LABELS)["loss"] < before
 
 
 @pytest.mark.parametrize("model", sorted(TINY))
@@ -57,10 +60,10 @@ def test_training_writes_a_checkpoint_that_round_trips(toy_dataset, cache, tmp_p
     assert set(info["metrics"]) >= {"valid_accuracy", "best_epoch", "train_minutes", "parameters"}
     assert len(info["history"]) == 2 and (tmp_path / f"{model}.curves.png").is_file()
     assert not (tmp_path / f"{model}.state.pt").exists()
-    clips = ClipSet.from_tracks(select(tracks, "test"), loaded.representation, LABELS, cache, progress=False)
-    length = window_length(loaded.representation, 1.0)
+    clips = ClipSet.from_tracks(select(tracks, "test"), loaded.representation, LABELS, cache, window_seconds=1.0,
+                                progress=False)
     again, _ = load_checkpoint(path)
-    assert np.allclose(predict_clip_log_probs(loaded, clips, length), predict_clip_log_probs(again, clips, length))
+    assert validate(loaded, clips, 1.0, LABELS) == validate(again, clips, 1.0, LABELS)
 
 
 @pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])
@@ -124,15 +127,17 @@ def test_clip_score_is_the_mean_of_window_log_probabilities():
         n_classes = 2
 
         def forward(self, x):  # window i of the clip says p(class 0) = [0.9, 0.2, 0.2][i]
-            p0 = torch.tensor([0.9, 0.2, 0.2])[: len(x)] if x[0, 0] == 0 else torch.tensor([0.9] * len(x))
+            p0 = torch.tensor([0.9, 0.2, 0.2])[x[:, 0].long() // 10]
             return torch.log(torch.stack([p0, 1 - p0], dim=1))
 
-    clips = ClipSet([np.arange(30, dtype=np.float16)], [0], ["clip"], "waveform")
-    log_probs = predict_clip_log_probs(Fixed(), clips, 10)
+    params = FeatureParams(sr=10)
+    clips = ClipSet([np.arange(35, dtype=np.float32)], [0], ["clip"], "waveform", [35], params)
+    assert clips.windows(0, 1.0)[:, 0].tolist() == [0, 10, 20]  # whole windows only: the 5-sample tail is left out
+    metrics = validate(Fixed(), clips, 1.0, ["a", "b"])
     mean = np.log([[0.9, 0.1], [0.2, 0.8], [0.2, 0.8]]).mean(0)
     expected = mean - np.logaddexp.reduce(mean)
-    assert np.allclose(log_probs[0], expected, atol=1e-6)
-    assert log_probs.argmax() == 1  # the average of probabilities (0.43 vs 0.57) agrees here; log-mean decides
+    assert metrics["loss"] == pytest.approx(-expected[0], abs=1e-6)
+    assert metrics["accuracy"] == 0.0  # the average of probabilities (0.43 vs 0.57) agrees here; log-mean decides
 
 
 def test_cli_trains_on_train_only_and_evaluates(toy_dataset, tmp_path, monkeypatch):
@@ -157,12 +162,12 @@ def test_cli_trains_on_train_only_and_evaluates(toy_dataset, tmp_path, monkeypat
     assert not {t.group for t in seen[0]} & {t.group for t in test_tracks}
 
     result = runner.invoke(app, ["evaluate", str(tmp_path / "cnn-chroma.pt"), "--data", str(root),
-                                 "--cache-dir", str(tmp_path / "cache"), "--workers", "1"])
+                                 "--out", str(tmp_path / "reports")])
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "cnn-chroma.test.json").read_text())
+    report = json.loads((tmp_path / "reports" / "cnn-chroma.test.json").read_text())
     assert report["n"] == 3 and set(report["per_label_accuracy"]) == set(LABELS)
     for suffix in ("md", "confusion.png", "per_genre.png"):
-        assert (tmp_path / f"cnn-chroma.test.{suffix}").is_file()
+        assert (tmp_path / "reports" / f"cnn-chroma.test.{suffix}").is_file()
 
 
 def test_records_written_before_a_new_setting_still_match_its_default():

@@ -5,7 +5,7 @@ from pathlib import Path
 from ..exceptions import DatasetError
 from .ccmusic import load_ccmusic
 from .folder import audio_files, load_folder, load_manifest, write_manifest
-from .gtzan import load_gtzan
+from .gtzan import is_listed, load_gtzan
 from .splits import check_disjoint, select, split_by_group
 from .taxonomy import load_taxonomy, merge
 from .track import SPLITS, Track, class_counts, class_weights, labels_of, snippets
@@ -20,7 +20,8 @@ def detect_kind(path):
         return "csv"
     if (path / "manifest.csv").is_file():
         return "csv"
-    if any((path / name).is_dir() for name in ("genres", "genres_original")) or any(path.glob("*/blues.000??.*")):
+    if any((path / name).is_dir() for name in ("genres", "genres_original")) or any(path.glob("*/blues.000??.*")) \
+            or is_listed(path):
         return "gtzan"
     if path.suffix.lower() == ".parquet" or (path.is_dir() and any(path.rglob("*.parquet"))):
         return "ccmusic"

@@ -10,6 +10,10 @@ The fault-filtered split (Kereliuk, Sturm & Larsen 2015) comes as `train_filtere
 `splits_dir=` at them. Tracks in none of the lists are the faulty ones (repetitions, distortions,
 mislabels) and are dropped. Artists come from a `tracks.csv` (columns `track_id`, `artist`, as in
 Sturm's index) beside the dataset or at `GENREKIT_GTZAN_ARTISTS`.
+
+A folder whose `tracks.csv` lists the files itself (columns `path`, `genre`, `track_id`, `split`, as in
+`gtzan-extra`: excerpts of GTZAN clips) is read from that table. Merged with other GTZAN folders
+(`genrekit.datasets.merge`), the files of one `track_id` form one group (`unify_track_groups`).
 """
 
 import csv
@@ -19,9 +23,10 @@ import re
 from pathlib import Path
 
 from ..audio import audio_info
+from ..constants import AUDIO_EXTENSIONS
 from ..exceptions import AudioError, DatasetError
 from .splits import split_by_group
-from .track import SPLITS, Track
+from .track import SPLITS, Track, read_track_table
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 KNOWN_CORRUPT = frozenset({"jazz.00054"})
@@ -47,7 +52,7 @@ def find_clips(root):
     for genre in GENRES:
         for path in sorted((_genre_root(root) / genre).glob(f"{genre}.*.*")):
             track_id = path.name.rsplit(".", 1)[0]
-            if _TRACK_ID.match(track_id):
+            if _TRACK_ID.match(track_id) and path.suffix.lower() in AUDIO_EXTENSIONS:
                 clips[track_id] = path
     if not clips:
         raise DatasetError(f"{root}: no GTZAN clips (<genre>/<genre>.NNNNN.au|wav) found")
@@ -85,13 +90,62 @@ def read_artists(path):
         return {row["track_id"]: row["artist"] for row in csv.DictReader(handle) if row.get("artist")}
 
 
+def is_listed(root):
+    """Whether `root` holds a `tracks.csv` that lists its files with their split (the gtzan-extra layout)."""
+    table = Path(root) / "tracks.csv"
+    if not table.is_file():
+        return False
+    with open(table, newline="") as handle:
+        return {"path", "genre", "track_id", "split"} <= set(csv.DictReader(handle).fieldnames or [])
+
+
+def load_listed(root, *, check_audio=True):
+    """The files a gtzan-extra style `tracks.csv` lists, split as it says, one group per `track_id`."""
+    root = Path(root)
+    tracks = []
+    for line, row, split in read_track_table(root / "tracks.csv", ("path", "genre", "track_id", "split")):
+        path, track_id = root / row["path"], row["track_id"]
+        if not _TRACK_ID.match(track_id) or row["genre"] != track_id.split(".")[0]:
+            raise DatasetError(f"{root / 'tracks.csv'}:{line}: {track_id!r} is not a GTZAN track id of {row['genre']!r}")
+        if check_audio:
+            try:
+                audio_info(path)
+            except AudioError as error:
+                log.warning("%s: skipped (%s)", path, error.reason)
+                continue
+        tracks.append(Track(path=str(path), label=row["genre"], group=f"gtzan:{track_id}", source="gtzan",
+                            split=split))
+    if not tracks:
+        raise DatasetError(f"{root}: tracks.csv lists no readable GTZAN files")
+    return tracks
+
+
+def track_id_of(track):
+    """The GTZAN track id (`blues.00012`) of a GTZAN track's file."""
+    return Path(track.path).name.rsplit(".", 1)[0]
+
+
+def unify_track_groups(tracks):
+    """GTZAN tracks of one `track_id` in one group: the artist's where any file of it has one, else the
+    track's. Other tracks are returned unchanged."""
+    group_of = {}
+    for track in tracks:
+        if track.source == "gtzan" and track.group.startswith("gtzan:artist:"):
+            group_of[track_id_of(track)] = track.group
+    return [track.replace(group=group_of.get(track_id_of(track), f"gtzan:{track_id_of(track)}"))
+            if track.source == "gtzan" else track for track in tracks]
+
+
 def load_gtzan(root, *, splits_dir=None, artists_csv=None, check_audio=True, seed=0):
-    """GTZAN clips as `Track`s, split by the fault-filtered lists when found, else by artist groups.
+    """GTZAN clips as `Track`s, split by the fault-filtered lists when found, else by artist groups (or as
+    a gtzan-extra style `tracks.csv` lists them, see `load_listed`).
 
     Known-corrupt clips (jazz.00054) and, with `check_audio`, clips whose header cannot be read are
     logged and skipped.
     """
     root = Path(root)
+    if is_listed(root):
+        return load_listed(root, check_audio=check_audio)
     clips = find_clips(root)
     splits_dir = _find_beside(root, splits_dir, "GENREKIT_GTZAN_SPLITS",
                               [root / "splits", root.parent / "splits"])

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from ..exceptions import DatasetError
+from .gtzan import unify_track_groups
 from .splits import check_disjoint
 
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "taxonomy.yaml"
@@ -34,8 +35,8 @@ def load_taxonomy(path=DEFAULT_TAXONOMY):
 def merge(*datasets, taxonomy=DEFAULT_TAXONOMY):
     """One list of tracks with labels mapped through the taxonomy; unmapped labels are dropped and logged.
 
-    Groups stay those of their source (they already carry its name), and the result is checked for
-    groups in two splits.
+    Groups stay those of their source (they already carry its name; files of one GTZAN track join one
+    group), and the result is checked for groups in two splits.
     """
     mapping = load_taxonomy(taxonomy) if not isinstance(taxonomy, dict) else taxonomy
     merged, dropped = [], Counter()
@@ -48,5 +49,6 @@ def merge(*datasets, taxonomy=DEFAULT_TAXONOMY):
                 merged.append(track.replace(label=label))
     for name, count in sorted(dropped.items()):
         log.warning("dropped %d track(s) labelled %s: not in the taxonomy", count, name)
+    merged = unify_track_groups(merged)
     check_disjoint(merged)
     return merged

@@ -1,0 +1,218 @@
+"""The one path from audio to genre probabilities: block -> windows -> member log-probabilities -> combined.
+
+A signal is read in blocks of a whole number of windows (about `BLOCK_SECONDS`, so memory stays bounded),
+each block's representations come from one STFT, windows are cut at the same times in every
+representation, every member scores every window, and the members are combined as the ensemble was fitted
+to. Prediction, evaluation, ensemble fitting and the benchmarks all call this module; training cuts its
+windows with the same rules:
+
+- a window is `round(window_seconds * sr)` samples, or `1 + samples // hop_length` STFT frames;
+- windows start every window length from 0 (blocks hold whole windows, so this runs on across blocks);
+  a trailing piece shorter than a window is left out, unless it is all there is: a signal shorter than a
+  window is looped to fill it (looping beats padding with silence, which pushes predictions towards sparse
+  genres);
+- a clip's score per member is the mean of its windows' log-probabilities, renormalised.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import log_softmax
+
+from .audio import is_silent, resample, stream_audio, to_mono
+from .combiners import GATE_REPRESENTATIONS, GatedEnsemble, gate_frames, gate_statistics_of_frames
+from .exceptions import AudioError, ParameterError
+from .features import FeatureParams, compute_features
+
+BLOCK_SECONDS = 30.0
+
+
+def window_length(representation, window_seconds, params=FeatureParams()):
+    """Samples (waveform) or STFT frames (the others) in a window of `window_seconds`."""
+    samples = int(round(window_seconds * params.sr))
+    return samples if representation == "waveform" else params.n_frames(samples)
+
+
+def window_starts(total, length):
+    """Starts of the windows of `length` over `total` positions: every `length` from 0 while a whole window
+    fits (one at 0 when `total` <= `length`: the signal is looped to fill it)."""
+    return list(range(0, max(total - length, 0) + 1, length))
+
+
+def loop_to(array, length):
+    """`array` repeated along its last axis up to at least `length` (unchanged when long enough)."""
+    if array.shape[-1] >= length:
+        return array
+    repeats = -(-length // max(array.shape[-1], 1))
+    return np.concatenate([array] * repeats, axis=-1)
+
+
+def cut_windows(array, starts, length):
+    """Windows of `length` at `starts` along the last axis [shape=(len(starts), ..., length)], float32."""
+    array = loop_to(array, max(starts) + length)
+    return np.stack([array[..., s:s + length] for s in starts]).astype(np.float32, copy=False)
+
+
+def window_frames(starts, representation, params):
+    """Window starts in samples -> positions along `representation`'s last axis."""
+    return list(starts) if representation == "waveform" else [s // params.hop_length for s in starts]
+
+
+def block_windows(y, params, window_seconds, representations):
+    """(features, windows per representation, window starts in samples) of a signal block (looped to one
+    window when shorter): the same windows in time for every representation."""
+    samples = window_length("waveform", window_seconds, params)
+    y = loop_to(np.asarray(y, dtype=np.float32), samples)
+    features = compute_features(y, params, representations)
+    starts = window_starts(len(y), samples)
+    windows = {rep: cut_windows(features[rep], window_frames(starts, rep, params),
+                                window_length(rep, window_seconds, params)) for rep in representations}
+    return features, windows, np.asarray(starts)
+
+
+class Scorer:
+    """What a model file holds: member networks that score windows, and how their scores combine.
+
+    `members` are (name, representation) pairs; `combiner` is None for a single model. Subclasses run the
+    networks in `member_log_probs`.
+    """
+
+    def __init__(self, *, labels, members, params, window_seconds, kind=None, combiner=None):
+        self.labels, self.members = list(labels), [tuple(m) for m in members]
+        self.params, self.window_seconds, self.kind, self.combiner = params, window_seconds, kind, combiner
+
+    @property
+    def member_names(self):
+        return [name for name, _ in self.members]
+
+    @property
+    def member_representations(self):
+        return sorted({rep for _, rep in self.members})
+
+    @property
+    def gated(self):
+        return isinstance(self.combiner, GatedEnsemble)
+
+    @property
+    def representations(self):
+        """Every representation a block needs: the members' and, for a gate, its statistics'."""
+        return sorted(set(self.member_representations) | (set(GATE_REPRESENTATIONS) if self.gated else set()))
+
+    def member_log_probs(self, windows):
+        """Window log-probabilities [shape=(n_members, n_windows, n_labels)] from windows per representation."""
+        raise NotImplementedError
+
+    def combine(self, member_log_probs, stats=None):
+        """Probabilities [shape=(n, n_labels)] from member log-probabilities [shape=(n_members, n, n_labels)]."""
+        probs = np.exp(member_log_probs)
+        return probs[0] if self.combiner is None else self.combiner.predict_proba(probs, stats)
+
+
+class TorchScorer(Scorer):
+    """Members run as torch modules (each has a `representation`)."""
+
+    def __init__(self, models, **kwargs):
+        super().__init__(**kwargs)
+        self.models = list(models)
+
+    def member_log_probs(self, windows):
+        return np.stack([model_log_probs(model, windows[model.representation]) for model in self.models])
+
+
+def model_log_probs(model, windows, batch_size=64):
+    """Log-probabilities [shape=(n_windows, n_labels)] of a torch model (in eval mode) for windows."""
+    x = torch.from_numpy(windows)
+    with torch.inference_mode():
+        return torch.cat([torch.log_softmax(model(x[s:s + batch_size]), dim=1)
+                          for s in range(0, len(x), batch_size)]).numpy()
+
+
+def clip_log_probs(window_log_probs):
+    """A clip's score: the mean of its windows' log-probabilities (axis -2), renormalised."""
+    return log_softmax(np.mean(window_log_probs, axis=-2), axis=-1)
+
+
+class OnnxScorer(Scorer):
+    """Members run by one onnxruntime session (see `genrekit.export`)."""
+
+    def __init__(self, session, **kwargs):
+        super().__init__(**kwargs)
+        self.session = session
+
+    def member_log_probs(self, windows):
+        return self.session.run(None, {rep: windows[rep] for rep in self.member_representations})[0]
+
+
+def signal_blocks(audio, params, window_seconds, *, sr=None, offset=0.0, duration=None):
+    """A file (streamed) or an array of samples at `sr` Hz as float32 blocks at `params.sr` of a whole number
+    of windows (about BLOCK_SECONDS), the last one shorter."""
+    size = max(1, int(BLOCK_SECONDS // window_seconds)) * window_length("waveform", window_seconds, params)
+    if isinstance(audio, (str, Path)):
+        pending = np.zeros(0, np.float32)
+        for piece in stream_audio(audio, sr=params.sr, block_seconds=BLOCK_SECONDS, offset=offset, duration=duration):
+            pending = np.concatenate([pending, piece])
+            while len(pending) >= size:
+                yield pending[:size]
+                pending = pending[size:]
+        if len(pending):
+            yield pending
+        return
+    if sr is None:
+        raise ParameterError("pass sr= with an array of samples")
+    y = np.asarray(audio, dtype=np.float32)
+    y = resample(to_mono(y.T if y.ndim == 2 and y.shape[0] < y.shape[1] else y), sr, params.sr)
+    for start in range(0, max(len(y), 1), size):
+        yield y[start:start + size]
+
+
+@dataclass
+class AudioScores:
+    """Every member's score of every window of a signal."""
+
+    window_log_probs: np.ndarray
+    """[shape=(n_members, n_windows, n_labels)]"""
+    times: np.ndarray
+    """[shape=(n_windows,)] window starts, seconds"""
+    stats: np.ndarray | None
+    """[shape=(88,)] the gate's statistics of the whole signal (gated ensembles only)"""
+    duration: float
+
+    def clip_log_probs(self):
+        """Per member, the clip's score (`clip_log_probs`) [shape=(n_members, n_labels)]."""
+        return clip_log_probs(self.window_log_probs)
+
+
+def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None):
+    """`AudioScores` of a file (`offset`/`duration` in seconds pick a span) or of samples at `sr` Hz.
+
+    Raises AudioError for a file without samples or a silent one.
+    """
+    source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
+    params, window = scorer.params, window_length("waveform", scorer.window_seconds, scorer.params)
+    scores, frames, times, total, loud = [], [], [], 0, False
+    for block in signal_blocks(audio, params, scorer.window_seconds, sr=sr, offset=offset, duration=duration):
+        loud = loud or not is_silent(block)
+        if len(block) >= window or total == 0:
+            features, windows, starts = block_windows(block, params, scorer.window_seconds, scorer.representations)
+            scores.append(scorer.member_log_probs(windows))
+            if scorer.gated:
+                frames.append(gate_frames(features))
+            times.extend((total + starts) / params.sr)
+        total += len(block)
+    if total == 0:
+        raise AudioError(source, "contains no audio samples")
+    if not loud:
+        raise AudioError(source, "silent (never above -80 dBFS): nothing to classify")
+    stats = gate_statistics_of_frames(np.concatenate(frames, axis=1)) if scorer.gated else None
+    return AudioScores(np.concatenate(scores, axis=1), np.asarray(times), stats, total / params.sr)
+
+
+def song_probabilities(scorer, scores):
+    """(song probabilities [shape=(n_labels,)], per-window probabilities [shape=(n_windows, n_labels)])."""
+    stats = None if scores.stats is None else scores.stats[None]
+    song = scorer.combine(scores.clip_log_probs()[:, None], stats)[0]
+    n = scores.window_log_probs.shape[1]
+    per_window = scorer.combine(scores.window_log_probs, None if stats is None else np.repeat(stats, n, 0))
+    return song, per_window
