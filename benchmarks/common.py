@@ -5,7 +5,7 @@ from pathlib import Path
 
 from genrekit.cache import DEFAULT_CACHE_DIR
 from genrekit.datasets import load_dataset, select, split_by_group
-from genrekit.datasets.midi import render_midi_corpus
+from genrekit.midi.render import render_midi_corpus
 from genrekit.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,11 +20,11 @@ from common import WEIGHTED_MEMBERS, load_benchmark_data, new_parser, train_mode
 from genrekit.atomic import write_text
 from genrekit.cache import FeatureCache
 from genrekit.datasets import labels_of, select
-from genrekit.datasets.versions import render_versions
 from genrekit.checkpoints import load_members
 from genrekit.ensemble import Ensemble
 from genrekit.evaluation import write_json
 from genrekit.experiments import evaluate_variants, evaluate_versions, write_experiment
+from genrekit.midi.versions import render_versions
 from genrekit.predict import load
 from genrekit.variants import check_variants
 

@@ -8,18 +8,17 @@ import hashlib
 import os
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .atomic import atomic_path
 from .audio import load_audio
 from .constants import DEFAULT_CACHE_DIR, REPRESENTATIONS
 from .exceptions import AudioError
 from .features import FeatureParams, compute_features
+from .parallel import map_unordered
 
 STORED_DTYPES = {"waveform": np.float32, "spectrogram": np.float16, "logmel": np.float16, "chroma": np.float16}
 """dB images and chroma keep 3 significant digits (float16) to halve the cache; the signal stays float32."""
@@ -115,12 +114,6 @@ class EmbeddingStore:
         return embeddings
 
 
-def _worker_init():
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _fill_one(cache, track):
     """Make sure `track` is cached; returns (track key, 'cached' | 'computed' | error reason)."""
     try:
@@ -131,18 +124,5 @@ def _fill_one(cache, track):
 
 def fill_cache(tracks, cache, *, workers=None, progress=True):
     """Compute and store the features of every track with a process pool; returns key -> status."""
-    workers = workers or os.cpu_count() or 1
-    status = {}
-    bar = tqdm(total=len(tracks), desc="features", unit="clip", disable=not progress)
-    if workers == 1:
-        for track in tracks:
-            key, state = _fill_one(cache, track)
-            status[key] = state
-            bar.update()
-    else:
-        with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
-            for key, state in pool.map(_fill_one, [cache] * len(tracks), tracks, chunksize=4):
-                status[key] = state
-                bar.update()
-    bar.close()
-    return status
+    return dict(map_unordered(partial(_fill_one, cache), tracks, workers=workers, desc="features", unit="clip",
+                              progress=progress))

@@ -325,7 +325,7 @@ def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv a
                 workers: int = typer.Option(0, help="Rendering processes (0: one per core)."),
                 timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take.")):
     """Render a MIDI genre collection to 22050 Hz mono clips with FluidSynth (cached; failures listed)."""
-    from .datasets.midi import render_midi_corpus
+    from .midi.render import render_midi_corpus
 
     corpus = render_midi_corpus(source, out, mode=mode, clip_seconds=clip_seconds, workers=workers or None,
                                 timeout=timeout)
@@ -402,7 +402,7 @@ def experiment_instrumental_acappella(
     foreground separated from the audio (approximate), per genre (paper 3.2)."""
     from .experiments import evaluate_versions
     from .predict import load
-    from .datasets.versions import render_versions
+    from .midi.versions import render_versions
 
     classifier = load(model)
     versions = render_versions(midi_source, out / "versions", midi_audio=midi_audio, split=split,

@@ -104,7 +104,7 @@ def write_example_songs(out_dir, *, seconds=20.0):
 
     Without FluidSynth only the synthesised loop (`example-loop.wav`) is written.
     """
-    from .datasets.midi import fluidsynth_available, render_window, write_wav
+    from .midi.render import fluidsynth_available, render_window, write_wav
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [write_example_clip(out_dir / "example-loop.wav")]

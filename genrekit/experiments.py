@@ -3,7 +3,7 @@
 * `evaluate_variants`: the clips of a split as they are ("original") and under each audio variant of
   `genrekit.variants.VARIANTS` (sped up, time-stretched, pitch-shifted, noisy, low-passed, MP3);
 * `evaluate_versions`: songs of a MIDI collection as original, instrumental and a-cappella renders (exact,
-  `genrekit.datasets.versions.render_versions`), plus background / foreground split from the original audio
+  `genrekit.midi.versions.render_versions`), plus background / foreground split from the original audio
   (`genrekit.variants.separate`, approximate).
 
 Every clip is loaded once, every condition of it is predicted with `Classifier.predict(y, sr=...)`, and
@@ -25,7 +25,7 @@ from .atomic import write_text
 from .audio import load_audio
 from .constants import SAMPLE_RATE
 from .datasets.taxonomy import load_taxonomy
-from .datasets.versions import VERSIONS
+from .datasets.songs import VERSIONS
 from .evaluation import classification_metrics, write_json
 from .exceptions import GenrekitError, ParameterError
 from .plots import plt, save_figure
@@ -187,7 +187,7 @@ def evaluate_variants(classifier, tracks, variants=None, *, sr=SAMPLE_RATE, prog
 
 def evaluate_versions(classifier, versions, *, separation=True, sr=SAMPLE_RATE, progress=True):
     """A model's results on songs as original, instrumental and a-cappella renders (`versions`: the
-    `VersionClip`s of `genrekit.datasets.versions.render_versions` or `read_versions`) and, with `separation`, on
+    `VersionClip`s of `genrekit.midi.versions.render_versions` or `read_versions`) and, with `separation`, on
     the background and foreground `separate` splits the original into (approximate). Songs lacking one
     of the three renders are left out. Results are broken down by how the melody part was found."""
 

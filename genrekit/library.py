@@ -21,7 +21,6 @@ import shutil
 import sqlite3
 import tempfile
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +33,8 @@ from .atomic import atomic_path
 from .cache import file_digest
 from .datasets.folder import audio_files
 from .exceptions import AudioError, GenrekitError, ParameterError
+from .predict import load
+from .parallel import progress_bar, submit_bounded, worker_pool
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -148,11 +149,6 @@ _WORKER_CLASSIFIER = None
 
 def _init_worker(model_path):
     global _WORKER_CLASSIFIER
-    import torch
-
-    from .predict import load
-
-    torch.set_num_threads(1)
     _WORKER_CLASSIFIER = load(model_path)
 
 
@@ -165,55 +161,37 @@ def _run_in_process(jobs, classifier, handle):
         handle(job, _classify(classifier, job.path))
 
 
+def _drain(queue):
+    while queue:
+        yield queue.popleft()
+
+
 def _run_pool(jobs, model_path, workers, handle):
     """Classify `jobs` in a process pool, at most 2 per worker in flight, handing each result to `handle` as
     it arrives. When a worker dies (a decoder crash), the files that were in flight are retried one at a
     time in a fresh pool; a file that kills a worker on its own is recorded as failed."""
-    jobs = iter(jobs)
-    suspects = deque()
-    in_flight = {}
-    exhausted = False
-
-    def new_pool():
-        return ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(model_path,))
-
-    pool = new_pool()
-    try:
-        while True:
-            if suspects:
-                if not in_flight:
-                    job = suspects.popleft()
-                    in_flight[pool.submit(_work, job.path)] = job
-            else:
-                while not exhausted and len(in_flight) < 2 * workers:
-                    job = next(jobs, None)
-                    if job is None:
-                        exhausted = True
-                    else:
-                        in_flight[pool.submit(_work, job.path)] = job
-            if not in_flight:
-                break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            crashed = []
-            for future in done:
-                job = in_flight.pop(future)
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    crashed.append(job)
-                    continue
-                handle(job, result)
-            if crashed:
-                crashed.extend(in_flight.values())
-                in_flight.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                if len(crashed) == 1:
-                    handle(crashed[0], (None, None, CRASH_REASON))
-                else:
-                    suspects.extend(crashed)
-                pool = new_pool()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    jobs, suspects = iter(jobs), deque()
+    while True:
+        pool, crashed = worker_pool(workers, _init_worker, (model_path,)), []
+        try:
+            for source, limit in ((_drain(suspects), 1), (jobs, 2 * workers)):
+                for job, future in submit_bounded(pool, _work, source, limit, arg=lambda job: job.path):
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        crashed.append(job)
+                        continue
+                    handle(job, result)
+                if crashed:
+                    break
+        finally:
+            pool.shutdown(wait=not crashed, cancel_futures=True)
+        if not crashed:
+            return
+        if len(crashed) == 1:
+            handle(crashed[0], (None, None, CRASH_REASON))
+        else:
+            suspects.extend(crashed)
 
 
 # ---------------------------------------------------------------------------------------------- database
@@ -331,7 +309,7 @@ def tag_library(root, db_path, classifier, *, workers=None, progress=True, write
                 yield job
 
         workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-        bar = tqdm(total=len(todo), desc="tagging", unit="file", disable=not progress, dynamic_ncols=True)
+        bar = progress_bar(len(todo), "tagging", "file", progress)
         bar.set_postfix(unchanged=summary.skipped + summary.unchanged_failed)
         try:
             if workers == 1:

@@ -12,7 +12,7 @@ Audio variants of a mono float32 signal at `sr` Hz (section 3.1, "song variants 
 Instrumental and a-cappella versions (section 3.2), approximate, from audio: `separate` splits a mixture
 into a repeating background and a non-repeating foreground (REPET-SIM, as in librosa's vocal separation
 example). On real songs the foreground holds the vocals plus whatever else does not repeat; results from it
-are labelled approximate. The exact versions, from MIDI, are in `genrekit.datasets.versions`.
+are labelled approximate. The exact versions, from MIDI, are in `genrekit.midi.versions`.
 """
 
 import io

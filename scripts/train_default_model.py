@@ -25,10 +25,10 @@ from pathlib import Path
 from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.datasets import labels_of, load_dataset, select
-from genrekit.datasets.midi import render_midi_corpus
 from genrekit.checkpoints import load_members
 from genrekit.ensemble import Ensemble
 from genrekit.evaluation import evaluate_checkpoint
+from genrekit.midi.render import render_midi_corpus
 from genrekit.models import PAPER_MODELS, list_models
 from genrekit.training import TrainConfig, train
 

@@ -10,7 +10,7 @@ from genrekit.datasets import Track, load_dataset, select
 from genrekit.exceptions import ParameterError
 from genrekit.experiments import evaluate_variants, evaluate_versions, write_experiment
 from genrekit.predict import load
-from genrekit.datasets.versions import VersionClip
+from genrekit.datasets.songs import VersionClip
 
 VARIANTS = ["speed-1.25x", "noise-20dB"]
 
@@ -103,7 +103,7 @@ def test_versions_table_with_separation(members, toy_dataset, tmp_path):
 def test_instrumental_acappella_command(members, tmp_path):
     import csv
 
-    from genrekit.datasets.midi import DEFAULT_SOUNDFONT, fluidsynth_available
+    from genrekit.midi.render import DEFAULT_SOUNDFONT, fluidsynth_available
     from test_variants import band_song
 
     if not fluidsynth_available(DEFAULT_SOUNDFONT):

@@ -9,9 +9,10 @@ import pytest
 import soundfile as sf
 
 from genrekit.datasets import load_dataset
-from genrekit.datasets.midi import (DEFAULT_SOUNDFONT, PEAK_DBFS, RenderError, cut_midi, fluidsynth_available,
-                                    midi_length, read_midi, read_songs, render_midi_corpus, run_fluidsynth,
-                                    song_windows)
+from genrekit.datasets.songs import read_songs
+from genrekit.midi.cutting import RenderError, cut_midi, midi_length, read_midi
+from genrekit.midi.render import (DEFAULT_SOUNDFONT, PEAK_DBFS, fluidsynth_available, render_midi_corpus, run_fluidsynth,
+                                  song_windows)
 
 SR = 22050
 TPB = 480
@@ -232,7 +233,7 @@ def test_fluidsynth_is_killed_on_hanging_notes(tmp_path):
 @needs_fluidsynth
 def test_render_middle_clips(corpus, tmp_path, caplog):
     out = tmp_path / "clips"
-    with caplog.at_level(logging.WARNING, logger="genrekit.datasets.midi"):
+    with caplog.at_level(logging.WARNING, logger="genrekit.midi.render"):
         tracks = render_midi_corpus(corpus, out, clip_seconds=6.0, workers=2, progress=False)
 
     # three clips; the broken and the silent file are skipped, logged and listed. The middle of eeee

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import tone
-from genrekit.datasets.midi import DEFAULT_SOUNDFONT, fluidsynth_available, read_midi, render_window
+from genrekit.datasets.songs import read_versions
 from genrekit.exceptions import ParameterError
-from genrekit.datasets.versions import (CHOIR_PROGRAM, MelodyNotFound, a_cappella, find_melody_track, instrumental,
-                                       midi_parts, read_versions, render_versions)
+from genrekit.midi.cutting import read_midi
+from genrekit.midi.render import DEFAULT_SOUNDFONT, fluidsynth_available, render_window
+from genrekit.midi.versions import (CHOIR_PROGRAM, MelodyNotFound, a_cappella, find_melody_track, instrumental,
+                                    midi_parts, render_versions)
 from genrekit.variants import (DEFAULT_VARIANTS, VARIANTS, add_noise, apply_variant, low_pass, mp3, pitch_shift, separate,
                                speed, time_stretch)
 
@@ -273,7 +275,7 @@ def test_render_versions_of_a_collection(tmp_path):
         writer.writerows([["rock/aaaa.mid", "test", "rock", "4.0"], ["pop/bbbb.mid", "test", "pop", "4.0"],
                           ["pop/cccc.mid", "test", "pop", "2.0"], ["pop/dddd.mid", "train", "pop", "4.0"]])
     out = tmp_path / "versions"
-    result = render_versions(source, out, workers=1, progress=False)
+    result = render_versions(source, out, workers=2, progress=False)
     assert sorted(result.by_song()) == ["aaaa", "bbbb"] and (result.named, result.heuristic) == (1, 1)
     assert [f.path for f in result.failures] == ["pop/cccc.mid"]
     for clip in result:

@@ -21,11 +21,10 @@ Songs are stored as bytes; each is written once to `extract_dir` (default: `ccmu
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..audio import audio_info
 from ..constants import AUDIO_EXTENSIONS
 from ..exceptions import AudioError, DatasetError, ParameterError
@@ -89,9 +88,8 @@ def _extract(data, digest, name, extract_dir):
     suffix = Path(name or "").suffix.lower()
     path = extract_dir / (digest + (suffix if suffix in AUDIO_EXTENSIONS else ""))
     if not path.exists():
-        with tempfile.NamedTemporaryFile(dir=extract_dir, suffix=".tmp", delete=False) as handle:
-            handle.write(data)
-        os.replace(handle.name, path)
+        with atomic_path(path) as temp:
+            temp.write_bytes(data)
     return path
 
 

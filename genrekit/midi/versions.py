@@ -3,34 +3,34 @@
 `find_melody_track` picks the part carrying the (sung) melody: by track name (vocal, voice, vox, melody,
 lead...), otherwise by a heuristic (the most monophonic, longest-sounding, mid-to-high register part that is
 neither drums nor bass). `instrumental` drops it, `a_cappella` keeps only it, played by a choir (GM program
-52, "Choir Aahs"). `render_versions` renders both, beside the original clip, for a whole collection.
+52, "Choir Aahs"). `render_versions` renders both, beside the original clip, for a whole collection; read
+them back with `genrekit.datasets.songs.read_versions`.
 """
 
 import csv
 import logging
-import os
 import re
-from concurrent.futures import as_completed
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import mido
 import numpy as np
-from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..exceptions import DatasetError, GenrekitError, ParameterError
-from .folder import write_manifest
-from .midi import (DEFAULT_SOUNDFONT, PEAK_DBFS, RenderError, RenderFailure, _events, _pool, _render_song, _tempo_map,
-                   _track, _write_failures, check_renderer, clip_name, midi_length, read_midi, read_songs,
-                   render_window, write_wav)
+from ..datasets.folder import write_manifest
+from ..datasets.songs import VERSIONS, VersionClip, clip_window, read_songs, rendered_clips
+from ..exceptions import GenrekitError
+from ..parallel import map_unordered
+from .cutting import DRUM_CHANNEL, RenderError, midi_events, midi_length, midi_tempo_map, read_midi
+from .render import (DEFAULT_SOUNDFONT, PEAK_DBFS, RenderFailure, check_renderer, clip_name, render_song, render_window,
+                     write_failures, write_wav)
 
 log = logging.getLogger(__name__)
 
 
 CHOIR_PROGRAM = 52
 """General MIDI program 53 (0-based 52), "Choir Aahs": the voice the a-cappella version sings with."""
-DRUM_CHANNEL = 9
 MIN_MONOPHONY = 0.5
 """A part chosen by the heuristic must sound one note at a time for at least this share of its sounding
 time; otherwise the song is taken to have no melody part."""
@@ -92,8 +92,8 @@ def midi_parts(midi, window=None):
     With `window` (start, end) seconds, only notes sounding in it count (clipped to it), and parts
     silent in it are left out."""
 
-    events = _events(midi)
-    tempo_map = _tempo_map(midi, events)
+    events = midi_events(midi)
+    tempo_map = midi_tempo_map(midi, events)
     names = {}
     for number, track in enumerate(midi.tracks):
         words = [msg.name.strip() for msg in track if msg.type in ("track_name", "instrument_name") and msg.name.strip()]
@@ -255,29 +255,6 @@ def a_cappella(midi, part=None, program=CHOIR_PROGRAM):
 
 # ----------------------------------------------------------------------------- rendering a MIDI collection
 
-VERSIONS = ("original", "instrumental", "a-cappella")
-_WINDOW = re.compile(r"_(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)\.wav$")
-
-
-@dataclass(frozen=True)
-class VersionClip:
-    """One rendered version of a song's clip (a row of `versions.csv`): the song window [start, end) s,
-    and the melody part (track index, `melody_channel` 1-based as musicians count, so drums are 10)."""
-
-    song: str
-    genre: str
-    group: str
-    split: str | None
-    version: str
-    path: str
-    start: float
-    end: float
-    how: str
-    melody_track: int
-    melody_channel: int
-    melody_name: str
-
-
 class RenderedVersions(list):
     """`VersionClip`s of every song whose three versions all exist, plus `failures` (list of
     `RenderFailure`) and the counts `named` and `heuristic` (how the melody part was found)."""
@@ -295,48 +272,22 @@ class RenderedVersions(list):
         return songs
 
 
-def clip_window(path):
-    """The song window [start, end) seconds encoded in a rendered clip's name (`<id>_<start>-<end>.wav`)."""
-    found = _WINDOW.search(Path(path).name)
-    if not found:
-        raise ParameterError(f"{path}: not a rendered clip name (<id>_<start>-<end>.wav)")
-    return float(found.group(1)), float(found.group(2))
-
-
-def _original_clips(midi_audio):
-    """{(genre, song id): path} of the clips in a rendered corpus folder (its manifest, else its WAVs)."""
-    found = {}
-    if midi_audio is None or not Path(midi_audio).is_dir():
-        return found
-    root = Path(midi_audio)
-    paths = []
-    if (root / "manifest.csv").is_file():
-        with open(root / "manifest.csv", newline="") as handle:
-            paths = [root / row["path"] if not Path(row["path"]).is_absolute() else Path(row["path"])
-                     for row in csv.DictReader(handle)]
-    paths = paths or sorted(root.glob("*/*.wav"))
-    for path in paths:
-        found_window = _WINDOW.search(path.name)
-        if found_window and path.is_file():
-            found.setdefault((path.parent.name, path.name[: found_window.start()]), path)
-    return found
-
-
 def _describe(part, how):
     name = f" {part.name!r}" if part.name else ""
     return f"{how} melody part: track {part.track}{name}, channel {part.channel + 1}"
 
 
-def _render_versions_song(song, original, out_dir, soundfont, timeout, peak_dbfs):
-    """Worker: the original (reused or rendered), instrumental and a-cappella clips of one song.
-    Returns (clips, failures, how, rendered, cached)."""
+def _render_versions_song(job, *, out_dir, soundfont, timeout, peak_dbfs):
+    """Worker: the original (reused or rendered), instrumental and a-cappella clips of one (song, original
+    clip or None). Returns (clips, failures, how, rendered, cached)."""
 
+    song, original = job
     out_dir = Path(out_dir)
     rendered = cached = 0
     try:
         if original is None:
-            tracks, failures, rendered, cached = _render_song(song, out_dir / "original", "middle", 30.0, soundfont,
-                                                              timeout, peak_dbfs)
+            tracks, failures, rendered, cached = render_song(song, out_dir / "original", mode="middle", clip_seconds=30.0,
+                                                             soundfont=soundfont, timeout=timeout, peak_dbfs=peak_dbfs)
             if not tracks:
                 return [], failures, None, rendered, cached
             original = Path(tracks[0].path)
@@ -392,12 +343,13 @@ def render_versions(source_dir, out_dir, *, midi_audio=None, split="test", sound
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     songs = read_songs(source_dir, splits=split, limit_per_genre=limit_per_genre)
-    originals = _original_clips(midi_audio)
-    arguments = (str(out_dir), str(soundfont), timeout, peak_dbfs)
+    originals = rendered_clips(midi_audio)
+    jobs = [(song, originals.get((song.genre, song.id))) for song in songs]
+    work = partial(_render_versions_song, out_dir=str(out_dir), soundfont=str(soundfont), timeout=timeout,
+                   peak_dbfs=peak_dbfs)
     result = RenderedVersions()
-
-    def collect(outcome):
-        clips, failures, how, rendered, cached = outcome
+    for clips, failures, how, rendered, cached in map_unordered(work, jobs, workers=workers, desc="rendering versions",
+                                                                unit="song", progress=progress):
         result.extend(clips)
         result.rendered += rendered
         result.cached += cached
@@ -410,28 +362,14 @@ def render_versions(source_dir, out_dir, *, midi_audio=None, split="test", sound
                         failure.reason)
         result.failures.extend(failures)
 
-
-    workers = max(1, min((os.cpu_count() or 1) if workers is None else workers, len(songs) or 1))
-    jobs = [(song, originals.get((song.genre, song.id))) for song in songs]
-    if workers == 1:
-        for song, original in tqdm(jobs, unit="song", desc="rendering versions", disable=not progress):
-            collect(_render_versions_song(song, original, *arguments))
-    else:
-
-        with _pool(workers) as pool:
-            futures = [pool.submit(_render_versions_song, song, original, *arguments) for song, original in jobs]
-            for future in tqdm(as_completed(futures), total=len(futures), unit="song",
-                               desc=f"rendering versions ({workers} workers)", disable=not progress):
-                collect(future.result())
-
     result.sort(key=lambda clip: (clip.genre, clip.song, VERSIONS.index(clip.version)))
     result.failures.sort(key=lambda failure: (failure.path, failure.window))
     songs_by_id = {song.id: song for song in songs}
     for version in VERSIONS:
-        write_manifest([_track(songs_by_id[clip.song], clip.path) for clip in result if clip.version == version],
+        write_manifest([songs_by_id[clip.song].track(clip.path) for clip in result if clip.version == version],
                        out_dir / version / "manifest.csv")
     _write_versions(result, out_dir / "versions.csv")
-    _write_failures(result.failures, out_dir / "failures.csv")
+    write_failures(result.failures, out_dir / "failures.csv")
     if progress:
         print(f"{len(result.by_song())} songs with all versions in {out_dir} ({result.rendered} clips rendered, "
               f"{result.cached} reused); melody part named in {result.named}, found by the heuristic in "
@@ -440,7 +378,6 @@ def render_versions(source_dir, out_dir, *, midi_audio=None, split="test", sound
 
 
 def _write_versions(clips, path):
-
     fields = ["song", "genre", "group", "split", "version", "path", "start", "end", "how", "melody_track",
               "melody_channel", "melody_name"]
     with atomic_path(path) as temp, open(temp, "w", newline="") as handle:
@@ -448,17 +385,3 @@ def _write_versions(clips, path):
         writer.writerow(fields)
         for clip in clips:
             writer.writerow([getattr(clip, field) if getattr(clip, field) is not None else "" for field in fields])
-
-
-def read_versions(out_dir):
-    """The `VersionClip`s listed in `out_dir/versions.csv` (as `render_versions` wrote them)."""
-
-    path = Path(out_dir) / "versions.csv"
-    if not path.is_file():
-        raise DatasetError(f"{path}: not found (render the versions first)")
-    with open(path, newline="") as handle:
-        return [VersionClip(song=row["song"], genre=row["genre"], group=row["group"], split=row["split"] or None,
-                            version=row["version"], path=row["path"], start=float(row["start"]),
-                            end=float(row["end"]), how=row["how"], melody_track=int(row["melody_track"]),
-                            melody_channel=int(row["melody_channel"]), melody_name=row["melody_name"])
-                for row in csv.DictReader(handle)]
