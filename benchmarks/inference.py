@@ -131,7 +131,8 @@ def prepare_models(model_path, folder, members):
     from genrekit.export import export_onnx
 
     folder = Path(folder)
-    found, kind, _ = read_model(model_path)
+    model_file = read_model(model_path)
+    found, kind = model_file.members, model_file.kind
     full = f"ensemble ({kind})" if kind else f"model ({found[0].name})"
     configs = [(full, "full", "torch", str(model_path)),
                (full, "full", "onnxruntime", str(export_onnx(model_path, folder / "full.onnx")))]

@@ -9,7 +9,7 @@ ensemble    member checkpoints and the state of the combiner fitted over them
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -121,7 +121,7 @@ def load_members(paths):
     return members
 
 
-def members_scorer(members, kind=None, combiner=None):
+def members_scorer(members, kind=None, combiner=None, temperature=1.0):
     """A `TorchScorer` over members that share labels, feature parameters and window length."""
     if not members:
         raise ParameterError("an ensemble needs at least one member")
@@ -135,25 +135,42 @@ def members_scorer(members, kind=None, combiner=None):
     return TorchScorer([m.model for m in members], labels=first.labels,
                        members=[(m.name, m.model.representation) for m in members],
                        params=first.info["feature_params"], window_seconds=first.info["window_seconds"], kind=kind,
-                       combiner=combiner)
+                       combiner=combiner, temperature=temperature)
 
 
-def save_ensemble(path, members, kind, combiner):
-    """Write members and a fitted combiner as one ensemble file."""
+def save_ensemble(path, members, kind, combiner, temperature=1.0, card=None):
+    """Write members, a fitted combiner and its calibration (temperature) as one ensemble file; `card`
+    (a dict: name, version, training data, held-out figures) describes it to users."""
     atomic_save({"format": ENSEMBLE_FORMAT, "kind": kind, "labels": members[0].labels,
-                 "members": [m.checkpoint for m in members], "combiner": combiner.get_state()}, path)
+                 "members": [m.checkpoint for m in members], "combiner": combiner.get_state(),
+                 "temperature": float(temperature), "card": card or {}}, path)
     return path
 
 
+@dataclass
+class ModelFile:
+    """What a checkpoint (one member) or an ensemble file holds."""
+
+    members: list
+    kind: str | None = None
+    combiner: object = None
+    temperature: float = 1.0
+    card: dict = field(default_factory=dict)
+
+    def scorer(self):
+        return members_scorer(self.members, self.kind, self.combiner, self.temperature)
+
+
 def read_model(path):
-    """(members, kind, combiner) of a checkpoint (kind and combiner None) or an ensemble file."""
+    """The `ModelFile` of a checkpoint or an ensemble file."""
     data = read_file(path)
     kind = data.get("format") if isinstance(data, dict) else None
     if kind == FORMAT:
-        return [Member.from_checkpoint(data)], None, None
+        return ModelFile([Member.from_checkpoint(data)])
     if kind == ENSEMBLE_FORMAT:
-        combiner = make_combiner(data["kind"]).set_state(data["combiner"])
-        return [Member.from_checkpoint(ckpt) for ckpt in data["members"]], data["kind"], combiner
+        return ModelFile([Member.from_checkpoint(ckpt) for ckpt in data["members"]], data["kind"],
+                         make_combiner(data["kind"]).set_state(data["combiner"]), data.get("temperature", 1.0),
+                         data.get("card", {}))
     raise GenrekitError(f"{path}: not a genrekit checkpoint or ensemble")
 
 
@@ -162,8 +179,7 @@ def load_scorer(path, *, threads=None):
     intra-op threads, default onnxruntime's)."""
     if Path(path).suffix == ".onnx":
         return load_onnx(path, threads=threads)
-    members, kind, combiner = read_model(path)
-    return members_scorer(members, kind, combiner)
+    return read_model(path).scorer()
 
 
 def load_onnx(path, *, threads=None):
@@ -182,4 +198,4 @@ def load_onnx(path, *, threads=None):
     return OnnxScorer(session, labels=meta["labels"],
                       members=[(m["name"], m["representation"]) for m in meta["members"]],
                       params=FeatureParams(**meta["feature_params"]), window_seconds=meta["window_seconds"],
-                      kind=meta["kind"], combiner=combiner)
+                      kind=meta["kind"], combiner=combiner, temperature=meta.get("temperature", 1.0))

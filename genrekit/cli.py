@@ -272,7 +272,10 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         export: str = typer.Option(None, help="Also export the table: csv or json."),
         output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json)."),
         write_tags: bool = typer.Option(False, "--write-tags", help="Write the genre into each file's tags."),
-        retry_failed: bool = typer.Option(False, "--retry-failed", help="Try unchanged files that failed before again.")):
+        retry_failed: bool = typer.Option(False, "--retry-failed", help="Try unchanged files that failed before again."),
+        min_confidence: float = typer.Option(0.0, help="Give a file a genre (in the table and its tags) only when "
+                                             "the top genre is at least this likely (0-1); the rest are "
+                                             "'uncertain', with their top 3 in exports.")):
     """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
     from .exceptions import ParameterError
     from .library import EXPORT_FORMATS, export_library, tag_library
@@ -283,7 +286,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
     if export is not None and export.lower() not in EXPORT_FORMATS:
         raise ParameterError(f"--export must be one of {', '.join(EXPORT_FORMATS)}, got {export!r}")
     summary = tag_library(directory, db, load(model), workers=workers or None, write_tags=write_tags,
-                          retry_failed=retry_failed)
+                          retry_failed=retry_failed, min_confidence=min_confidence)
     console.print(summary.line(), highlight=False, markup=False)
     for path, reason in summary.failures:
         console.print(f"{path}: {reason}", style="red", highlight=False, markup=False)

@@ -158,6 +158,21 @@ class GatedEnsemble:
         return self
 
 
+def temper(probs, temperature):
+    """Probabilities [shape=(..., n_classes)] with their log-odds divided by `temperature`, renormalised."""
+    if temperature == 1.0:
+        return probs
+    return softmax(np.log(probs + EPS) / temperature, axis=-1)
+
+
+def fit_temperature(probs, y):
+    """The temperature (temperature scaling, Guo et al. 2017) that minimises the log-loss of combined clip
+    probabilities [shape=(n_clips, n_classes)] on labels `y` (validation clips)."""
+    result = minimize(lambda log_t: _nll(temper(probs, float(np.exp(log_t[0]))), y), np.zeros(1), method="L-BFGS-B",
+                      bounds=[(-3.0, 3.0)])
+    return float(np.exp(result.x[0]))
+
+
 COMBINERS = {"equal": EqualAverage, "weighted": WeightedAverage, "stacking": Stacking, "gating": GatedEnsemble}
 
 

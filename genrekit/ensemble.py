@@ -8,7 +8,7 @@ which predicts like a single model.
 import numpy as np
 
 from .checkpoints import members_scorer, save_ensemble
-from .combiners import EPS, EqualAverage, make_combiner
+from .combiners import EPS, EqualAverage, fit_temperature, make_combiner, temper
 from .evaluation import member_clip_log_probs
 from .exceptions import ParameterError
 
@@ -20,25 +20,32 @@ class Ensemble:
         self.members, self.kind = list(members), kind
         self.combiner = make_combiner(kind, seed)
         self.labels = members_scorer(self.members).labels
+        self.temperature = 1.0
 
     @property
     def scorer(self):
         """The ensemble as a `genrekit.scoring.Scorer` (torch)."""
-        return members_scorer(self.members, self.kind, self.combiner)
+        return members_scorer(self.members, self.kind, self.combiner, self.temperature)
 
     def member_probs(self, tracks, *, progress=True):
         """(member probabilities [shape=(n_members, n_clips, n_classes)], label indices, gate statistics or
         None) of the tracks that load."""
-        log_probs, targets, stats, _ = member_clip_log_probs(members_scorer(self.members, self.kind, self.combiner),
-                                                              tracks, progress=progress)
+        log_probs, targets, stats, _ = member_clip_log_probs(self.scorer, tracks, progress=progress)
         return np.exp(log_probs), targets, stats
 
-    def fit(self, valid_tracks, *, progress=True):
-        """Fit the combiner on validation tracks (the members stay as they are)."""
+    def fit(self, valid_tracks, *, calibrate=False, progress=True):
+        """Fit the combiner on validation tracks (the members stay as they are), and with `calibrate` the
+        temperature of the combined probabilities."""
         if any(track.split not in (None, "valid") for track in valid_tracks):
             raise ParameterError("ensembles are fitted on validation tracks only")
         probs, targets, stats = self.member_probs(valid_tracks, progress=progress)
+        self.fit_member_probs(probs, targets, stats, calibrate=calibrate)
+        return self
+
+    def fit_member_probs(self, probs, targets, stats=None, *, calibrate=False):
+        """`fit` on member clip probabilities already computed (`member_probs` of validation tracks)."""
         self.combiner.fit(probs, targets, stats)
+        self.temperature = fit_temperature(self.combiner.predict_proba(probs, stats), targets) if calibrate else 1.0
         return self
 
     def prune(self, min_weight=1e-3):
@@ -53,7 +60,7 @@ class Ensemble:
     def clip_log_probs(self, tracks, *, progress=True):
         """(combined log-probabilities [shape=(n_clips, n_classes)], label indices)."""
         probs, targets, stats = self.member_probs(tracks, progress=progress)
-        return np.log(self.combiner.predict_proba(probs, stats) + EPS), targets
+        return np.log(temper(self.combiner.predict_proba(probs, stats), self.temperature) + EPS), targets
 
-    def save(self, path):
-        return save_ensemble(path, self.members, self.kind, self.combiner)
+    def save(self, path, card=None):
+        return save_ensemble(path, self.members, self.kind, self.combiner, self.temperature, card)

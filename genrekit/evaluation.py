@@ -61,6 +61,20 @@ def classification_metrics(y_true, y_pred, labels):
             "labels": list(labels), "confusion": matrix.tolist()}
 
 
+def expected_calibration_error(probs, y, bins=15):
+    """How far confidence is from accuracy: the clip-weighted mean of |accuracy - mean top probability| over
+    `bins` equal-width bins of the top probability (0 for perfectly calibrated probabilities)."""
+    probs, y = np.asarray(probs), np.asarray(y)
+    confidence, predicted = probs.max(1), probs.argmax(1)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            error += inside.mean() * abs(np.mean(predicted[inside] == y[inside]) - confidence[inside].mean())
+    return float(error)
+
+
 def write_json(data, path):
     """Write JSON atomically."""
     return write_text(path, json.dumps(data, indent=2) + "\n")

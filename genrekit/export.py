@@ -47,7 +47,8 @@ def export_onnx(model_path, out_path):
     metadata = {"labels": scorer.labels, "feature_params": asdict(params), "window_seconds": seconds,
                 "members": [{"name": name, "representation": rep} for name, rep in scorer.members],
                 "representations": reps, "kind": scorer.kind,
-                "combiner": scorer.combiner.get_state() if scorer.combiner else None}
+                "combiner": scorer.combiner.get_state() if scorer.combiner else None,
+                "temperature": scorer.temperature}
     with atomic_path(out_path) as temp, warnings.catch_warnings():
         # the tracer warns about LSTM batch sizes and traced shapes; the tests check other batch sizes agree
         warnings.simplefilter("ignore")

@@ -87,6 +87,8 @@ class LibrarySummary:
     """(path, reason) of every file that has no genre, sorted by path"""
     removed: int = 0
     """rows of files no longer under the folder, deleted"""
+    uncertain: int = 0
+    """classified files whose top genre is below the run's `min_confidence`: no genre given"""
     tags_written: int = 0
     tag_problems: list = field(default_factory=list)
     """(path, reason) of files whose genre tag could not be written"""
@@ -101,6 +103,8 @@ class LibrarySummary:
                 f"{self.skipped} unchanged, {self.failed + self.unchanged_failed} failed")
         if self.unchanged_failed:
             text += f" ({self.unchanged_failed} unchanged since an earlier run)"
+        if self.uncertain:
+            text += f"; {self.uncertain} uncertain (no genre: top genre below --min-confidence)"
         if self.removed:
             text += f"; {self.removed} rows of vanished files removed"
         return text
@@ -239,14 +243,20 @@ def _read_rows(db_path):
 # ---------------------------------------------------------------------------------------------- tagging
 
 
-def tag_library(root, db_path, classifier, *, workers=None, progress=True, write_tags=False, retry_failed=False):
+def tag_library(root, db_path, classifier, *, workers=None, progress=True, write_tags=False, retry_failed=False,
+                min_confidence=0.0):
     """Classify every audio file under `root` (recursively) into the SQLite table at `db_path`.
 
     `classifier` is a `genrekit.predict.Classifier`; with more than one worker each process loads it again
     from `classifier.source`. Files unchanged since a run with the same model are skipped (those that
-    failed too, unless `retry_failed`). With `write_tags`, the genre is also written into each file's tags.
-    Returns a `LibrarySummary`.
+    failed too, unless `retry_failed`). A file whose top genre is less likely than `min_confidence` gets no
+    genre (it is "uncertain"; its probabilities stay in the table, and exports list its top 3); the
+    threshold is applied to every row of the folder at the end of each run, so a new threshold needs no
+    new classification. With `write_tags`, the genre is also written into each file's tags (uncertain
+    files get none). Returns a `LibrarySummary`.
     """
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ParameterError(f"min_confidence must be between 0 and 1, got {min_confidence}")
     root = Path(root).resolve()
     if not root.is_dir():
         raise GenrekitError(f"{root}: folder not found")
@@ -324,6 +334,7 @@ def tag_library(root, db_path, classifier, *, workers=None, progress=True, write
         with conn:
             conn.executemany("DELETE FROM tracks WHERE path = ?", [(path,) for path in gone])
         summary.removed = len(gone)
+        summary.uncertain = _apply_min_confidence(conn, files, min_confidence)
         if write_tags:
             _write_tags(conn, files, summary, progress)
     finally:
@@ -333,10 +344,28 @@ def tag_library(root, db_path, classifier, *, workers=None, progress=True, write
     return summary
 
 
+def _apply_min_confidence(conn, files, min_confidence):
+    """Give each classified file of `files` its top genre, or none when that is less likely than
+    `min_confidence`; returns how many are left uncertain."""
+    present, updates, uncertain = set(files), [], 0
+    for row in conn.execute("SELECT path, genre, probabilities FROM tracks WHERE error IS NULL"):
+        if row["path"] in present:
+            probabilities = json.loads(row["probabilities"])
+            top = max(probabilities, key=probabilities.get)
+            genre = top if probabilities[top] >= min_confidence else None
+            uncertain += genre is None
+            if genre != row["genre"]:
+                updates.append((genre, row["path"]))
+    with conn:
+        conn.executemany("UPDATE tracks SET genre = ? WHERE path = ?", updates)
+    return uncertain
+
+
 def _write_tags(conn, files, summary, progress):
-    """Write the genre into every classified file whose tag is not written yet (or failed before)."""
+    """Write the genre into every classified file with a genre whose tag is not written yet (or failed
+    before)."""
     rows = {row["path"]: row for row in conn.execute(
-        "SELECT * FROM tracks WHERE error IS NULL AND (tag IS NULL OR tag LIKE 'failed%')")}
+        "SELECT * FROM tracks WHERE error IS NULL AND genre IS NOT NULL AND (tag IS NULL OR tag LIKE 'failed%')")}
     pending = [rows[path] for path in files if path in rows]
     for row in tqdm(pending, desc="writing tags", unit="file", disable=not progress or not pending):
         path = row["path"]
@@ -458,9 +487,12 @@ def export_library(db_path, out_path, fmt=None):
     records = []
     for row in _read_rows(db_path):
         probabilities = json.loads(row["probabilities"]) if row["probabilities"] else {}
+        ranked = sorted(probabilities.items(), key=lambda item: -item[1])[:3]
+        status = "failed" if row["error"] else "tagged" if row["genre"] else "uncertain"
         records.append({
-            "path": row["path"], "genre": row["genre"],
-            "confidence": probabilities.get(row["genre"]) if row["genre"] else None,
+            "path": row["path"], "genre": row["genre"], "status": status,
+            "confidence": ranked[0][1] if ranked else None,
+            "top3": " ".join(f"{genre}:{p:.3f}" for genre, p in ranked),
             "error": row["error"], "size": row["size"],
             "mtime": datetime.fromtimestamp(row["mtime_ns"] / 1e9, timezone.utc).isoformat(timespec="seconds"),
             "sha1": row["sha1"], "model_id": row["model_id"], "tagged_at": row["tagged_at"], "tag": row["tag"],

@@ -22,7 +22,7 @@ import torch
 from scipy.special import log_softmax
 
 from .audio import is_silent, resample, stream_audio, to_mono
-from .combiners import GATE_REPRESENTATIONS, GatedEnsemble, gate_frames, gate_statistics_of_frames
+from .combiners import GATE_REPRESENTATIONS, GatedEnsemble, gate_frames, gate_statistics_of_frames, temper
 from .exceptions import AudioError, ParameterError
 from .features import FeatureParams, compute_features
 
@@ -75,13 +75,15 @@ def block_windows(y, params, window_seconds, representations):
 class Scorer:
     """What a model file holds: member networks that score windows, and how their scores combine.
 
-    `members` are (name, representation) pairs; `combiner` is None for a single model. Subclasses run the
-    networks in `member_log_probs`.
+    `members` are (name, representation) pairs; `combiner` is None for a single model; `temperature`
+    rescales the combined probabilities (calibration, `genrekit.combiners.fit_temperature`). Subclasses run
+    the networks in `member_log_probs`.
     """
 
-    def __init__(self, *, labels, members, params, window_seconds, kind=None, combiner=None):
+    def __init__(self, *, labels, members, params, window_seconds, kind=None, combiner=None, temperature=1.0):
         self.labels, self.members = list(labels), [tuple(m) for m in members]
         self.params, self.window_seconds, self.kind, self.combiner = params, window_seconds, kind, combiner
+        self.temperature = temperature
 
     @property
     def member_names(self):
@@ -107,7 +109,8 @@ class Scorer:
     def combine(self, member_log_probs, stats=None):
         """Probabilities [shape=(n, n_labels)] from member log-probabilities [shape=(n_members, n, n_labels)]."""
         probs = np.exp(member_log_probs)
-        return probs[0] if self.combiner is None else self.combiner.predict_proba(probs, stats)
+        combined = probs[0] if self.combiner is None else self.combiner.predict_proba(probs, stats)
+        return temper(combined, self.temperature)
 
 
 class TorchScorer(Scorer):

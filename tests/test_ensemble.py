@@ -122,3 +122,32 @@ def test_pruning_drops_unweighted_members_and_keeps_predictions(toy_dataset, mem
     assert np.allclose(before, after, atol=1e-6)
     with pytest.raises(ParameterError, match="only averaging"):
         Ensemble(load_members(paths), "stacking").prune()
+
+
+def test_temperature_scaling_calibrates_overconfident_probabilities():
+    from genrekit.combiners import fit_temperature, temper
+    from genrekit.evaluation import expected_calibration_error
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 2000)
+    right = rng.random(2000) < 0.6  # 60 % right, but always 97 % sure
+    guess = np.where(right, y, (y + rng.integers(1, 4, 2000)) % 4)
+    probs = np.full((2000, 4), 0.01)
+    probs[np.arange(2000), guess] = 0.97
+    temperature = fit_temperature(probs, y)
+    calibrated = temper(probs, temperature)
+    assert temperature > 1.5 and np.allclose(calibrated.sum(1), 1) and (calibrated.argmax(1) == guess).all()
+    before, after = expected_calibration_error(probs, y), expected_calibration_error(calibrated, y)
+    assert before > 0.3 and after < 0.05
+    assert calibrated.max(1).mean() == pytest.approx(0.6, abs=0.05)
+
+
+def test_calibrated_ensemble_round_trips_its_temperature(toy_dataset, members, tmp_path):
+    _, tracks = toy_dataset
+    paths, _ = members
+    ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), calibrate=True, progress=False)
+    assert ensemble.temperature != 1.0
+    before, _ = ensemble.clip_log_probs(select(tracks, "test"), progress=False)
+    loaded = load_scorer(ensemble.save(tmp_path / "calibrated.pt"))
+    after, _ = clip_log_probs(loaded, select(tracks, "test"), progress=False)
+    assert loaded.temperature == pytest.approx(ensemble.temperature) and np.allclose(before, after, atol=1e-5)

@@ -266,3 +266,28 @@ def test_cli_tag_exit_codes_and_export(tmp_path, model, monkeypatch, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bundled default model is missing" in err
+
+
+def test_min_confidence_leaves_unsure_files_without_a_genre_or_tag(tmp_path, classifier):
+    root, db = tmp_path / "music", tmp_path / "lib.sqlite"
+    write_tone(root / "a.flac", 220, seconds=2.0)
+    write_tone(root / "b.flac", 1760, seconds=2.0)
+    summary = tag_library(root, db, classifier, workers=1, progress=False)
+    confidence = {Path(p).name: max(json.loads(r["probabilities"]).values()) for p, r in rows(db).items()}
+    threshold = (confidence["a.flac"] + confidence["b.flac"]) / 2  # one file above, one below
+    unsure = min(confidence, key=confidence.get)
+    summary = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True, min_confidence=threshold)
+    table = {Path(p).name: row for p, row in rows(db).items()}
+    assert summary.skipped == 2 and summary.uncertain == 1 and "1 uncertain" in summary.line()
+    assert table[unsure]["genre"] is None and table[unsure]["tag"] is None
+    assert "genre" not in (mutagen.File(root / unsure, easy=True) or {})
+    sure = ({"a.flac", "b.flac"} - {unsure}).pop()
+    assert mutagen.File(root / sure, easy=True)["genre"] == [table[sure]["genre"]]
+    export_library(db, tmp_path / "out.csv", "csv")
+    with open(tmp_path / "out.csv", newline="") as handle:
+        exported = {Path(r["path"]).name: r for r in csv.DictReader(handle)}
+    assert exported[unsure]["status"] == "uncertain" and exported[unsure]["genre"] == ""
+    assert len(exported[unsure]["top3"].split()) == 3 and exported[sure]["status"] == "tagged"
+    assert tag_library(root, db, classifier, workers=1, progress=False).uncertain == 0  # threshold is per run
+    with pytest.raises(library.ParameterError):
+        tag_library(root, db, classifier, workers=1, progress=False, min_confidence=1.5)
