@@ -122,12 +122,12 @@ def probe_loao(tracks, labels, cache, window_seconds):
     predicted = np.zeros(len(tracks), dtype=int)
     for artist in np.unique(groups):
         held = groups == artist
-        x = np.concatenate([embedded.arrays[i].T for i in np.flatnonzero(~held)])
-        y = np.concatenate([[clips.targets[i]] * embedded.arrays[i].shape[1] for i in np.flatnonzero(~held)])
+        x = np.concatenate([embedded.arrays[i] for i in np.flatnonzero(~held)])
+        y = np.concatenate([[clips.targets[i]] * len(embedded.arrays[i]) for i in np.flatnonzero(~held)])
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(x, y)
         for i in np.flatnonzero(held):
-            log_probs = np.full((embedded.arrays[i].shape[1], len(labels)), -np.inf)
-            log_probs[:, probe.classes_] = probe.predict_log_proba(embedded.arrays[i].T)
+            log_probs = np.full((len(embedded.arrays[i]), len(labels)), -np.inf)
+            log_probs[:, probe.classes_] = probe.predict_log_proba(embedded.arrays[i])
             predicted[i] = log_probs.mean(0).argmax()
     metrics = classification_metrics(clips.targets, predicted, labels)
     return with_learnable(metrics, tracks, clips.targets, predicted), len(np.unique(groups))

@@ -97,15 +97,21 @@ class EmbeddingStore:
     def __init__(self, root, network_key):
         self.root = Path(root) / "embeddings" / network_key
 
-    def path(self, array, length):
-        digest = hashlib.sha1(f"{array.dtype}{array.shape}{length}".encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
+    def path(self, key):
+        """Where the embeddings of `key` live: a tuple of arrays (a clip's samples) and plain values."""
+        digest = hashlib.sha1()
+        for part in key:
+            if isinstance(part, np.ndarray):
+                digest.update(f"{part.dtype}{part.shape}".encode())
+                digest.update(np.ascontiguousarray(part).tobytes())
+            else:
+                digest.update(repr(part).encode())
         name = digest.hexdigest()
         return self.root / name[:2] / f"{name}.npy"
 
-    def get(self, array, length, compute):
-        """The stored embeddings of a clip, or else `compute()`'s, stored for the next time."""
-        path = self.path(array, length)
+    def get(self, key, compute):
+        """The stored embeddings of `key`, or else `compute()`'s, stored for the next time."""
+        path = self.path(key)
         if path.is_file():
             return np.load(path)
         embeddings = compute()

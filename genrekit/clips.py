@@ -62,26 +62,53 @@ class ClipSet:
         return cut_windows(self.arrays[i], starts, window_length(self.representation, window_seconds, self.params))
 
     def embedded(self, embed, window_seconds, *, store=None, batch_size=32, progress=True):
-        """The clips as sequences of embeddings, one per window, computed by `embed(windows) -> (n, dim)`: a
-        ClipSet whose clips are [shape=(dim, n_windows)], so a window of length 1 is one embedding. A `store`
-        (`EmbeddingStore` of the same network) keeps them across runs."""
+        """The clips' windows passed through `embed(windows) -> (n, ...)` (a frozen network part), as
+        `EmbeddedClips`. A `store` (`EmbeddingStore` of the same network) keeps them across runs."""
         def compute(i):
-            windows = torch.from_numpy(self.windows(i, window_seconds))
-            return torch.cat([embed(windows[s:s + batch_size]) for s in range(0, len(windows), batch_size)]).T.numpy()
+            return _embed_all(embed, self.windows(i, window_seconds), batch_size)
 
-        arrays = []
-        with torch.inference_mode():
-            for i in tqdm(range(len(self)), desc="embedding", unit="clip", disable=not progress):
-                key = np.asarray(self.arrays[i])
-                arrays.append(store.get(key, window_seconds, lambda: compute(i)) if store else compute(i))
-        return EmbeddedClips(arrays, self.targets, self.keys)
+        return EmbeddedClips([_stored(store, (self.arrays[i], window_seconds), lambda i=i: compute(i))
+                              for i in tqdm(range(len(self)), desc="embedding", unit="clip", disable=not progress)],
+                             self.targets, self.keys)
+
+    def embedded_views(self, embed, window_seconds, augmentation, views, *, seed=0, store=None, batch_size=32,
+                       progress=True):
+        """`views` randomly cut and augmented windows of each (waveform) clip passed through `embed`, as
+        `EmbeddedClips`: training on a frozen part sees augmented audio at the cost of embedding it once."""
+        samples = window_length("waveform", window_seconds, self.params)
+
+        def compute(i):
+            rng = np.random.default_rng([seed, i])
+            windows = np.stack([augmentation.window(self.arrays[i], samples, self.params.sr, rng) for _ in range(views)])
+            return _embed_all(embed, windows, batch_size)
+
+        return EmbeddedClips([_stored(store, (self.arrays[i], window_seconds, repr(augmentation), views, seed, i),
+                                      lambda i=i: compute(i))
+                              for i in tqdm(range(len(self)), desc="embedding views", unit="clip",
+                                            disable=not progress)], self.targets, self.keys)
 
 
-class EmbeddedClips(ClipSet):
-    """Clips as sequences of window embeddings [shape=(dim, n_windows)]: each window is one column."""
+def _embed_all(embed, windows, batch_size):
+    x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+    with torch.inference_mode():
+        return torch.cat([embed(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]).numpy()
+
+
+def _stored(store, key, compute):
+    return compute() if store is None else store.get(key, compute)
+
+
+class EmbeddedClips:
+    """Clips as the frozen-part outputs of their windows: clip `i` is [shape=(n_windows, ...)]."""
 
     def __init__(self, arrays, targets, keys):
-        super().__init__(arrays, targets, keys, "embedding", [a.shape[-1] for a in arrays])
+        self.arrays, self.targets, self.keys = arrays, np.asarray(targets), keys
+
+    def __len__(self):
+        return len(self.arrays)
+
+    def random_window(self, i, rng):
+        return self.arrays[i][int(rng.integers(len(self.arrays[i])))]
 
     def windows(self, i, window_seconds=None):
-        return np.asarray(self.arrays[i], dtype=np.float32).T[:, :, None]
+        return np.asarray(self.arrays[i], dtype=np.float32)

@@ -52,6 +52,8 @@ class TrainConfig:
     windows_per_clip: int = 4
     balance: str = "weights"
     augment: bool = False
+    views: int = 8
+    """With `augment`, augmented windows per training clip that a model's frozen part computes once."""
     patience: int = 6
     seed: int = 0
     model_kwargs: dict = field(default_factory=dict)
@@ -63,27 +65,26 @@ class TrainConfig:
             raise ParameterError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.balance not in ("weights", "sampler", "none"):
             raise ParameterError(f"balance must be 'weights', 'sampler' or 'none', got {self.balance!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.window_seconds <= 0 or self.windows_per_clip < 1:
-            raise ParameterError("epochs, batch_size, windows_per_clip and window_seconds must be positive")
+        if min(self.epochs, self.batch_size, self.windows_per_clip, self.views) < 1 or self.window_seconds <= 0:
+            raise ParameterError("epochs, batch_size, windows_per_clip, views and window_seconds must be positive")
 
 
-class HeadOnEmbeddings(torch.nn.Module):
-    """The trainable head of a model with a frozen `embed`, applied to windows of one embedding
-    [shape=(batch, dim, 1)] (see `ClipSet.embedded`)."""
+class TrainablePart(torch.nn.Module):
+    """The part of a model with a frozen `embed` that trains (`trainable`), applied to what `embed` gave."""
 
     def __init__(self, model):
         super().__init__()
-        self.head, self.n_classes = model.head, model.n_classes
+        self.model, self.n_classes = model, model.n_classes
 
-    def forward(self, x):
-        return self.head(x.flatten(1))
+    def forward(self, frozen):
+        return self.model.trainable(frozen)
 
 
 def _optimizer(config, model):
+    parameters = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
-                               nesterov=True)
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
+    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _epoch_order(config, clips, rng):
@@ -160,19 +161,23 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
                                       workers=workers, progress=progress)
     length = window_length(representation, seconds, params)
     net = model
-    if config.augment:
+    if getattr(model, "frozen_prefixes", None):  # a frozen part: computed once per window, then only the rest trains
+        store = EmbeddingStore(cache.root, model.embedding_key())
+        valid_clips = valid_clips.embedded(model.embed, seconds, store=store, progress=progress)
+        train_clips = (train_clips.embedded_views(model.embed, seconds, Augmentation(), config.views, seed=config.seed,
+                                                  store=store, progress=progress) if config.augment
+                       else train_clips.embedded(model.embed, seconds, store=store, progress=progress))
+        net = TrainablePart(model)
+
+        def make_batch(indices, rng):
+            return torch.from_numpy(np.stack([train_clips.random_window(i, rng) for i in indices]))
+    elif config.augment:
         samples = window_length("waveform", config.window_seconds, params)
         augmentation = Augmentation()
 
         def make_batch(indices, rng):
             return augmentation.batch(train_clips, indices, samples, representation, params, rng)
     else:
-        if hasattr(model, "embed"):  # a frozen backbone: embed every window once, then train only the head
-            store = EmbeddingStore(cache.root, model.embedding_key())
-            train_clips, valid_clips = (clips.embedded(model.embed, seconds, store=store, progress=progress)
-                                        for clips in (train_clips, valid_clips))
-            net, length = HeadOnEmbeddings(model), 1
-
         def make_batch(indices, rng):
             return torch.from_numpy(np.stack([train_clips.random_window(i, length, rng) for i in indices]))
     weights = torch.from_numpy(class_weights(train_tracks, labels)) if config.balance == "weights" else None

@@ -38,6 +38,11 @@ def gtzan_mini():
 
 
 @pytest.fixture
+def gtzan_extra():
+    return _shared("gtzan-extra")
+
+
+@pytest.fixture
 def midi_genres():
     return _shared("midi-genres")
 

@@ -61,15 +61,15 @@ def test_embedding_store_keys_by_network_content_and_window_length(tmp_path):
         computed.append(1)
         return embeddings
 
-    assert np.array_equal(store.get(clip, 100, compute), embeddings) and len(computed) == 1
-    assert np.array_equal(store.get(clip.copy(), 100, compute), embeddings) and len(computed) == 1
-    assert not list(store.path(clip, 100).parent.glob("*.tmp"))
+    assert np.array_equal(store.get((clip, 100), compute), embeddings) and len(computed) == 1
+    assert np.array_equal(store.get((clip.copy(), 100), compute), embeddings) and len(computed) == 1
+    assert not list(store.path((clip, 100)).parent.glob(".*.tmp"))
     changed = clip.copy()
     changed[500] += 1
-    for other_store, other_clip, length in ((store, changed, 100), (store, clip, 200),
-                                            (EmbeddingStore(tmp_path, "net-b"), clip, 100)):
+    for other_store, key in ((store, (changed, 100)), (store, (clip, 200)), (store, (clip.astype(np.float32), 100)),
+                             (EmbeddingStore(tmp_path, "net-b"), (clip, 100))):
         count = len(computed)
-        other_store.get(other_clip, length, compute)
+        other_store.get(key, compute)
         assert len(computed) == count + 1
 
 

@@ -1,5 +1,9 @@
 import logging
 from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
 
 import pytest
 
@@ -8,6 +12,7 @@ from genrekit.datasets import (Track, check_disjoint, class_weights, load_datase
                                load_manifest, merge, snippets, split_by_group, write_manifest)
 from genrekit.datasets.gtzan import GENRES
 from genrekit.exceptions import DatasetError, ParameterError
+from genrekit.features import FeatureParams
 
 
 def _fake_gtzan(root, layout, ext, ids=range(4)):
@@ -163,3 +168,45 @@ def test_taxonomy_file_errors(tmp_path):
     bad.write_text("rock: [Rock]\nmetal: [rock]\n")
     with pytest.raises(DatasetError, match="maps to both"):
         merge([], taxonomy=bad)
+
+
+def test_gtzan_extra_merges_with_gtzan_mini_one_group_per_track(gtzan_mini, gtzan_extra):
+    import csv
+
+    from genrekit.datasets import load_dataset, merge, select
+
+    extra = load_dataset(str(gtzan_extra))
+    with open(gtzan_extra / "tracks.csv", newline="") as handle:
+        listed = list(csv.DictReader(handle))
+    assert len(extra) == len(listed) and {t.split for t in extra} == {"train", "valid"}
+    assert {(Path(t.path).name, t.split) for t in extra} == {(Path(r["path"]).name, r["split"]) for r in listed}
+    tracks = merge(load_dataset(str(gtzan_mini)), extra)
+    by_id = {}
+    for track in tracks:
+        by_id.setdefault(Path(track.path).name.rsplit(".", 1)[0], set()).add((track.group, track.split))
+    assert all(len(found) == 1 for found in by_id.values())  # one group and one split per GTZAN track
+    mini = {Path(t.path).stem: t.group for t in load_dataset(str(gtzan_mini))}
+    both = {Path(t.path).stem for t in extra} & set(mini)
+    assert both and all(next(iter(by_id[i]))[0] == mini[i] for i in both)  # mini's artist, where it knows one
+    train, valid = select(tracks, "train"), select(tracks, "valid")
+    assert not {t.group for t in train} & {t.group for t in valid}
+    assert {t.label for t in train} == set(GENRES) and "hiphop" not in {t.label for t in valid}
+
+
+def test_short_excerpts_are_looped_to_a_window_when_served_and_trained(gtzan_extra, tmp_path):
+    from genrekit.audio import load_audio
+    from genrekit.cache import FeatureCache
+    from genrekit.clips import ClipSet
+    from genrekit.datasets import load_dataset
+    from genrekit.scoring import block_windows, window_length
+
+    track = min(load_dataset(str(gtzan_extra)), key=lambda t: sf.info(t.path).duration)
+    y = load_audio(track.path)
+    window = window_length("waveform", 3.0)
+    assert len(y) < window
+    _, windows, starts = block_windows(y, FeatureParams(), 3.0, ("waveform", "logmel"))
+    assert starts.tolist() == [0] and windows["waveform"].shape == (1, window)
+    assert np.array_equal(windows["waveform"][0], np.concatenate([y] * (window // len(y) + 1))[:window])  # no silence
+    clips = ClipSet.from_tracks([track], "logmel", [track.label], FeatureCache(tmp_path), window_seconds=3.0,
+                                workers=1, progress=False)
+    assert np.allclose(clips.windows(0, 3.0), windows["logmel"], atol=1e-4)  # training sees what serving sees

@@ -2,7 +2,8 @@
 
 MusicnnFrontEnd   22050 Hz windows -> 16 kHz -> musicnn's log-mel patches [shape=(batch, 187, 96)]
 Musicnn           patches -> penultimate embedding [shape=(batch, 200)] -> 50 MSD tag probabilities
-backbone-musicnn  registered model: the frozen front end and network, then dropout and a small MLP head
+backbone-musicnn  registered model: musicnn, frozen or with its upper layers adapted (`fine_tune`), then
+                  dropout and a small MLP head
 
 The weights (`weights/musicnn/msd_musicnn.pt`) are converted from the TensorFlow checkpoint in the `musicnn`
 0.1.0 package (ISC licence, `LICENSE.txt` beside them) by `scripts/convert_musicnn.py`, which checks the port
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..constants import SAMPLE_RATE
-from ..exceptions import GenrekitError
+from ..exceptions import GenrekitError, ParameterError
 from .registry import register_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "musicnn" / "msd_musicnn.pt"
@@ -117,20 +118,30 @@ class Musicnn(nn.Module):
         self.dense_norm = nn.BatchNorm1d(units, eps=BN_EPS)
         self.output = nn.Linear(units, n_tags)
 
-    def embed(self, patches):
-        """Penultimate-layer embeddings [shape=(batch, 200)] of log-mel patches [shape=(batch, frames, 96)]."""
+    def front(self, patches):
+        """The front end's features [shape=(batch, 561, frames)] of log-mel patches [shape=(batch, frames, 96)]:
+        timbral and temporal convolutions, max-pooled over frequency (93 % of the network's cost)."""
         x = self.input_norm(patches.unsqueeze(1))
         front = [block(F.pad(x, (0, 0, 3, 3))).amax(3) for block in self.timbral]
         for block in self.temporal:  # TensorFlow's "same" padding: the extra row goes after
             length = block[0].kernel_size[0]
             front.append(block(F.pad(x, (0, 0, (length - 1) // 2, length // 2))).amax(3))
-        features = [torch.cat(front, 1)]
+        return torch.cat(front, 1)
+
+    def back(self, front):
+        """Penultimate-layer embeddings [shape=(batch, 200)] of front-end features: the mid-end convolutions,
+        max and mean over time and the dense layer."""
+        features = [front]
         for i, block in enumerate(self.midend):
             out = block(features[-1])
             features.append(out if i == 0 else out + features[-1])
         features = torch.cat(features, 1)
         pooled = torch.stack([features.amax(2), features.mean(2)], 2).flatten(1)  # TF's order: max, mean per channel
         return self.dense_norm(torch.relu(self.dense(self.pool_norm(pooled))))
+
+    def embed(self, patches):
+        """Penultimate-layer embeddings [shape=(batch, 200)] of log-mel patches [shape=(batch, frames, 96)]."""
+        return self.back(self.front(patches))
 
     def forward(self, patches):
         """MSD tag probabilities (rows of musicnn's taggram) [shape=(batch, 50)]."""
@@ -146,46 +157,65 @@ def load_musicnn(path=WEIGHTS):
     return model.eval()
 
 
+FINE_TUNE = {"head": ("frontend.", "backbone."),
+             "midend": ("frontend.", "backbone.input_norm.", "backbone.timbral.", "backbone.temporal.")}
+"""What stays frozen, by `fine_tune`: `head` trains only the MLP head on the penultimate embeddings;
+`midend` also adapts the mid-end convolutions and the dense layer to the genres, on frozen front-end
+features."""
+
+
 class MusicnnClassifier(nn.Module):
-    """Genre logits of 22050 Hz windows from frozen musicnn embeddings: dropout and a one-hidden-layer MLP.
-    musicnn sees 3 s of each window (its patch): the first 3 s of longer windows, shorter ones repeated."""
+    """Genre logits of 22050 Hz windows from the musicnn network: its frozen part (`embed`), its adapted part
+    and a one-hidden-layer MLP head with dropout (`trainable`). musicnn sees 3 s of each window (its patch):
+    the first 3 s of longer windows, shorter ones repeated. Batch norms keep musicnn's statistics."""
 
-    frozen_prefixes = ("frontend.", "backbone.")
-    """State-dict entries loaded from the bundled musicnn weights, which checkpoints leave out."""
-
-    def __init__(self, n_classes, *, hidden=64, dropout=0.3):
+    def __init__(self, n_classes, *, hidden=64, dropout=0.3, fine_tune="head"):
         super().__init__()
-        self.representation, self.n_classes = "waveform", n_classes
+        if fine_tune not in FINE_TUNE:
+            raise ParameterError(f"fine_tune must be one of {', '.join(FINE_TUNE)}, got {fine_tune!r}")
+        self.representation, self.n_classes, self.fine_tune = "waveform", n_classes, fine_tune
+        self.frozen_prefixes = FINE_TUNE[fine_tune]
+        """State-dict entries loaded from the bundled musicnn weights, which checkpoints leave out."""
         self.frontend = MusicnnFrontEnd()
         self.backbone = load_musicnn().requires_grad_(False)
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad_(not name.startswith(self.frozen_prefixes))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(EMBEDDING_SIZE, hidden), nn.ReLU(),
                                   nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 
     def train(self, mode=True):
-        """Only the head follows `mode`: the backbone stays in eval mode, so its batch norms never change."""
+        """Only the head follows `mode`: musicnn stays in eval mode, so its batch norms never change."""
         super().train(mode)
         self.frontend.eval()
         self.backbone.eval()
         return self
 
     def embed(self, x):
-        """Frozen penultimate-layer embeddings of windows [shape=(batch, 200)] (training embeds each window once
-        and trains only `head` on them)."""
+        """The frozen part's output for windows (training computes it once per window and trains `trainable`
+        on it): penultimate embeddings [shape=(batch, 200)] for `head`, front-end features for `midend`."""
         with torch.no_grad():
-            return self.backbone.embed(self.frontend(x))
+            patches = self.frontend(x)
+            return self.backbone.embed(patches) if self.fine_tune == "head" else self.backbone.front(patches)
+
+    def trainable(self, frozen):
+        """Genre logits from the frozen part's output."""
+        return self.head(frozen if self.fine_tune == "head" else self.backbone.back(frozen))
 
     def embedding_key(self):
-        """A name for what `embed` computes: a digest of the frozen front end's and network's settings and
-        weights (the key of its `EmbeddingStore`)."""
+        """A name for what `embed` computes: a digest of the frozen part's settings and weights (the key of
+        its `EmbeddingStore`)."""
         digest = hashlib.sha1(f"musicnn {SAMPLE_RATE} {MUSICNN_SR} {N_FFT} {HOP_LENGTH} {N_MELS} {N_FRAMES}".encode())
-        for module in (self.frontend, self.backbone):
+        if self.fine_tune != "head":
+            digest.update(self.fine_tune.encode())
+        for prefix, module in (("frontend.", self.frontend), ("backbone.", self.backbone)):
             for name, tensor in module.state_dict().items():
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().numpy().tobytes())
+                if (prefix + name).startswith(self.frozen_prefixes):
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().cpu().numpy().tobytes())
         return f"musicnn-{digest.hexdigest()[:16]}"
 
     def forward(self, x):
-        return self.head(self.embed(x))
+        return self.trainable(self.embed(x))
 
 
 @register_model("backbone-musicnn")
