@@ -218,3 +218,51 @@ def test_checkpoint_leaves_out_the_pretrained_weights_and_checks_their_digest(tm
     torch.save({**stored, "frozen": {**stored["frozen"], "key": "musicnn-0123456789abcdef"}}, tmp_path / "other.pt")
     with pytest.raises(GenrekitError, match="trained on pretrained weights musicnn-0123456789abcdef"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_fine_tuning_adapts_the_upper_layers_on_real_clips_and_resumes(gtzan_extra, tmp_path, monkeypatch, musicnn):
+    """midend fine-tuning on a few real excerpts of three genres: the training loss falls, the front end keeps
+    musicnn's weights, the adapted layers move, the checkpoint reloads, and a crashed run resumes to the same
+    weights."""
+    import genrekit.training as training
+    from genrekit.cache import FeatureCache
+    from genrekit.checkpoints import load_checkpoint
+    from genrekit.datasets import load_dataset, select
+
+    labels = ["classical", "disco", "metal"]
+    tracks = [t for t in load_dataset(str(gtzan_extra)) if t.label in labels and t.path.endswith(".flac")]
+    train_tracks = [t for g in labels for t in [t for t in select(tracks, "train") if t.label == g][:3]]
+    valid_tracks = [t for g in labels for t in [t for t in select(tracks, "valid") if t.label == g][:2]]
+    config = training.TrainConfig(model="backbone-musicnn", epochs=3, patience=10, batch_size=8, lr=1e-3,
+                                  augment=True, views=2, model_kwargs={"fine_tune": "midend", "hidden": 16})
+    cache = FeatureCache(tmp_path / "cache")
+    whole = train(config, train_tracks, valid_tracks, tmp_path / "whole", labels, cache)
+    model, info = load_checkpoint(whole)
+    history = info["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert torch.equal(model.backbone.timbral[0][0].weight, musicnn.timbral[0][0].weight)
+    assert not torch.equal(model.backbone.dense.weight, musicnn.dense.weight)
+    stored = torch.load(whole, weights_only=True)  # the adapted layers are stored, the frozen ones are not
+    assert stored["frozen"]["prefixes"] == ["frontend.", "backbone.input_norm.", "backbone.timbral.", "backbone.temporal."]
+    assert "backbone.dense.weight" in stored["state_dict"] and "backbone.timbral.0.0.weight" not in stored["state_dict"]
+
+    real_epoch, calls = training._train_epoch, []
+
+    def crash_in_second_epoch(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*a, **kw)
+
+    monkeypatch.setattr(training, "_train_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, train_tracks, valid_tracks, tmp_path / "broken", labels, cache)
+    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+    resumed, _ = load_checkpoint(train(config, train_tracks, valid_tracks, tmp_path / "broken", labels, cache))
+    assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), model.state_dict().values()))
+
+
+def train(config, train_tracks, valid_tracks, out, labels, cache):
+    from genrekit.training import train as train_model
+
+    return train_model(config, train_tracks, valid_tracks, out, labels=labels, cache=cache, workers=1, progress=False)
