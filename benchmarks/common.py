@@ -1,11 +1,16 @@
-"""What the model and ensemble benchmarks share: data, training settings, and where runs live."""
+"""What the model and ensemble benchmarks share: data, training settings, where runs live, timing."""
 
 import argparse
+import time
 from pathlib import Path
 
+import numpy as np
+
 from genrekit.cache import DEFAULT_CACHE_DIR
+from genrekit.checkpoints import load_scorer
 from genrekit.datasets import load_dataset, select, split_by_group
 from genrekit.midi.render import render_midi_corpus
+from genrekit.scoring import score_audio
 from genrekit.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,3 +61,15 @@ def train_model(model, tracks, labels, args, run_dir, cache, *, seed=0, model_kw
                                          "model_kwargs": model_kwargs or {}, **settings})
     return train(config, select(tracks, "train"), select(tracks, "valid"), run_dir, labels=labels, cache=cache,
                  workers=None if progress else 1, progress=progress)
+
+
+def inference_ms(checkpoint, repeats=5):
+    """Median milliseconds to classify a 30 s clip from its decoded samples (features + all windows)."""
+    scorer = load_scorer(checkpoint)
+    y = np.random.default_rng(0).standard_normal(30 * scorer.params.sr).astype(np.float32) * 0.1
+    times = []
+    for _ in range(repeats + 1):
+        began = time.perf_counter()
+        score_audio(scorer, y, sr=scorer.params.sr).clip_log_probs()
+        times.append(time.perf_counter() - began)
+    return 1000 * float(np.median(times[1:]))

@@ -387,7 +387,7 @@ def main(argv=None):
 
     model = args.model or DEFAULT_MODEL
     if not model.is_file():
-        hint = " (the bundled default model is not built yet: run scripts/train_default_model.py, or pass --model)" \
+        hint = " (the bundled default model is not built yet: run benchmarks/real_music.py --write-default, or pass --model)" \
             if args.model is None else ""
         print(f"error: {model}: model not found{hint}", file=sys.stderr)
         sys.exit(2)

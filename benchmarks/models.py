@@ -17,31 +17,17 @@ the repository); re-running resumes or reuses finished models.
 import os
 import time
 
-import numpy as np
 import torch
-from common import load_benchmark_data, new_parser, train_model
+from common import inference_ms, load_benchmark_data, new_parser, train_model
 
 from genrekit.atomic import write_text
 from genrekit.baseline import make_baseline, statistics_of
 from genrekit.cache import FeatureCache
-from genrekit.checkpoints import load_checkpoint, load_scorer
+from genrekit.checkpoints import load_checkpoint
 from genrekit.datasets import labels_of, select
 from genrekit.evaluation import classification_metrics, evaluate_checkpoint, write_json
 from genrekit.models import PAPER_MODELS
 from genrekit.plots import plot_per_label_accuracy
-from genrekit.scoring import score_audio
-
-
-def inference_ms(checkpoint, repeats=5):
-    """Median milliseconds to classify a 30 s clip from its decoded samples (features + all windows)."""
-    scorer = load_scorer(checkpoint)
-    y = np.random.default_rng(0).standard_normal(30 * scorer.params.sr).astype(np.float32) * 0.1
-    times = []
-    for _ in range(repeats + 1):
-        began = time.perf_counter()
-        score_audio(scorer, y, sr=scorer.params.sr).clip_log_probs()
-        times.append(time.perf_counter() - began)
-    return 1000 * float(np.median(times[1:]))
 
 
 def run_baseline(tracks, labels, cache, seed):

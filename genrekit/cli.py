@@ -102,7 +102,7 @@ def models():
     for bundled, path in BUNDLED_MODELS.items():
         card = path.with_suffix(".json")
         if not card.is_file():
-            console.print(f"no bundled {bundled} model ({path}); run scripts/train_default_model.py")
+            console.print(f"no bundled {bundled} model ({path}); run benchmarks/real_music.py --write-default")
             continue
         info = json.loads(card.read_text())
         console.print(f"[bold]Bundled model {bundled!r}[/bold] ({path.name}, {info['kind']}): {', '.join(info['labels'])}")
@@ -246,7 +246,9 @@ def export(model: Path = typer.Argument(..., help="Checkpoint or ensemble file."
 def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (repeat the option)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
              kind: str = typer.Option("weighted", help="equal, weighted, stacking or gating."),
-             out: Path = typer.Option(Path("runs/ensemble.pt"), help="Ensemble file to write.")):
+             out: Path = typer.Option(Path("runs/ensemble.pt"), help="Ensemble file to write."),
+             calibrate: bool = typer.Option(False, help="Also fit a temperature on the valid split, so the "
+                                            "probabilities match how often the model is right.")):
     """Fit an ensemble of trained models on the valid split and save it as one file (evaluate it with
     `genrekit evaluate`)."""
     from .checkpoints import load_members
@@ -254,13 +256,15 @@ def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (r
     from .ensemble import Ensemble
 
     found = Ensemble(load_members(members), kind)
-    found.fit(select(_load_data(data), "valid"))
+    found.fit(select(_load_data(data), "valid"), calibrate=calibrate)
     found.save(out)
     weights = getattr(found.combiner, "weights_", None)
     if weights is not None:
         for member, weight in zip(found.members, weights):
             console.print(f"  {member.name}: weight {weight:.3f}")
-    console.print(f"wrote {out} ({kind} ensemble of {len(found.members)} members, fitted on the valid split)")
+    calibrated = f", temperature {found.temperature:.2f}" if calibrate else ""
+    console.print(f"wrote {out} ({kind} ensemble of {len(found.members)} members, fitted on the valid split"
+                  f"{calibrated})")
 
 
 @app.command()
@@ -442,7 +446,7 @@ def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the exam
     if DEFAULT_MODEL.is_file():
         predict(songs, model=None, top=3, output_format="table", timeline=True, timeline_dir=output / "timelines")
     else:
-        console.print(f"no bundled model at {DEFAULT_MODEL}: run scripts/train_default_model.py")
+        console.print(f"no bundled model at {DEFAULT_MODEL}: run benchmarks/real_music.py --write-default")
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-mini"
     dataset = dataset or (str(default) if default.is_dir() else None)
     if dataset:

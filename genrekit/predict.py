@@ -125,7 +125,7 @@ def load(model=None, *, backend="auto"):
     if name in BUNDLED_MODELS and not Path(name).exists():
         path = BUNDLED_MODELS[name]
         if not path.is_file():
-            raise GenrekitError(f"{path}: the bundled {name} model is missing (run scripts/train_default_model.py)")
+            raise GenrekitError(f"{path}: the bundled {name} model is missing (run benchmarks/real_music.py --write-default)")
         if backend == "onnx" or (backend == "auto" and onnxruntime_available()):
             try:
                 path = cached_onnx_export(path)

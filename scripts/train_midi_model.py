@@ -1,7 +1,8 @@
-"""Train the bundled default model: a weighted ensemble of the paper's eight models (and optionally the musicnn
-backbone) on the rendered MIDI corpus.
+"""Train a bundled model on the rendered MIDI corpus: a weighted ensemble of the paper's eight models (and
+optionally the musicnn backbone). The bundled `fast` model was made with it; the default model learns from real
+recordings instead (benchmarks/real_music.py --write-default).
 
-    .venv/bin/python scripts/train_default_model.py [--members cnn-logmel rnn-logmel ...]
+    .venv/bin/python scripts/train_midi_model.py [--members cnn-logmel rnn-logmel ...] [--name fast]
 
 1. Renders ../shared/data/midi-genres (one 30 s excerpt per song, cached) and trains the members on its
    train split, early-stopped on its valid split (the benchmark settings; finished models are reused).
@@ -9,7 +10,7 @@ backbone) on the rendered MIDI corpus.
 3. Measures held-out accuracy on the MIDI test split and, as a check across domains, on the real
    recordings of ../shared/data/gtzan-mini whose genres the model knows (classical, country, hiphop, jazz,
    pop, rock; never used for training).
-4. Writes genrekit/weights/default.pt and default.json (the model card `genrekit models` shows); genrekit
+4. Writes genrekit/weights/NAME.pt and NAME.json (the model card `genrekit models` shows); genrekit
    exports the ONNX file onnxruntime runs on first use.
 
 Label set and training mix: only the MIDI genres, trained only on renderings. Mixing in the real GTZAN
@@ -66,6 +67,7 @@ def main():
     parser.add_argument("--runs", type=Path, default=None,
                         help="Checkpoints (default: the benchmarks' midi or midi-augment folder, so theirs are reused).")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument("--name", default="fast", help="Bundled model to write (NAME.pt and NAME.json in --out).")
     args = parser.parse_args()
     began = time.perf_counter()
     tracks = list(render_midi_corpus(args.midi_source, args.midi_audio))
@@ -75,7 +77,7 @@ def main():
     paths = [train(member_config(name, args.augment, args.epochs, args.patience, args.lr_schedule), select(tracks, "train"), select(tracks, "valid"), runs,
                    labels=labels, cache=cache) for name in args.members]
     ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid")).prune()
-    model_path = ensemble.save(args.out / "default.pt")
+    model_path = ensemble.save(args.out / f"{args.name}.pt")
 
     midi_test = evaluate_checkpoint(model_path, select(tracks, "test"))
     real = [t for t in load_dataset(f"gtzan:{args.gtzan}") if t.label in labels]
@@ -89,7 +91,7 @@ def main():
                          "real_recordings_gtzan_mini": {k: real_test[k] for k in
                                                         ("n", "accuracy", "macro_f1", "per_label_accuracy")}},
             "chance": 1 / len(labels), "minutes": round((time.perf_counter() - began) / 60, 1)}
-    write_text(args.out / "default.json", json.dumps(card, indent=2) + "\n")
+    write_text(args.out / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
     print(json.dumps(card, indent=2))
 
 
