@@ -195,12 +195,12 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
     if top < 1:
         raise GenrekitError(f"--top must be at least 1, got {top}")
     classifier = load(model)
-    results = classifier.predict_many(files)
+    results = classifier.predict_many(files, progress=len(files) > 1)
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:
         for result in good:
-            plot_timeline(result, timeline_dir / f"{Path(result.source).stem}.timeline.png")
+            plot_timeline(result, timeline_dir / f"{Path(result.source).name}.timeline.png")
     if output_format == "json":
         rows = [{"source": str(path), "error": str(result)} if isinstance(result, GenrekitError)
                 else result.to_dict(top=top, timeline=timeline) for path, result in zip(files, results)]
@@ -217,13 +217,15 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
                                  *[f"{g}:{p:.4f}" for g, p in ranked] + [""] * (top - len(ranked)), ""])
     elif good:
         table = Table(title=f"Genres ({classifier.name})")
-        for column in ("file", "genre", "probability", f"top {top}", "length"):
+        table.add_column("file", overflow="fold")
+        for column in ("genre", "probability", f"top {top}", "length"):
             table.add_column(column)
         for result in good:
             ranked = result.top(top)
             table.add_row(Path(result.source).name, ranked[0][0], f"{ranked[0][1]:.0%}",
                           ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
-        console.print(table)
+        # piped or redirected: one line per file, whole names (on a terminal, long names fold)
+        (console if console.is_terminal else Console(soft_wrap=True, width=10_000)).print(table)
         if timeline:
             console.print(f"timelines: {timeline_dir}/")
     for path, error in failed:

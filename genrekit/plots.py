@@ -87,14 +87,23 @@ def plot_training_curves(history, path, *, title=None):
     return save_figure(figure, path)
 
 
-def plot_timeline(prediction, path):
-    """Genre probabilities over a song's windows, stacked, with the song-level result in the title."""
+def timeline_figure(prediction):
+    """Genre probabilities over a song, stacked, each window drawn from its start to its end; a trailing piece
+    shorter than a window (not scored) is greyed. The song-level result is in the title."""
     figure, ax = plt.subplots(figsize=(10, 3.8), constrained_layout=True)
     order = np.argsort(-prediction.probabilities)
     colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: len(order)]
-    ax.stackplot(prediction.times, prediction.timeline[:, order].T, labels=[prediction.labels[i] for i in order],
-                 colors=colors, step="post")
+    edges = np.column_stack([prediction.times, prediction.ends]).ravel()
+    ax.stackplot(edges, np.repeat(prediction.timeline[:, order], 2, axis=0).T,
+                 labels=[prediction.labels[i] for i in order], colors=colors)
+    if prediction.duration - prediction.ends[-1] > 1e-3:
+        ax.axvspan(prediction.ends[-1], prediction.duration, color="0.85", label="not scored (< 1 window)")
     ax.set(xlim=(0, max(prediction.duration, 1e-3)), ylim=(0, 1), xlabel="Time (s)", ylabel="Probability",
            title=f"{Path(prediction.source).name}: {prediction.genre} ({prediction.probabilities.max():.0%})")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
-    return save_figure(figure, path)
+    return figure
+
+
+def plot_timeline(prediction, path):
+    """Write `timeline_figure` as a PNG."""
+    return save_figure(timeline_figure(prediction), path)
