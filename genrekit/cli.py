@@ -156,7 +156,9 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
                                                    "(default, fast)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
              split: str = typer.Option("test", help="Split to evaluate on."),
-             out: Path = typer.Option(Path("reports"), help="Report folder.")):
+             out: Path = typer.Option(Path("reports"), help="Report folder."),
+             known_labels_only: bool = typer.Option(False, "--known-labels-only", help="Score only clips whose "
+                                                    "label the model has (and say how many were left out).")):
     """Clip-level accuracy, macro-F1, per-genre accuracy and confusion matrix (JSON, markdown, PNG), with
     the clips scored exactly as `genrekit predict` scores them."""
     from .datasets import select
@@ -165,8 +167,16 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
 
     classifier = load(model)
     tracks = select(_load_data(data), split)
+    if known_labels_only:
+        unknown = sorted({t.label for t in tracks} - set(classifier.labels))
+        left_out = sum(t.label in unknown for t in tracks)
+        tracks = [t for t in tracks if t.label in classifier.labels]
+        if unknown:
+            console.print(f"left out {left_out} clip(s) with labels the model lacks: {', '.join(unknown)}",
+                          highlight=False, markup=False)
     if not tracks:
-        raise GenrekitError(f"{', '.join(data)}: no clips in the {split!r} split")
+        raise GenrekitError(f"{', '.join(data)}: no clips {'the model knows ' if known_labels_only else ''}"
+                            f"in the {split!r} split")
     log_probs, targets = clip_log_probs(classifier.scorer, tracks)
     metrics = classification_metrics(targets, log_probs.argmax(1), classifier.labels)
     stem = Path(model).stem

@@ -51,3 +51,22 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, monkeypatch, capsys):
         assert stop.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "missing.mp3: file not found" in err
+
+
+def test_evaluate_known_labels_only_leaves_out_and_counts_unknown_labels(members, toy_dataset, tmp_path):
+    import json
+
+    from genrekit.datasets import Track, select, write_manifest
+    from genrekit.exceptions import DatasetError
+
+    _, tracks = toy_dataset
+    jazz = [Track(str(write_tone(tmp_path / "jazz" / f"{i}.wav", freq=900, seconds=2.0)), "jazz", f"jazz-{i}",
+                  "toy", "test") for i in range(2)]
+    write_manifest(select(tracks, "test") + jazz, tmp_path / "manifest.csv")
+    args = ["evaluate", str(members[0][0]), "--data", str(tmp_path / "manifest.csv"), "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, DatasetError) and "jazz" in str(result.exception)
+    result = runner.invoke(app, [*args, "--known-labels-only"])
+    assert result.exit_code == 0, result.output
+    assert "left out 2 clip(s) with labels the model lacks: jazz" in result.output
+    assert json.loads(next((tmp_path / "r").glob("*.json")).read_text())["n"] == 3
