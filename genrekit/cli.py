@@ -36,7 +36,12 @@ def _summary_table(tracks, title):
     totals = [sum(t.split == split for t in tracks) for split in SPLITS]
     table.add_row("all", *map(str, totals), str(len(tracks)), "", style="bold")
     groups = len({t.group for t in tracks})
-    return table, f"{len(tracks)} clips in {groups} groups (no group in two splits)"
+    return table, f"{_count(len(tracks), 'clip')} in {_count(groups, 'group')} (no group in two splits)"
+
+
+def _count(n, word):
+    """`n` and `word`, plural unless `n` is 1."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @app.command()
@@ -338,17 +343,21 @@ def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv a
                 mode: str = typer.Option("middle", help="middle: one excerpt per song; all: every 30 s snippet."),
                 clip_seconds: float = typer.Option(30.0, help="Length of each clip."),
                 workers: int = typer.Option(0, help="Rendering processes (0: one per core)."),
-                timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take.")):
+                timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take."),
+                split: list[str] = typer.Option(None, help="Only songs of these splits of songs.csv (train, valid, "
+                                                "test; repeat, or comma-separated)."),
+                limit_per_genre: int = typer.Option(None, help="At most this many songs per split and genre, in "
+                                                    "songs.csv order.")):
     """Render a MIDI genre collection to 22050 Hz mono clips with FluidSynth (cached; failures listed)."""
     from .midi.render import render_midi_corpus
 
+    splits = [name.strip() for value in split or [] for name in value.split(",") if name.strip()] or None
     corpus = render_midi_corpus(source, out, mode=mode, clip_seconds=clip_seconds, workers=workers or None,
-                                timeout=timeout)
-    console.print(f"{len(corpus)} clips in {out} ({corpus.rendered} rendered, {corpus.cached} reused), "
-                  f"{len(corpus.failures)} failed (see {out / 'failures.csv'})")
+                                timeout=timeout, splits=splits, limit_per_genre=limit_per_genre)
     table, line = _summary_table(corpus, str(out))
     console.print(table)
-    console.print(line)
+    console.print(f"{line}; {corpus.rendered} rendered, {corpus.cached} reused, {len(corpus.failures)} failed "
+                  f"(see {out / 'failures.csv'})", highlight=False, markup=False)
 
 
 @data_app.command("summary")
