@@ -7,17 +7,59 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from . import __version__
 from .constants import DEFAULT_CACHE_DIR
 from .exceptions import GenrekitError
 
-app = typer.Typer(help="Predict the genre of music from audio.", no_args_is_help=True, add_completion=False)
-data_app = typer.Typer(help="Datasets: summaries and rendering.", no_args_is_help=True)
+
+def _untyped_flags(params):
+    """Flags shown without typer's `<bool>` type."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """Usage lines as `FILES...` (typer shows `{files}...`), flags without `<bool>`."""
+
+    def collect_usage_pieces(self, ctx):
+        arguments = [param for param in self.get_params(ctx) if isinstance(param, TyperArgument)]
+        return [self.options_metavar, *(param.name.upper() + ("..." if param.nargs != 1 else "")
+                                        for param in arguments)]
+
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """Flags without `<bool>`."""
+
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+
+app = typer.Typer(help="Predict the genre of music from audio.", no_args_is_help=True, add_completion=False, cls=Group)
+data_app = typer.Typer(help="Datasets: summaries and rendering.", no_args_is_help=True, cls=Group)
 app.add_typer(data_app, name="data")
 experiment_app = typer.Typer(help="The paper's experiments: song variants, instrumental / a-cappella.",
-                             no_args_is_help=True)
+                             no_args_is_help=True, cls=Group)
 app.add_typer(experiment_app, name="experiment")
 console = Console(soft_wrap=True)
+
+def _show_version(value):
+    if value:
+        print(f"genrekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                          help="Print genrekit's version and exit.")):
+    """Predict the genre of music from audio."""
+
 
 DatasetArg = typer.Argument(..., help="Dataset as PATH or KIND:PATH (kinds: gtzan, ccmusic, folder, csv).")
 
@@ -44,7 +86,7 @@ def _count(n, word):
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-@app.command()
+@app.command(cls=Command)
 def show(file: Path = typer.Argument(..., help="Audio file to draw."),
          output: Path = typer.Option(None, "--output", "-o", help="PNG to write (default: FILE's name with .png in "
                                      "the working folder, never beside the input)."),
@@ -61,7 +103,7 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
     console.print(f"wrote {output}")
 
 
-@app.command()
+@app.command(cls=Command)
 def features(dataset: str = DatasetArg,
              cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder (env GENREKIT_CACHE)."),
              workers: int = typer.Option(0, help="Worker processes (0: one per core).")):
@@ -89,7 +131,7 @@ def _load_data(specs, seed=0):
     return datasets[0] if len(datasets) == 1 else merge(*datasets)
 
 
-@app.command()
+@app.command(cls=Command)
 def models():
     """List the registered models and describe the bundled models."""
     import json
@@ -118,21 +160,25 @@ def models():
                           f"on {result['n']} clips (chance {info['chance']:.3f})")
 
 
-@app.command()
+@app.command(cls=Command)
 def train(model: str = typer.Option(..., help="Model name (see `genrekit models`)."),
           data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH; several are merged."),
           out: Path = typer.Option(Path("runs"), help="Folder for the checkpoint, curves and resume state."),
-          epochs: int = typer.Option(30), batch_size: int = typer.Option(32),
-          optimizer: str = typer.Option("adam", help="adam or sgd."), lr: float = typer.Option(1e-3),
+          epochs: int = typer.Option(30, help="Most passes over the train split (early stopping may end sooner)."),
+          batch_size: int = typer.Option(32, help="Windows per optimisation step."),
+          optimizer: str = typer.Option("adam", help="adam or sgd."),
+          lr: float = typer.Option(1e-3, help="Learning rate (the start of the schedule)."),
           lr_schedule: str = typer.Option("constant", help="constant, or cosine (annealed to 0 over the epochs)."),
-          dropout: float = typer.Option(0.3), window_seconds: float = typer.Option(3.0),
+          dropout: float = typer.Option(0.3, help="Dropout probability before the classifier layer."),
+          window_seconds: float = typer.Option(3.0, help="Length of the windows the model sees, in seconds "
+                                               "(prediction cuts songs into the same windows)."),
           windows_per_clip: int = typer.Option(4, help="Random windows drawn per training clip and epoch."),
           balance: str = typer.Option("weights", help="Class imbalance: weights (loss), sampler, or none."),
           se: bool = typer.Option(False, help="Squeeze-and-excitation channel gating in a CNN."),
           augment: bool = typer.Option(False, help="Randomly speed up/slow down (0.8-1.25x), pitch-shift (+-2 "
                                        "semitones) and add noise to training windows."),
           patience: int = typer.Option(6, help="Epochs without validation gain before stopping."),
-          seed: int = typer.Option(0),
+          seed: int = typer.Option(0, help="Random seed (weights, windows, and splits of datasets without one)."),
           cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
           workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
     """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
@@ -156,7 +202,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
                   f"(epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['train_minutes']:.1f} min)")
 
 
-@app.command()
+@app.command(cls=Command)
 def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onnx file, or a bundled model "
                                                    "(default, fast)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
@@ -190,9 +236,9 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
     console.print(f"wrote {report} and its .json and .png files")
 
 
-@app.command()
+@app.command(cls=Command)
 def predict(files: list[Path] = typer.Argument(..., help="Audio files (any length and format soundfile reads)."),
-            model: Path = typer.Option(None, help="Checkpoint or ensemble file "
+            model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                   "(default: the bundled model; 'fast': the faster bundled one)."),
             top: int = typer.Option(3, help="How many genres to show per file."),
             output_format: str = typer.Option("table", "--format", help="table, json or csv."),
@@ -249,7 +295,7 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=Command)
 def export(model: Path = typer.Argument(..., help="Checkpoint or ensemble file."),
            onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write.")):
     """Export a model or ensemble to ONNX (networks in the graph; features and combination outside, see
@@ -259,7 +305,7 @@ def export(model: Path = typer.Argument(..., help="Checkpoint or ensemble file."
     console.print(f"wrote {export_onnx(model, onnx)}")
 
 
-@app.command()
+@app.command(cls=Command)
 def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (repeat the option)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
              kind: str = typer.Option("weighted", help="equal, weighted, stacking or gating."),
@@ -280,10 +326,10 @@ def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (r
     console.print(f"wrote {out} ({kind} ensemble of {len(found.members)} members, fitted on the valid split)")
 
 
-@app.command()
+@app.command(cls=Command)
 def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recursively for audio files."),
         db: Path = typer.Option(..., help="SQLite file of results (created; a re-run continues where it stopped)."),
-        model: Path = typer.Option(None, help="Model or ensemble file "
+        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
         workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
         export: str = typer.Option(None, help="Also export the table: csv or json."),
@@ -320,7 +366,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=Command)
 def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                 "(default: the bundled model; 'fast': the faster bundled one)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
@@ -337,7 +383,7 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
     uvicorn.run(web_app, host=host, port=port)
 
 
-@data_app.command("render-midi")
+@data_app.command("render-midi", cls=Command)
 def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv and <genre>/<id>.mid files."),
                 out: Path = typer.Argument(..., help="Folder for the WAV clips and manifest.csv."),
                 mode: str = typer.Option("middle", help="middle: one excerpt per song; all: every 30 s snippet."),
@@ -360,7 +406,7 @@ def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv a
                   f"(see {out / 'failures.csv'})", highlight=False, markup=False)
 
 
-@data_app.command("summary")
+@data_app.command("summary", cls=Command)
 def data_summary(dataset: str = DatasetArg):
     """Clips per label and split, groups, and the class weights that balance training."""
     table, line = _summary_table(_load_data([dataset]), dataset)
@@ -382,7 +428,7 @@ def _experiment_report(result, out, name, title):
         raise typer.Exit(1)
 
 
-@experiment_app.command("variants")
+@experiment_app.command("variants", cls=Command)
 def experiment_variants(
         model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
@@ -408,7 +454,7 @@ def experiment_variants(
     _experiment_report(result, out, "variants", f"Song variants ({split} split)")
 
 
-@experiment_app.command("instrumental-acappella")
+@experiment_app.command("instrumental-acappella", cls=Command)
 def experiment_instrumental_acappella(
         model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
@@ -437,7 +483,7 @@ def experiment_instrumental_acappella(
     _experiment_report(result, out, "instrumental-acappella", f"Instrumental and a-cappella ({split} split)")
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the example songs and pictures."),
          dataset: str = typer.Option(None, help="Dataset to summarise (default: ../shared/data/gtzan-mini if present).")):
     """Make the example songs, draw the four representations of one, predict their genres with the bundled

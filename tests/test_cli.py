@@ -13,6 +13,26 @@ def test_every_command_has_help():
         assert result.exit_code == 0 and "Usage" in result.output
 
 
+def test_version_and_help_texts():
+    import typer
+
+    from genrekit import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"genrekit {__version__}"
+    commands = typer.main.get_command(app).commands
+    assert [p.name for p in commands["train"].params if not p.help] == []
+    for command, usage in (("predict", "[OPTIONS] FILES..."), ("tag", "[OPTIONS] DIRECTORY"),
+                           ("evaluate", "[OPTIONS] MODEL")):
+        assert ".onnx" in commands[command].params[[p.name for p in commands[command].params].index("model")].help
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+        assert f"{command} {usage}" in shown
+        assert "{" not in shown and "<bool>" not in shown
+    render = runner.invoke(app, ["data", "render-midi", "--help"], env={"COLUMNS": "200"}).output
+    assert "render-midi [OPTIONS] SOURCE OUT" in render
+    assert "<bool>" not in runner.invoke(app, ["--help"]).output
+
+
 def test_show_writes_a_png(tmp_path):
     clip = write_tone(tmp_path / "a.wav", seconds=2.0)
     result = runner.invoke(app, ["show", str(clip), "-o", str(tmp_path / "out.png")])
