@@ -47,6 +47,8 @@ app.add_typer(data_app, name="data")
 experiment_app = typer.Typer(help="The paper's experiments: song variants, instrumental / a-cappella.",
                              no_args_is_help=True, cls=Group)
 app.add_typer(experiment_app, name="experiment")
+cache_app = typer.Typer(help="The feature cache: its size, and clearing it.", no_args_is_help=True, cls=Group)
+app.add_typer(cache_app, name="cache")
 console = Console(soft_wrap=True)
 
 def _show_version(value):
@@ -61,6 +63,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_show_ver
     """Predict the genre of music from audio."""
 
 
+CacheDirOption = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder (env GENREKIT_CACHE).")
 DatasetArg = typer.Argument(..., help="Dataset as PATH or KIND:PATH (kinds: gtzan, ccmusic, folder, csv).")
 
 
@@ -105,7 +108,7 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
 
 @app.command(cls=Command)
 def features(dataset: str = DatasetArg,
-             cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder (env GENREKIT_CACHE)."),
+             cache_dir: Path = CacheDirOption,
              workers: int = typer.Option(0, help="Worker processes (0: one per core).")):
     """Compute and cache the four representations of every clip of a dataset."""
     from .cache import FeatureCache, fill_cache
@@ -116,7 +119,7 @@ def features(dataset: str = DatasetArg,
     failed = {key: state for key, state in status.items() if state.startswith("failed")}
     computed = sum(state == "computed" for state in status.values())
     console.print(f"{computed} computed, {len(status) - computed - len(failed)} already cached, "
-                  f"{len(failed)} failed; cache: {cache_dir}")
+                  f"{len(failed)} failed; {_cache_line(cache_dir)}", highlight=False, markup=False)
     for key, state in failed.items():
         console.print(f"[red]{key}: {state}[/red]", highlight=False, markup=True)
     if failed:
@@ -179,7 +182,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
                                        "semitones) and add noise to training windows."),
           patience: int = typer.Option(6, help="Epochs without validation gain before stopping."),
           seed: int = typer.Option(0, help="Random seed (weights, windows, and splits of datasets without one)."),
-          cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
+          cache_dir: Path = CacheDirOption,
           workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
     """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
     from .cache import FeatureCache
@@ -200,6 +203,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
     metrics = load_checkpoint(path)[1]["metrics"]
     console.print(f"wrote {path}: validation accuracy {metrics['valid_accuracy']:.3f} "
                   f"(epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['train_minutes']:.1f} min)")
+    console.print(_cache_line(cache_dir), highlight=False, markup=False)
 
 
 @app.command(cls=Command)
@@ -381,6 +385,52 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
     console.print(f"model {web_app.state.classifier.name}; page at http://{host}:{port}/ (Ctrl-C stops)",
                   highlight=False, markup=False)
     uvicorn.run(web_app, host=host, port=port)
+
+
+def _size(n):
+    """Bytes for people: 5.4 MB, 8.1 GB."""
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+
+
+def _cache_line(cache_dir):
+    from .cache import cache_parts
+
+    total = sum(size for _, size in cache_parts(cache_dir).values())
+    return f"cache: {cache_dir}, {_size(total)} (genrekit cache info / clear)"
+
+
+@cache_app.command("info", cls=Command)
+def cache_info(cache_dir: Path = CacheDirOption):
+    """What the cache folder holds: feature sets (about 5.7 MB per 30 s clip), embeddings, ONNX exports."""
+    from .cache import cache_parts
+
+    parts = cache_parts(cache_dir)
+    table = Table(title=f"Cache {cache_dir}")
+    for column in ("folder", "kind", "files", "size"):
+        table.add_column(column, justify="left" if column in ("folder", "kind") else "right")
+    for folder, (files, size) in parts.items():
+        kind = folder.name if folder.name in ("embeddings", "onnx") else "features"
+        table.add_row(folder.name, kind, str(files), _size(size))
+    table.add_row("all", "", str(sum(f for f, _ in parts.values())), _size(sum(s for _, s in parts.values())),
+                  style="bold")
+    console.print(table)
+
+
+@cache_app.command("clear", cls=Command)
+def cache_clear(cache_dir: Path = CacheDirOption,
+                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask first.")):
+    """Delete the cached features, embeddings and ONNX exports (remade when needed; other folders stay)."""
+    import shutil
+
+    from .cache import cache_parts
+
+    parts = cache_parts(cache_dir)
+    total = sum(size for _, size in parts.values())
+    if parts and not yes:
+        typer.confirm(f"delete {_size(total)} in {len(parts)} folder(s) of {cache_dir}?", abort=True)
+    for folder in parts:
+        shutil.rmtree(folder)
+    console.print(f"freed {_size(total)} in {cache_dir}", highlight=False, markup=False)
 
 
 @data_app.command("render-midi", cls=Command)
