@@ -102,7 +102,7 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
 
     y = load_audio(file, offset=offset, duration=duration)
     output = output or Path(file.stem + ".png")
-    plot_representations(compute_features(y), output, title=file.name)
+    plot_representations(compute_features(y), output, title=file.name, offset=offset)
     console.print(f"wrote {output}")
 
 

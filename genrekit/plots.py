@@ -23,11 +23,13 @@ def save_figure(figure, path):
     return path
 
 
-def plot_representations(features, path, *, params=FeatureParams(), title=None):
-    """One PNG with the waveform, STFT spectrogram, log-mel spectrogram and chromagram of a clip."""
+def plot_representations(features, path, *, params=FeatureParams(), title=None, offset=0.0):
+    """One PNG with the waveform, STFT spectrogram, log-mel spectrogram and chromagram of a clip that starts
+    `offset` seconds into its file (the time axis counts from there)."""
     figure, axes = plt.subplots(4, 1, figsize=(11, 12), constrained_layout=True)
-    common = dict(sr=params.sr, hop_length=params.hop_length, x_axis="time")
-    librosa.display.waveshow(features["waveform"], sr=params.sr, ax=axes[0], color="tab:blue")
+    times = offset + librosa.times_like(np.asarray(features["logmel"]), sr=params.sr, hop_length=params.hop_length)
+    common = dict(sr=params.sr, hop_length=params.hop_length, x_axis="time", x_coords=times)
+    librosa.display.waveshow(features["waveform"], sr=params.sr, ax=axes[0], color="tab:blue", offset=offset)
     axes[0].set(title="Waveform", ylabel="Amplitude", xlabel="Time (s)")
     panels = [("spectrogram", "STFT spectrogram (dB)", dict(y_axis="log"), "magma", "%+2.0f dB"),
               ("logmel", f"Log-mel spectrogram ({params.n_mels} mel bands, dB)", dict(y_axis="mel"), "magma", "%+2.0f dB"),
@@ -57,16 +59,19 @@ def plot_confusion(metrics, path, *, title=None):
 
 
 def plot_per_label_accuracy(results, path, *, title="Per-genre accuracy"):
-    """Grouped bars: accuracy per genre for each named result (`{name: metrics}`), chance level dashed."""
+    """Grouped bars: accuracy per genre for each named result (`{name: metrics}`), chance level dashed; genres
+    without clips are left out."""
     names = list(results)
-    labels = results[names[0]]["labels"]
+    chance = 1 / len(results[names[0]]["labels"])
+    labels = [label for label in results[names[0]]["labels"]
+              if any(results[name]["per_label_accuracy"].get(label) is not None for name in names)]
     width = 0.8 / len(names)
     width_inches = min(16, max(6, 0.25 * len(labels) * (len(names) + 1)))
     figure, ax = plt.subplots(figsize=(width_inches, 4.5), constrained_layout=True)
     for k, name in enumerate(names):
         values = [results[name]["per_label_accuracy"].get(label) or 0.0 for label in labels]
         ax.bar(np.arange(len(labels)) + (k - (len(names) - 1) / 2) * width, values, width, label=name)
-    ax.axhline(1 / len(labels), color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set(xticks=range(len(labels)), xticklabels=labels, ylim=(0, 1), ylabel="Accuracy", title=title)
     ax.legend(fontsize="small")
     return save_figure(figure, path)
