@@ -6,6 +6,7 @@ renamed, so an interrupted run never leaves a half-written entry behind.
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from functools import lru_cache, partial
@@ -118,6 +119,20 @@ class EmbeddingStore:
         with atomic_path(path) as temp, open(temp, "wb") as out:
             np.save(out, embeddings)
         return embeddings
+
+
+def cache_parts(root=DEFAULT_CACHE_DIR):
+    """What genrekit keeps under a cache folder as {folder: (files, bytes)}: feature sets (a folder per set of
+    feature parameters), `embeddings` and `onnx` exports (all remade on demand). Other folders are not listed."""
+    root = Path(root)
+    folders = sorted(path for path in root.iterdir() if path.is_dir() and (
+        path.name in ("embeddings", "onnx") or re.fullmatch(r"[0-9a-f]{12}", path.name))) if root.is_dir() else []
+    return {folder: _usage(folder) for folder in folders}
+
+
+def _usage(folder):
+    sizes = [path.stat().st_size for path in folder.rglob("*") if path.is_file()]
+    return len(sizes), sum(sizes)
 
 
 def _fill_one(cache, track):

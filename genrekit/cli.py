@@ -7,18 +7,63 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from . import __version__
 from .constants import DEFAULT_CACHE_DIR
 from .exceptions import GenrekitError
 
-app = typer.Typer(help="Predict the genre of music from audio.", no_args_is_help=True, add_completion=False)
-data_app = typer.Typer(help="Datasets: summaries and rendering.", no_args_is_help=True)
+
+def _untyped_flags(params):
+    """Flags shown without typer's `<bool>` type."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """Usage lines as `FILES...` (typer shows `{files}...`), flags without `<bool>`."""
+
+    def collect_usage_pieces(self, ctx):
+        arguments = [param for param in self.get_params(ctx) if isinstance(param, TyperArgument)]
+        return [self.options_metavar, *(param.name.upper() + ("..." if param.nargs != 1 else "")
+                                        for param in arguments)]
+
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """Flags without `<bool>`."""
+
+    def get_params(self, ctx):
+        return _untyped_flags(super().get_params(ctx))
+
+
+app = typer.Typer(help="Predict the genre of music from audio.", no_args_is_help=True, add_completion=False, cls=Group)
+data_app = typer.Typer(help="Datasets: summaries and rendering.", no_args_is_help=True, cls=Group)
 app.add_typer(data_app, name="data")
 experiment_app = typer.Typer(help="The paper's experiments: song variants, instrumental / a-cappella.",
-                             no_args_is_help=True)
+                             no_args_is_help=True, cls=Group)
 app.add_typer(experiment_app, name="experiment")
+cache_app = typer.Typer(help="The feature cache: its size, and clearing it.", no_args_is_help=True, cls=Group)
+app.add_typer(cache_app, name="cache")
 console = Console(soft_wrap=True)
 
+def _show_version(value):
+    if value:
+        print(f"genrekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                          help="Print genrekit's version and exit.")):
+    """Predict the genre of music from audio."""
+
+
+CacheDirOption = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder (env GENREKIT_CACHE).")
 DatasetArg = typer.Argument(..., help="Dataset as PATH or KIND:PATH (kinds: gtzan, ccmusic, folder, csv).")
 
 
@@ -36,10 +81,15 @@ def _summary_table(tracks, title):
     totals = [sum(t.split == split for t in tracks) for split in SPLITS]
     table.add_row("all", *map(str, totals), str(len(tracks)), "", style="bold")
     groups = len({t.group for t in tracks})
-    return table, f"{len(tracks)} clips in {groups} groups (no group in two splits)"
+    return table, f"{_count(len(tracks), 'clip')} in {_count(groups, 'group')} (no group in two splits)"
 
 
-@app.command()
+def _count(n, word):
+    """`n` and `word`, plural unless `n` is 1."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@app.command(cls=Command)
 def show(file: Path = typer.Argument(..., help="Audio file to draw."),
          output: Path = typer.Option(None, "--output", "-o", help="PNG to write (default: FILE's name with .png in "
                                      "the working folder, never beside the input)."),
@@ -52,13 +102,13 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
 
     y = load_audio(file, offset=offset, duration=duration)
     output = output or Path(file.stem + ".png")
-    plot_representations(compute_features(y), output, title=file.name)
+    plot_representations(compute_features(y), output, title=file.name, offset=offset)
     console.print(f"wrote {output}")
 
 
-@app.command()
+@app.command(cls=Command)
 def features(dataset: str = DatasetArg,
-             cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder (env GENREKIT_CACHE)."),
+             cache_dir: Path = CacheDirOption,
              workers: int = typer.Option(0, help="Worker processes (0: one per core).")):
     """Compute and cache the four representations of every clip of a dataset."""
     from .cache import FeatureCache, fill_cache
@@ -69,7 +119,7 @@ def features(dataset: str = DatasetArg,
     failed = {key: state for key, state in status.items() if state.startswith("failed")}
     computed = sum(state == "computed" for state in status.values())
     console.print(f"{computed} computed, {len(status) - computed - len(failed)} already cached, "
-                  f"{len(failed)} failed; cache: {cache_dir}")
+                  f"{len(failed)} failed; {_cache_line(cache_dir)}", highlight=False, markup=False)
     for key, state in failed.items():
         console.print(f"[red]{key}: {state}[/red]", highlight=False, markup=True)
     if failed:
@@ -84,7 +134,7 @@ def _load_data(specs, seed=0):
     return datasets[0] if len(datasets) == 1 else merge(*datasets)
 
 
-@app.command()
+@app.command(cls=Command)
 def models():
     """List the registered models and describe the bundled models."""
     import json
@@ -113,22 +163,26 @@ def models():
                           f"on {result['n']} clips (chance {info['chance']:.3f})")
 
 
-@app.command()
+@app.command(cls=Command)
 def train(model: str = typer.Option(..., help="Model name (see `genrekit models`)."),
           data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH; several are merged."),
           out: Path = typer.Option(Path("runs"), help="Folder for the checkpoint, curves and resume state."),
-          epochs: int = typer.Option(30), batch_size: int = typer.Option(32),
-          optimizer: str = typer.Option("adam", help="adam or sgd."), lr: float = typer.Option(1e-3),
+          epochs: int = typer.Option(30, help="Most passes over the train split (early stopping may end sooner)."),
+          batch_size: int = typer.Option(32, help="Windows per optimisation step."),
+          optimizer: str = typer.Option("adam", help="adam or sgd."),
+          lr: float = typer.Option(1e-3, help="Learning rate (the start of the schedule)."),
           lr_schedule: str = typer.Option("constant", help="constant, or cosine (annealed to 0 over the epochs)."),
-          dropout: float = typer.Option(0.3), window_seconds: float = typer.Option(3.0),
+          dropout: float = typer.Option(0.3, help="Dropout probability before the classifier layer."),
+          window_seconds: float = typer.Option(3.0, help="Length of the windows the model sees, in seconds "
+                                               "(prediction cuts songs into the same windows)."),
           windows_per_clip: int = typer.Option(4, help="Random windows drawn per training clip and epoch."),
           balance: str = typer.Option("weights", help="Class imbalance: weights (loss), sampler, or none."),
           se: bool = typer.Option(False, help="Squeeze-and-excitation channel gating in a CNN."),
           augment: bool = typer.Option(False, help="Randomly speed up/slow down (0.8-1.25x), pitch-shift (+-2 "
                                        "semitones) and add noise to training windows."),
           patience: int = typer.Option(6, help="Epochs without validation gain before stopping."),
-          seed: int = typer.Option(0),
-          cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder."),
+          seed: int = typer.Option(0, help="Random seed (weights, windows, and splits of datasets without one)."),
+          cache_dir: Path = CacheDirOption,
           workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
     """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
     from .cache import FeatureCache
@@ -149,14 +203,17 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
     metrics = load_checkpoint(path)[1]["metrics"]
     console.print(f"wrote {path}: validation accuracy {metrics['valid_accuracy']:.3f} "
                   f"(epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['train_minutes']:.1f} min)")
+    console.print(_cache_line(cache_dir), highlight=False, markup=False)
 
 
-@app.command()
+@app.command(cls=Command)
 def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onnx file, or a bundled model "
                                                    "(default, fast)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
              split: str = typer.Option("test", help="Split to evaluate on."),
-             out: Path = typer.Option(Path("reports"), help="Report folder.")):
+             out: Path = typer.Option(Path("reports"), help="Report folder."),
+             known_labels_only: bool = typer.Option(False, "--known-labels-only", help="Score only clips whose "
+                                                    "label the model has (and say how many were left out).")):
     """Clip-level accuracy, macro-F1, per-genre accuracy and confusion matrix (JSON, markdown, PNG), with
     the clips scored exactly as `genrekit predict` scores them."""
     from .datasets import select
@@ -165,8 +222,16 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
 
     classifier = load(model)
     tracks = select(_load_data(data), split)
+    if known_labels_only:
+        unknown = sorted({t.label for t in tracks} - set(classifier.labels))
+        left_out = sum(t.label in unknown for t in tracks)
+        tracks = [t for t in tracks if t.label in classifier.labels]
+        if unknown:
+            console.print(f"left out {left_out} clip(s) with labels the model lacks: {', '.join(unknown)}",
+                          highlight=False, markup=False)
     if not tracks:
-        raise GenrekitError(f"{', '.join(data)}: no clips in the {split!r} split")
+        raise GenrekitError(f"{', '.join(data)}: no clips {'the model knows ' if known_labels_only else ''}"
+                            f"in the {split!r} split")
     log_probs, targets = clip_log_probs(classifier.scorer, tracks)
     metrics = classification_metrics(targets, log_probs.argmax(1), classifier.labels)
     stem = Path(model).stem
@@ -175,9 +240,9 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
     console.print(f"wrote {report} and its .json and .png files")
 
 
-@app.command()
+@app.command(cls=Command)
 def predict(files: list[Path] = typer.Argument(..., help="Audio files (any length and format soundfile reads)."),
-            model: Path = typer.Option(None, help="Checkpoint or ensemble file "
+            model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                   "(default: the bundled model; 'fast': the faster bundled one)."),
             top: int = typer.Option(3, help="How many genres to show per file."),
             output_format: str = typer.Option("table", "--format", help="table, json or csv."),
@@ -195,12 +260,12 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
     if top < 1:
         raise GenrekitError(f"--top must be at least 1, got {top}")
     classifier = load(model)
-    results = classifier.predict_many(files)
+    results = classifier.predict_many(files, progress=len(files) > 1)
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:
         for result in good:
-            plot_timeline(result, timeline_dir / f"{Path(result.source).stem}.timeline.png")
+            plot_timeline(result, timeline_dir / f"{Path(result.source).name}.timeline.png")
     if output_format == "json":
         rows = [{"source": str(path), "error": str(result)} if isinstance(result, GenrekitError)
                 else result.to_dict(top=top, timeline=timeline) for path, result in zip(files, results)]
@@ -217,13 +282,15 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
                                  *[f"{g}:{p:.4f}" for g, p in ranked] + [""] * (top - len(ranked)), ""])
     elif good:
         table = Table(title=f"Genres ({classifier.name})")
-        for column in ("file", "genre", "probability", f"top {top}", "length"):
+        table.add_column("file", overflow="fold")
+        for column in ("genre", "probability", f"top {top}", "length"):
             table.add_column(column)
         for result in good:
             ranked = result.top(top)
             table.add_row(Path(result.source).name, ranked[0][0], f"{ranked[0][1]:.0%}",
                           ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
-        console.print(table)
+        # piped or redirected: one line per file, whole names (on a terminal, long names fold)
+        (console if console.is_terminal else Console(soft_wrap=True, width=10_000)).print(table)
         if timeline:
             console.print(f"timelines: {timeline_dir}/")
     for path, error in failed:
@@ -232,7 +299,7 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=Command)
 def export(model: Path = typer.Argument(..., help="Checkpoint or ensemble file."),
            onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write.")):
     """Export a model or ensemble to ONNX (networks in the graph; features and combination outside, see
@@ -242,7 +309,7 @@ def export(model: Path = typer.Argument(..., help="Checkpoint or ensemble file."
     console.print(f"wrote {export_onnx(model, onnx)}")
 
 
-@app.command()
+@app.command(cls=Command)
 def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (repeat the option)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
              kind: str = typer.Option("weighted", help="equal, weighted, stacking or gating."),
@@ -267,10 +334,10 @@ def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (r
                   f"{calibrated})")
 
 
-@app.command()
+@app.command(cls=Command)
 def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recursively for audio files."),
         db: Path = typer.Option(..., help="SQLite file of results (created; a re-run continues where it stopped)."),
-        model: Path = typer.Option(None, help="Model or ensemble file "
+        model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
         workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
         export: str = typer.Option(None, help="Also export the table: csv or json."),
@@ -307,7 +374,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=Command)
 def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                 "(default: the bundled model; 'fast': the faster bundled one)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
@@ -324,26 +391,76 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
     uvicorn.run(web_app, host=host, port=port)
 
 
-@data_app.command("render-midi")
+def _size(n):
+    """Bytes for people: 5.4 MB, 8.1 GB."""
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+
+
+def _cache_line(cache_dir):
+    from .cache import cache_parts
+
+    total = sum(size for _, size in cache_parts(cache_dir).values())
+    return f"cache: {cache_dir}, {_size(total)} (genrekit cache info / clear)"
+
+
+@cache_app.command("info", cls=Command)
+def cache_info(cache_dir: Path = CacheDirOption):
+    """What the cache folder holds: feature sets (about 5.7 MB per 30 s clip), embeddings, ONNX exports."""
+    from .cache import cache_parts
+
+    parts = cache_parts(cache_dir)
+    table = Table(title=f"Cache {cache_dir}")
+    for column in ("folder", "kind", "files", "size"):
+        table.add_column(column, justify="left" if column in ("folder", "kind") else "right")
+    for folder, (files, size) in parts.items():
+        kind = folder.name if folder.name in ("embeddings", "onnx") else "features"
+        table.add_row(folder.name, kind, str(files), _size(size))
+    table.add_row("all", "", str(sum(f for f, _ in parts.values())), _size(sum(s for _, s in parts.values())),
+                  style="bold")
+    console.print(table)
+
+
+@cache_app.command("clear", cls=Command)
+def cache_clear(cache_dir: Path = CacheDirOption,
+                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask first.")):
+    """Delete the cached features, embeddings and ONNX exports (remade when needed; other folders stay)."""
+    import shutil
+
+    from .cache import cache_parts
+
+    parts = cache_parts(cache_dir)
+    total = sum(size for _, size in parts.values())
+    if parts and not yes:
+        typer.confirm(f"delete {_size(total)} in {len(parts)} folder(s) of {cache_dir}?", abort=True)
+    for folder in parts:
+        shutil.rmtree(folder)
+    console.print(f"freed {_size(total)} in {cache_dir}", highlight=False, markup=False)
+
+
+@data_app.command("render-midi", cls=Command)
 def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv and <genre>/<id>.mid files."),
                 out: Path = typer.Argument(..., help="Folder for the WAV clips and manifest.csv."),
                 mode: str = typer.Option("middle", help="middle: one excerpt per song; all: every 30 s snippet."),
                 clip_seconds: float = typer.Option(30.0, help="Length of each clip."),
                 workers: int = typer.Option(0, help="Rendering processes (0: one per core)."),
-                timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take.")):
+                timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take."),
+                split: list[str] = typer.Option(None, help="Only songs of these splits of songs.csv (train, valid, "
+                                                "test; repeat, or comma-separated)."),
+                limit_per_genre: int = typer.Option(None, help="At most this many songs per split and genre, in "
+                                                    "songs.csv order.")):
     """Render a MIDI genre collection to 22050 Hz mono clips with FluidSynth (cached; failures listed)."""
     from .midi.render import render_midi_corpus
 
+    splits = [name.strip() for value in split or [] for name in value.split(",") if name.strip()] or None
     corpus = render_midi_corpus(source, out, mode=mode, clip_seconds=clip_seconds, workers=workers or None,
-                                timeout=timeout)
-    console.print(f"{len(corpus)} clips in {out} ({corpus.rendered} rendered, {corpus.cached} reused), "
-                  f"{len(corpus.failures)} failed (see {out / 'failures.csv'})")
+                                timeout=timeout, splits=splits, limit_per_genre=limit_per_genre)
     table, line = _summary_table(corpus, str(out))
     console.print(table)
-    console.print(line)
+    console.print(f"{line}; {corpus.rendered} rendered, {corpus.cached} reused, {len(corpus.failures)} failed "
+                  f"(see {out / 'failures.csv'})", highlight=False, markup=False)
 
 
-@data_app.command("summary")
+@data_app.command("summary", cls=Command)
 def data_summary(dataset: str = DatasetArg):
     """Clips per label and split, groups, and the class weights that balance training."""
     table, line = _summary_table(_load_data([dataset]), dataset)
@@ -365,7 +482,7 @@ def _experiment_report(result, out, name, title):
         raise typer.Exit(1)
 
 
-@experiment_app.command("variants")
+@experiment_app.command("variants", cls=Command)
 def experiment_variants(
         model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
@@ -391,7 +508,7 @@ def experiment_variants(
     _experiment_report(result, out, "variants", f"Song variants ({split} split)")
 
 
-@experiment_app.command("instrumental-acappella")
+@experiment_app.command("instrumental-acappella", cls=Command)
 def experiment_instrumental_acappella(
         model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
@@ -420,7 +537,7 @@ def experiment_instrumental_acappella(
     _experiment_report(result, out, "instrumental-acappella", f"Instrumental and a-cappella ({split} split)")
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the example songs and pictures."),
          dataset: str = typer.Option(None, help="Dataset to summarise (default: ../shared/data/gtzan-mini if present).")):
     """Make the example songs, draw the four representations of one, predict their genres with the bundled

@@ -424,7 +424,7 @@ def _set_genre(audio, path, genre):
     try:
         audio.tags["genre"] = [genre]
     except (KeyError, TypeError, ValueError) as error:
-        raise TagError(path, f"unsupported: {Path(path).suffix} tags have no genre field ({error})", True) from None
+        raise TagError(path, f"{Path(path).suffix} tags have no genre field ({error})", True) from None
 
 
 def write_genre_tag(path, genre):
@@ -446,7 +446,7 @@ def write_genre_tag(path, genre):
 
     audio = open_tags(path)
     if audio is None:
-        raise TagError(path, f"unsupported: mutagen cannot tag {path.suffix or 'extension-less'} files", True)
+        raise TagError(path, f"mutagen cannot tag {path.suffix or 'extension-less'} files", True)
     if _genres_in(audio) == [genre]:
         return False
     frames = _frames(path)

@@ -23,11 +23,13 @@ def save_figure(figure, path):
     return path
 
 
-def plot_representations(features, path, *, params=FeatureParams(), title=None):
-    """One PNG with the waveform, STFT spectrogram, log-mel spectrogram and chromagram of a clip."""
+def plot_representations(features, path, *, params=FeatureParams(), title=None, offset=0.0):
+    """One PNG with the waveform, STFT spectrogram, log-mel spectrogram and chromagram of a clip that starts
+    `offset` seconds into its file (the time axis counts from there)."""
     figure, axes = plt.subplots(4, 1, figsize=(11, 12), constrained_layout=True)
-    common = dict(sr=params.sr, hop_length=params.hop_length, x_axis="time")
-    librosa.display.waveshow(features["waveform"], sr=params.sr, ax=axes[0], color="tab:blue")
+    times = offset + librosa.times_like(np.asarray(features["logmel"]), sr=params.sr, hop_length=params.hop_length)
+    common = dict(sr=params.sr, hop_length=params.hop_length, x_axis="time", x_coords=times)
+    librosa.display.waveshow(features["waveform"], sr=params.sr, ax=axes[0], color="tab:blue", offset=offset)
     axes[0].set(title="Waveform", ylabel="Amplitude", xlabel="Time (s)")
     panels = [("spectrogram", "STFT spectrogram (dB)", dict(y_axis="log"), "magma", "%+2.0f dB"),
               ("logmel", f"Log-mel spectrogram ({params.n_mels} mel bands, dB)", dict(y_axis="mel"), "magma", "%+2.0f dB"),
@@ -57,16 +59,19 @@ def plot_confusion(metrics, path, *, title=None):
 
 
 def plot_per_label_accuracy(results, path, *, title="Per-genre accuracy"):
-    """Grouped bars: accuracy per genre for each named result (`{name: metrics}`), chance level dashed."""
+    """Grouped bars: accuracy per genre for each named result (`{name: metrics}`), chance level dashed; genres
+    without clips are left out."""
     names = list(results)
-    labels = results[names[0]]["labels"]
+    chance = 1 / len(results[names[0]]["labels"])
+    labels = [label for label in results[names[0]]["labels"]
+              if any(results[name]["per_label_accuracy"].get(label) is not None for name in names)]
     width = 0.8 / len(names)
     width_inches = min(16, max(6, 0.25 * len(labels) * (len(names) + 1)))
     figure, ax = plt.subplots(figsize=(width_inches, 4.5), constrained_layout=True)
     for k, name in enumerate(names):
         values = [results[name]["per_label_accuracy"].get(label) or 0.0 for label in labels]
         ax.bar(np.arange(len(labels)) + (k - (len(names) - 1) / 2) * width, values, width, label=name)
-    ax.axhline(1 / len(labels), color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set(xticks=range(len(labels)), xticklabels=labels, ylim=(0, 1), ylabel="Accuracy", title=title)
     ax.legend(fontsize="small")
     return save_figure(figure, path)
@@ -87,14 +92,23 @@ def plot_training_curves(history, path, *, title=None):
     return save_figure(figure, path)
 
 
-def plot_timeline(prediction, path):
-    """Genre probabilities over a song's windows, stacked, with the song-level result in the title."""
+def timeline_figure(prediction):
+    """Genre probabilities over a song, stacked, each window drawn from its start to its end; a trailing piece
+    shorter than a window (not scored) is greyed. The song-level result is in the title."""
     figure, ax = plt.subplots(figsize=(10, 3.8), constrained_layout=True)
     order = np.argsort(-prediction.probabilities)
     colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: len(order)]
-    ax.stackplot(prediction.times, prediction.timeline[:, order].T, labels=[prediction.labels[i] for i in order],
-                 colors=colors, step="post")
+    edges = np.column_stack([prediction.times, prediction.ends]).ravel()
+    ax.stackplot(edges, np.repeat(prediction.timeline[:, order], 2, axis=0).T,
+                 labels=[prediction.labels[i] for i in order], colors=colors)
+    if prediction.duration - prediction.ends[-1] > 1e-3:
+        ax.axvspan(prediction.ends[-1], prediction.duration, color="0.85", label="not scored (< 1 window)")
     ax.set(xlim=(0, max(prediction.duration, 1e-3)), ylim=(0, 1), xlabel="Time (s)", ylabel="Probability",
            title=f"{Path(prediction.source).name}: {prediction.genre} ({prediction.probabilities.max():.0%})")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
-    return save_figure(figure, path)
+    return figure
+
+
+def plot_timeline(prediction, path):
+    """Write `timeline_figure` as a PNG."""
+    return save_figure(timeline_figure(prediction), path)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .checkpoints import load_scorer
 from .export import cached_onnx_export
@@ -37,6 +38,8 @@ class Prediction:
     timeline: np.ndarray
     """[shape=(n_windows, n_labels)] probabilities per window"""
     duration: float
+    ends: np.ndarray
+    """[shape=(n_windows,)] end of each window, seconds (the song's end for a song shorter than a window)"""
 
     def top(self, k=3):
         """The `k` most likely genres as (label, probability), most likely first."""
@@ -52,9 +55,9 @@ class Prediction:
                "top": [{"genre": g, "probability": round(p, 4)} for g, p in self.top(top)],
                "probabilities": {label: round(float(p), 4) for label, p in zip(self.labels, self.probabilities)}}
         if timeline:
-            out["timeline"] = [{"start": round(float(t), 2), **{label: round(float(p), 4)
-                                                                 for label, p in zip(self.labels, row)}}
-                               for t, row in zip(self.times, self.timeline)]
+            out["timeline"] = [{"start": round(float(t), 2), "end": round(float(end), 2),
+                                **{label: round(float(p), 4) for label, p in zip(self.labels, row)}}
+                               for t, end, row in zip(self.times, self.ends, self.timeline)]
         return out
 
 
@@ -88,13 +91,14 @@ class Classifier:
         scores = score_audio(self.scorer, audio, sr=sr)
         probabilities, per_window = song_probabilities(self.scorer, scores)
         source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
-        return Prediction(source, self.labels, probabilities, scores.times, per_window, scores.duration)
+        ends = np.minimum(scores.times + self.scorer.window_seconds, scores.duration)
+        return Prediction(source, self.labels, probabilities, scores.times, per_window, scores.duration, ends)
 
-    def predict_many(self, paths, *, on_error=None):
+    def predict_many(self, paths, *, on_error=None, progress=False):
         """Predictions for many files, in order; a file that fails gives its `GenrekitError` in its place
-        (and is passed to `on_error`), and the others go on."""
+        (and is passed to `on_error`), and the others go on. `progress`: a progress bar on stderr."""
         results = []
-        for path in paths:
+        for path in tqdm(paths, desc="predicting", unit="file", disable=not progress):
             try:
                 results.append(self.predict(path))
             except GenrekitError as error:

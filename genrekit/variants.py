@@ -187,8 +187,10 @@ DEFAULT_VARIANTS = ("speed-0.8x", "speed-1.1x", "speed-1.25x", "speed-1.5x", "st
 
 
 def check_variants(names):
-    """The names as a list, or ParameterError naming the unknown ones and listing the known ones."""
-    names = list(names)
+    """The names as a list of `VARIANTS` keys (any case), or ParameterError naming the unknown ones and
+    listing the known ones."""
+    known = {name.lower(): name for name in VARIANTS}
+    names = [known.get(name.lower(), name) for name in names]
     unknown = [name for name in names if name not in VARIANTS]
     if unknown:
         raise ParameterError(f"unknown variant(s) {', '.join(map(repr, unknown))}; known: {', '.join(VARIANTS)}")
@@ -197,7 +199,7 @@ def check_variants(names):
 
 def apply_variant(name, y, sr):
     """The variant `name` (a key of `VARIANTS`) of the mono signal `y` at `sr` Hz, float32."""
-    check_variants([name])
+    name, = check_variants([name])
     return VARIANTS[name](y, sr)
 
 

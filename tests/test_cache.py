@@ -92,3 +92,34 @@ def test_fill_cache_reports_failures_and_goes_on(tmp_path):
     assert status[tracks[-1].key].startswith("failed: not a readable audio file")
     again = fill_cache(good, cache, workers=1, progress=False)
     assert set(again.values()) == {"cached"}
+
+
+def test_cli_cache_info_and_clear_touch_only_what_genrekit_stores(tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cache import cache_parts
+    from genrekit.cli import app
+
+    for i in range(2):
+        write_tone(tmp_path / "music" / "a" / f"{i}.wav", freq=300 + 100 * i, seconds=30.0)
+    root = tmp_path / "cache"
+    (root / "onnx").mkdir(parents=True)
+    (root / "onnx" / "m.onnx").write_bytes(bytes(1000))
+    (root / "mine").mkdir()
+    (root / "mine" / "keep.txt").write_text("not genrekit's")
+    runner = CliRunner()
+    result = runner.invoke(app, ["features", f"folder:{tmp_path / 'music'}", "--cache-dir", str(root),
+                                 "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert f"cache: {root}, 11.3 MB" in result.output.replace("\n", "")
+    features = FeatureCache(root).entry_path(_track(tmp_path / "music" / "a" / "0.wav")).parent.parent
+    assert {folder.name: files for folder, (files, _) in cache_parts(root).items()} == {features.name: 8, "onnx": 1}
+
+    result = runner.invoke(app, ["cache", "info", "--cache-dir", str(root)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and features.name in result.output and "11.3 MB" in result.output
+    assert "mine" not in result.output
+    result = runner.invoke(app, ["cache", "clear", "--cache-dir", str(root)], input="n\n")
+    assert result.exit_code == 1 and features.is_dir()  # asked, and kept
+    result = runner.invoke(app, ["cache", "clear", "--cache-dir", str(root), "--yes"])
+    assert result.exit_code == 0 and "freed 11.3 MB" in result.output
+    assert sorted(path.name for path in root.iterdir()) == ["mine"] and cache_parts(root) == {}

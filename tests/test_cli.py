@@ -13,6 +13,26 @@ def test_every_command_has_help():
         assert result.exit_code == 0 and "Usage" in result.output
 
 
+def test_version_and_help_texts():
+    import typer
+
+    from genrekit import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"genrekit {__version__}"
+    commands = typer.main.get_command(app).commands
+    assert [p.name for p in commands["train"].params if not p.help] == []
+    for command, usage in (("predict", "[OPTIONS] FILES..."), ("tag", "[OPTIONS] DIRECTORY"),
+                           ("evaluate", "[OPTIONS] MODEL")):
+        assert ".onnx" in commands[command].params[[p.name for p in commands[command].params].index("model")].help
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+        assert f"{command} {usage}" in shown
+        assert "{" not in shown and "<bool>" not in shown
+    render = runner.invoke(app, ["data", "render-midi", "--help"], env={"COLUMNS": "200"}).output
+    assert "render-midi [OPTIONS] SOURCE OUT" in render
+    assert "<bool>" not in runner.invoke(app, ["--help"]).output
+
+
 def test_show_writes_a_png(tmp_path):
     clip = write_tone(tmp_path / "a.wav", seconds=2.0)
     result = runner.invoke(app, ["show", str(clip), "-o", str(tmp_path / "out.png")])
@@ -51,3 +71,22 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, monkeypatch, capsys):
         assert stop.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "missing.mp3: file not found" in err
+
+
+def test_evaluate_known_labels_only_leaves_out_and_counts_unknown_labels(members, toy_dataset, tmp_path):
+    import json
+
+    from genrekit.datasets import Track, select, write_manifest
+    from genrekit.exceptions import DatasetError
+
+    _, tracks = toy_dataset
+    jazz = [Track(str(write_tone(tmp_path / "jazz" / f"{i}.wav", freq=900, seconds=2.0)), "jazz", f"jazz-{i}",
+                  "toy", "test") for i in range(2)]
+    write_manifest(select(tracks, "test") + jazz, tmp_path / "manifest.csv")
+    args = ["evaluate", str(members[0][0]), "--data", str(tmp_path / "manifest.csv"), "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, DatasetError) and "jazz" in str(result.exception)
+    result = runner.invoke(app, [*args, "--known-labels-only"])
+    assert result.exit_code == 0, result.output
+    assert "left out 2 clip(s) with labels the model lacks: jazz" in result.output
+    assert json.loads(next((tmp_path / "r").glob("*.json")).read_text())["n"] == 3

@@ -84,6 +84,11 @@ def test_gtzan_without_lists_splits_by_artist(tmp_path):
     assert {t.split for t in tracks} == {"train", "valid", "test"}
 
 
+def test_unknown_dataset_kind_is_named(tmp_path):
+    with pytest.raises(DatasetError, match=r"unknown kind 'bogus' \(known: gtzan, folder, csv, ccmusic\)"):
+        load_dataset(f"bogus:{tmp_path}")
+
+
 def test_gtzan_missing_folder(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         load_gtzan(tmp_path / "missing")

@@ -295,3 +295,25 @@ def test_render_all_snippets(corpus, tmp_path):
     last, _ = sf.read(tracks[2].path, dtype="float32")
     assert dominant_hz(last, 0.5, 1.5) == pytest.approx(hz(81), rel=0.02)  # A5 until 14 s
     assert dominant_hz(last, 2.5, 5.5) == pytest.approx(hz(60), rel=0.02)  # then C4
+
+
+@needs_fluidsynth
+def test_cli_renders_a_subset_by_split_and_per_genre(corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+    from genrekit.exceptions import ParameterError
+
+    runner = CliRunner()
+    args = ["data", "render-midi", str(corpus), str(tmp_path / "out"), "--clip-seconds", "6", "--workers", "1"]
+    result = runner.invoke(app, [*args, "--split", "train,test", "--limit-per-genre", "1"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.wav")) == ["aaaa_0007.00-0013.00.wav",
+                                                                         "bbbb_0000.00-0004.00.wav"]
+    assert result.output.count("2 clips") == 1  # the summary once
+    assert "2 clips in 2 groups (no group in two splits); 2 rendered, 0 reused, 0 failed" in result.output
+    result = runner.invoke(app, [*args, "--split", "test", "--split", "train", "--limit-per-genre", "1"])
+    assert "2 clips in 2 groups (no group in two splits); 0 rendered, 2 reused" in result.output
+    result = runner.invoke(app, [*args, "--split", "test", "--limit-per-genre", "1"])
+    assert "1 clip in 1 group " in result.output
+    assert isinstance(runner.invoke(app, [*args, "--split", "bogus"]).exception, ParameterError)

@@ -63,6 +63,27 @@ def test_long_stereo_song_at_another_rate_gets_a_timeline(classifiers, tmp_path)
         assert np.allclose(result.timeline[second], alone.probabilities, atol=0.02)
     d = result.to_dict(top=2, timeline=True)
     assert len(d["top"]) == 2 and len(d["timeline"]) == 80 and set(d["probabilities"]) == set(labels)
+    assert (d["timeline"][0]["start"], d["timeline"][0]["end"], d["timeline"][-1]["end"]) == (0.0, 1.0, 80.0)
+
+
+@pytest.mark.parametrize("seconds, end", [(3.0, 3.0), (0.6, 0.6), (2.5, 2.0)])
+def test_timeline_chart_draws_every_window_to_its_end(classifiers, tmp_path, seconds, end):
+    from genrekit.plots import plot_timeline, timeline_figure
+
+    result = classifiers["single"].predict(write_tone(tmp_path / "a.wav", freq=1700, seconds=seconds))
+    assert result.ends[-1] == pytest.approx(end, abs=0.01)
+    figure = timeline_figure(result)
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3]
+
+    def colour_at(t):
+        x, y = figure.axes[0].transData.transform((t, 0.5))
+        return pixels[pixels.shape[0] - int(y), int(x)]
+
+    assert colour_at(0.02 * end).min() < 250 and colour_at(0.98 * end).min() < 250  # windows, not background
+    if seconds > end:  # the piece shorter than a window: greyed
+        assert colour_at((end + seconds) / 2).tolist() == [217, 217, 217]
+    assert plot_timeline(result, tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bad_input_errors(classifiers, tmp_path):
@@ -114,7 +135,7 @@ def test_cli_predict_formats_timeline_and_failures(members, tmp_path):
     rows = json.loads(result.stdout)
     assert rows[0]["genre"] in ("high", "low", "noisy") and len(rows[0]["timeline"]) == 3
     assert "broken.flac" in rows[1]["error"]
-    assert (tmp_path / "tl" / "song one.timeline.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "tl" / "song one.wav.timeline.png").read_bytes()[:4] == b"\x89PNG"
 
     result = runner.invoke(app, ["predict", str(good), "--model", model, "--format", "csv", "--top", "3"])
     table = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -125,6 +146,32 @@ def test_cli_predict_formats_timeline_and_failures(members, tmp_path):
 
     result = runner.invoke(app, ["predict", str(good), "--model", model, "--format", "yaml"])
     assert result.exit_code != 0
+
+
+def test_cli_predict_many_files_progress_names_and_timelines(members, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    model = str(members[0][0])
+    long_name = "a very long file name of a song that a narrow table would cut or fold over lines " * 2
+    files = [write_tone(tmp_path / "song.wav", freq=1700, seconds=2.0),
+             write_tone(tmp_path / "song.flac", freq=220, seconds=2.0),
+             write_tone(tmp_path / f"{long_name.strip()}.ogg", freq=500, seconds=2.0)]
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", *map(str, files), "--model", model, "--format", "json",
+                                 "--timeline", "--timeline-dir", str(tmp_path / "tl")])
+    assert result.exit_code == 0, result.output
+    assert [row["source"] for row in json.loads(result.stdout)] == list(map(str, files))  # stdout: JSON only
+    assert "predicting" in result.stderr and "3/3" in result.stderr and "file/s" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "tl").iterdir()) == \
+        sorted(f"{f.name}.timeline.png" for f in files)  # song.wav and song.flac: two charts
+
+    result = runner.invoke(app, ["predict", str(files[2]), "--model", model])
+    assert result.exit_code == 0 and files[2].name in result.stdout  # piped: the whole name on one line
+    assert "predicting" not in result.stderr  # one file: no progress bar
 
 
 @pytest.mark.parametrize("kind", ["single", "gated"])

@@ -72,9 +72,9 @@ def test_timeline_of_a_longer_song(client, tmp_path):
     sf.write(tmp_path / "long.wav", y, 22050)
     body = post(client, "long.wav", (tmp_path / "long.wav").read_bytes(), timeline="true").json()
     assert body["duration"] == pytest.approx(12.0) and len(body["timeline"]) == 12
-    assert [row["start"] for row in body["timeline"]] == [float(t) for t in range(12)]
+    assert [(row["start"], row["end"]) for row in body["timeline"]] == [(float(t), t + 1.0) for t in range(12)]
     for row in body["timeline"]:
-        assert sum(value for key, value in row.items() if key != "start") == pytest.approx(1, abs=1e-3)
+        assert sum(value for key, value in row.items() if key not in ("start", "end")) == pytest.approx(1, abs=1e-3)
 
 
 def _silence():

@@ -13,8 +13,8 @@ from genrekit.midi.cutting import read_midi
 from genrekit.midi.render import DEFAULT_SOUNDFONT, fluidsynth_available, render_window
 from genrekit.midi.versions import (CHOIR_PROGRAM, MelodyNotFound, a_cappella, find_melody_track, instrumental,
                                     midi_parts, render_versions)
-from genrekit.variants import (DEFAULT_VARIANTS, VARIANTS, add_noise, apply_variant, low_pass, mp3, pitch_shift, separate,
-                               speed, time_stretch)
+from genrekit.variants import (DEFAULT_VARIANTS, VARIANTS, add_noise, apply_variant, check_variants, low_pass, mp3,
+                               pitch_shift, separate, speed, time_stretch)
 
 SR = 22050
 TPB = 480
@@ -98,6 +98,8 @@ def test_registry_variants_run_and_unknown_names_are_refused():
     for name in VARIANTS:
         z = apply_variant(name, y, SR)
         assert z.dtype == np.float32 and z.ndim == 1 and np.isfinite(z).all() and len(z) > 0.5 * len(y), name
+    assert check_variants(["NOISE-20DB", "noise-20db", "speed-0.8X"]) == ["noise-20dB", "noise-20dB", "speed-0.8x"]
+    assert np.array_equal(apply_variant("noise-20db", y, SR), apply_variant("noise-20dB", y, SR))
     with pytest.raises(ParameterError, match="speed-1.25x") as error:
         apply_variant("chipmunk", y, SR)
     assert "chipmunk" in str(error.value)

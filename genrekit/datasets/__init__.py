@@ -31,6 +31,8 @@ def detect_kind(path):
 def load_dataset(spec, *, seed=0):
     """Tracks of one dataset given as `PATH` or `KIND:PATH` (kinds: gtzan, folder, csv, ccmusic)."""
     kind, _, rest = str(spec).partition(":")
+    if rest and kind not in KINDS and kind.isidentifier() and not Path(spec).exists():
+        raise DatasetError(f"{spec}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
     if not rest or kind not in KINDS:
         kind, rest = None, str(spec)
     path = Path(rest).expanduser()

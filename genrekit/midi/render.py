@@ -302,9 +302,6 @@ def render_midi_corpus(source_dir, out_dir, *, mode="middle", clip_seconds=CLIP_
     failures.sort(key=lambda failure: (failure.path, failure.window))
     write_manifest(tracks, out_dir / "manifest.csv")
     write_failures(failures, out_dir / "failures.csv")
-    if progress:
-        print(f"{len(tracks)} clips in {out_dir} ({rendered} rendered, {cached} already there), "
-              f"{len(failures)} failure(s)" + "".join(f"\n  {f.path} {f.window}: {f.reason}" for f in failures))
     return RenderedCorpus(tracks, failures, rendered=rendered, cached=cached)
 
 
