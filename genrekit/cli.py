@@ -270,7 +270,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
         workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
         export: str = typer.Option(None, help="Also export the table: csv or json."),
-        output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json)."),
+        output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json); "
+                                    "never the database, an audio file or a file that is not an earlier export."),
         write_tags: bool = typer.Option(False, "--write-tags", help="Write the genre into each file's tags."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Try unchanged files that failed before again."),
         min_confidence: float = typer.Option(0.0, help="Give a file a genre (in the table and its tags) only when "
@@ -278,27 +279,30 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                              "'uncertain', with their top 3 in exports.")):
     """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
     from .exceptions import ParameterError
-    from .library import EXPORT_FORMATS, export_library, tag_library
+    from .library import EXPORT_FORMATS, check_export_target, export_library, printable, tag_library
     from .predict import load
 
     if export is None and output is not None:
         export = output.suffix.lstrip(".").lower()
-    if export is not None and export.lower() not in EXPORT_FORMATS:
-        raise ParameterError(f"--export must be one of {', '.join(EXPORT_FORMATS)}, got {export!r}")
+    if export is not None:
+        export = export.lower()
+        if export not in EXPORT_FORMATS:
+            raise ParameterError(f"--export must be one of {', '.join(EXPORT_FORMATS)}, got {export!r}")
+        output = output or db.with_suffix(f".{export}")
+        check_export_target(output, export, db)  # before the work, not after it
     summary = tag_library(directory, db, load(model), workers=workers or None, write_tags=write_tags,
                           retry_failed=retry_failed, min_confidence=min_confidence)
     console.print(summary.line(), highlight=False, markup=False)
-    for path, reason in summary.failures:
-        console.print(f"{path}: {reason}", style="red", highlight=False, markup=False)
+    for path, reason in summary.failures + summary.not_scanned:
+        console.print(f"{printable(path)}: {reason}", style="red", highlight=False, markup=False)
     if write_tags:
         console.print(f"genre tags written: {summary.tags_written}, not written: {len(summary.tag_problems)}",
                       highlight=False, markup=False)
         for path, reason in summary.tag_problems:
-            console.print(f"{path}: tag {reason}", style="yellow", highlight=False, markup=False)
+            console.print(f"{printable(path)}: tag {reason}", style="yellow", highlight=False, markup=False)
     if export is not None:
-        output = output or db.with_suffix(f".{export.lower()}")
         rows = export_library(db, output, export)
-        console.print(f"wrote {output} ({rows} rows)", highlight=False, markup=False)
+        console.print(f"wrote {printable(output)} ({rows} rows)", highlight=False, markup=False)
     if not summary.ok:
         raise typer.Exit(1)
 
