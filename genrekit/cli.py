@@ -312,16 +312,23 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
                                                 "(default: the bundled model; 'fast': the faster bundled one)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
           port: int = typer.Option(8000, help="Port to listen on."),
-          max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413).")):
+          max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413)."),
+          max_duration: float = typer.Option(20.0, help="Longest audio accepted, in minutes (longer: HTTP 413, "
+                                             "before decoding more than that)."),
+          max_concurrent: int = typer.Option(2, help="Predictions run at once."),
+          max_waiting: int = typer.Option(4, help="Further requests admitted to wait (more: HTTP 503, Retry-After)."),
+          timeout: float = typer.Option(30.0, help="Seconds a client may take for its request headers, or pause "
+                                        "its upload (then disconnected, or HTTP 408).")):
     """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
     import uvicorn
 
-    from .server import create_app
+    from .server import create_app, server_config
 
-    web_app = create_app(model, max_upload_mb=max_upload_mb)
+    web_app = create_app(model, max_upload_mb=max_upload_mb, max_minutes=max_duration, max_concurrent=max_concurrent,
+                         max_waiting=max_waiting, timeout=timeout)
     console.print(f"model {web_app.state.classifier.name}; page at http://{host}:{port}/ (Ctrl-C stops)",
                   highlight=False, markup=False)
-    uvicorn.run(web_app, host=host, port=port)
+    uvicorn.Server(server_config(web_app, host=host, port=port, timeout=timeout)).run()
 
 
 @data_app.command("render-midi")
