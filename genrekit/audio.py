@@ -1,5 +1,6 @@
 """Audio in: any file soundfile reads, to mono float32 at the project's sample rate."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def _open(path):
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        handle = sf.SoundFile(str(path))
+        handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not UTF-8 open too
     except sf.LibsndfileError as error:
         # libsndfile says "File does not exist" for an existing file its MPEG decoder rejects
         detail = "no audio stream found" if "does not exist" in error.error_string else error.error_string

@@ -341,7 +341,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
         workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
         export: str = typer.Option(None, help="Also export the table: csv or json."),
-        output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json)."),
+        output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json); "
+                                    "never the database, an audio file or a file that is not an earlier export."),
         write_tags: bool = typer.Option(False, "--write-tags", help="Write the genre into each file's tags."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Try unchanged files that failed before again."),
         min_confidence: float = typer.Option(0.0, help="Give a file a genre (in the table and its tags) only when "
@@ -349,27 +350,30 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                              "'uncertain', with their top 3 in exports.")):
     """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
     from .exceptions import ParameterError
-    from .library import EXPORT_FORMATS, export_library, tag_library
+    from .library import EXPORT_FORMATS, check_export_target, export_library, printable, tag_library
     from .predict import load
 
     if export is None and output is not None:
         export = output.suffix.lstrip(".").lower()
-    if export is not None and export.lower() not in EXPORT_FORMATS:
-        raise ParameterError(f"--export must be one of {', '.join(EXPORT_FORMATS)}, got {export!r}")
+    if export is not None:
+        export = export.lower()
+        if export not in EXPORT_FORMATS:
+            raise ParameterError(f"--export must be one of {', '.join(EXPORT_FORMATS)}, got {export!r}")
+        output = output or db.with_suffix(f".{export}")
+        check_export_target(output, export, db)  # before the work, not after it
     summary = tag_library(directory, db, load(model), workers=workers or None, write_tags=write_tags,
                           retry_failed=retry_failed, min_confidence=min_confidence)
     console.print(summary.line(), highlight=False, markup=False)
-    for path, reason in summary.failures:
-        console.print(f"{path}: {reason}", style="red", highlight=False, markup=False)
+    for path, reason in summary.failures + summary.not_scanned:
+        console.print(f"{printable(path)}: {reason}", style="red", highlight=False, markup=False)
     if write_tags:
         console.print(f"genre tags written: {summary.tags_written}, not written: {len(summary.tag_problems)}",
                       highlight=False, markup=False)
         for path, reason in summary.tag_problems:
-            console.print(f"{path}: tag {reason}", style="yellow", highlight=False, markup=False)
+            console.print(f"{printable(path)}: tag {reason}", style="yellow", highlight=False, markup=False)
     if export is not None:
-        output = output or db.with_suffix(f".{export.lower()}")
         rows = export_library(db, output, export)
-        console.print(f"wrote {output} ({rows} rows)", highlight=False, markup=False)
+        console.print(f"wrote {printable(output)} ({rows} rows)", highlight=False, markup=False)
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -379,16 +383,23 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
                                                 "(default: the bundled model; 'fast': the faster bundled one)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
           port: int = typer.Option(8000, help="Port to listen on."),
-          max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413).")):
+          max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413)."),
+          max_duration: float = typer.Option(20.0, help="Longest audio accepted, in minutes (longer: HTTP 413, "
+                                             "before decoding more than that)."),
+          max_concurrent: int = typer.Option(2, help="Predictions run at once."),
+          max_waiting: int = typer.Option(4, help="Further requests admitted to wait (more: HTTP 503, Retry-After)."),
+          timeout: float = typer.Option(30.0, help="Seconds a client may take for its request headers, or pause "
+                                        "its upload (then disconnected, or HTTP 408).")):
     """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
     import uvicorn
 
-    from .server import create_app
+    from .server import create_app, server_config
 
-    web_app = create_app(model, max_upload_mb=max_upload_mb)
+    web_app = create_app(model, max_upload_mb=max_upload_mb, max_minutes=max_duration, max_concurrent=max_concurrent,
+                         max_waiting=max_waiting, timeout=timeout)
     console.print(f"model {web_app.state.classifier.name}; page at http://{host}:{port}/ (Ctrl-C stops)",
                   highlight=False, markup=False)
-    uvicorn.run(web_app, host=host, port=port)
+    uvicorn.Server(server_config(web_app, host=host, port=port, timeout=timeout)).run()
 
 
 def _size(n):

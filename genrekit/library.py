@@ -6,10 +6,13 @@ time and SHA-1, the model that classified it, the top genre, the probabilities (
 a run that is killed loses at most the files in flight, and the next run continues: a file whose path,
 size, modification time and model match its row is skipped; a file whose content (SHA-1) is already in the
 table for the same model (a copy, a moved or renamed file, a touched one) reuses that result. Rows of files
-that are gone from the folder are removed when a run completes.
+that are gone from the folder are removed when a run completes. A path that is not valid UTF-8 (Latin-1
+names of old collections) is kept as its bytes (a BLOB), every other one as text.
 
 Genre tags are written into the files only when asked (`write_tags=True`): on a copy beside the file, with
-mutagen, and the copy replaces the original only when it still decodes to the same number of frames.
+mutagen, and the copy replaces the original only when it still decodes to the same number of frames. Copies
+left by a killed run are never taken for tracks and are removed by the next run. Links to files outside
+the folder and files with several hard links are left untagged (the copy would replace only one name).
 """
 
 import csv
@@ -31,7 +34,8 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .cache import file_digest
-from .datasets.folder import audio_files
+from .constants import AUDIO_EXTENSIONS
+from .datasets.folder import scan_folder
 from .exceptions import AudioError, GenrekitError, ParameterError
 from .predict import load
 from .parallel import progress_bar, submit_bounded, worker_pool
@@ -56,6 +60,10 @@ COLUMNS = ("path", "size", "mtime_ns", "sha1", "model_id", "genre", "probabiliti
 UPSERT = (f"INSERT INTO tracks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
           f"ON CONFLICT(path) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])}")
 EXPORT_FORMATS = ("csv", "json")
+EXPORT_FIELDS = ("path", "genre", "status", "confidence", "top3", "error", "size", "mtime", "sha1", "model_id",
+                 "tagged_at", "tag")
+EXPORT_STARTS = {"csv": (b"path,genre",), "json": (b'[\n {\n  "path": ', b"[]\n")}
+"""How the exports of each format begin: an existing file that begins otherwise is never overwritten."""
 CRASH_REASON = "the worker process crashed while decoding or classifying this file"
 
 
@@ -91,12 +99,19 @@ class LibrarySummary:
     """classified files whose top genre is below the run's `min_confidence`: no genre given"""
     tags_written: int = 0
     tag_problems: list = field(default_factory=list)
-    """(path, reason) of files whose genre tag could not be written"""
+    """(path, reason) of files whose genre tag could not be written ("failed: ..."), or was not on purpose
+    ("unsupported: ..." formats, "skipped: ..." links out of the folder and hard-linked files)"""
+    not_scanned: list = field(default_factory=list)
+    """(path, reason) of dangling links, symlink loops and unreadable folders under the folder"""
+    partial_copies_removed: int = 0
+    """tagging copies left by a killed `write_tags` run, deleted"""
 
     @property
     def ok(self):
-        """True when every file has a genre and every asked-for tag that the format supports was written."""
-        return not self.failures and not any(not reason.startswith("unsupported") for _, reason in self.tag_problems)
+        """True when everything under the folder could be looked at, every file has a genre and every
+        asked-for tag that the format supports was written."""
+        return not self.failures and not self.not_scanned and all(
+            reason.startswith(("unsupported", "skipped")) for _, reason in self.tag_problems)
 
     def line(self):
         text = (f"{self.total} audio files: {self.tagged} tagged, {self.reused} reused (same content), "
@@ -107,7 +122,30 @@ class LibrarySummary:
             text += f"; {self.uncertain} uncertain (no genre: top genre below --min-confidence)"
         if self.removed:
             text += f"; {self.removed} rows of vanished files removed"
+        if self.not_scanned:
+            text += f"; {len(self.not_scanned)} not scanned (dangling links, symlink loops, unreadable folders)"
+        if self.partial_copies_removed:
+            text += f"; {self.partial_copies_removed} tagging copies left by a killed run removed"
         return text
+
+
+def printable(path):
+    """A path as text that can be printed anywhere: bytes that are not UTF-8 shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _key(path):
+    """A path as stored in the table: text, or its bytes when it is not valid UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _rows(conn, query, *args):
+    """The rows of a query as dicts, with their paths as `os.fsdecode` text (see `_key`)."""
+    return [dict(row, path=os.fsdecode(row["path"])) for row in conn.execute(query, *args)]
 
 
 class _Job(NamedTuple):
@@ -233,7 +271,7 @@ def _read_rows(db_path):
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
         conn.row_factory = sqlite3.Row
         try:
-            return [dict(row) for row in conn.execute("SELECT * FROM tracks ORDER BY path")]
+            return _rows(conn, "SELECT * FROM tracks ORDER BY path")
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
@@ -253,19 +291,24 @@ def tag_library(root, db_path, classifier, *, workers=None, progress=True, write
     genre (it is "uncertain"; its probabilities stay in the table, and exports list its top 3); the
     threshold is applied to every row of the folder at the end of each run, so a new threshold needs no
     new classification. With `write_tags`, the genre is also written into each file's tags (uncertain
-    files get none). Returns a `LibrarySummary`.
+    files get none; see `write_genre_tag`). Tagging copies left by a killed run are removed first.
+    Returns a `LibrarySummary`.
     """
     if not 0.0 <= min_confidence <= 1.0:
         raise ParameterError(f"min_confidence must be between 0 and 1, got {min_confidence}")
     root = Path(root).resolve()
     if not root.is_dir():
         raise GenrekitError(f"{root}: folder not found")
-    files = [str(path) for path in audio_files(root)]
+    scan = scan_folder(root)
+    files = [str(path) for path in scan.files]
     model = model_id(classifier)
-    summary = LibrarySummary(total=len(files))
+    summary = LibrarySummary(total=len(files), not_scanned=[(str(path), why) for path, why in scan.skipped])
+    for copy in scan.partial_copies:
+        copy.unlink(missing_ok=True)
+        summary.partial_copies_removed += 1
     conn = _connect(db_path)
     try:
-        known = {row["path"]: row for row in conn.execute("SELECT * FROM tracks")}
+        known = {row["path"]: row for row in _rows(conn, "SELECT * FROM tracks")}
         reusable = {row["sha1"]: row for row in known.values()
                     if row["model_id"] == model and row["error"] is None and row["sha1"]}
         todo = []
@@ -290,7 +333,7 @@ def tag_library(root, db_path, classifier, *, workers=None, progress=True, write
         def record(job, result, reused=False):
             genre, probabilities, error = result
             with conn:
-                conn.execute(UPSERT, (job.path, job.size, job.mtime_ns, job.sha1, model, genre, probabilities,
+                conn.execute(UPSERT, (_key(job.path), job.size, job.mtime_ns, job.sha1, model, genre, probabilities,
                                       error, None, _now()))
             if reused:
                 summary.reused += 1
@@ -332,11 +375,11 @@ def tag_library(root, db_path, classifier, *, workers=None, progress=True, write
         under_root, present = str(root) + os.sep, set(files)
         gone = [path for path in known if path.startswith(under_root) and path not in present]
         with conn:
-            conn.executemany("DELETE FROM tracks WHERE path = ?", [(path,) for path in gone])
+            conn.executemany("DELETE FROM tracks WHERE path = ?", [(_key(path),) for path in gone])
         summary.removed = len(gone)
         summary.uncertain = _apply_min_confidence(conn, files, min_confidence)
         if write_tags:
-            _write_tags(conn, files, summary, progress)
+            _write_tags(conn, root, files, summary, progress)
     finally:
         conn.close()
     summary.failures.sort()
@@ -348,24 +391,34 @@ def _apply_min_confidence(conn, files, min_confidence):
     """Give each classified file of `files` its top genre, or none when that is less likely than
     `min_confidence`; returns how many are left uncertain."""
     present, updates, uncertain = set(files), [], 0
-    for row in conn.execute("SELECT path, genre, probabilities FROM tracks WHERE error IS NULL"):
+    for row in _rows(conn, "SELECT path, genre, probabilities FROM tracks WHERE error IS NULL"):
         if row["path"] in present:
             probabilities = json.loads(row["probabilities"])
             top = max(probabilities, key=probabilities.get)
             genre = top if probabilities[top] >= min_confidence else None
             uncertain += genre is None
             if genre != row["genre"]:
-                updates.append((genre, row["path"]))
+                updates.append((genre, _key(row["path"])))
     with conn:
         conn.executemany("UPDATE tracks SET genre = ? WHERE path = ?", updates)
     return uncertain
 
 
-def _write_tags(conn, files, summary, progress):
+def _tag_refusal(root, path, stat):
+    """Why `path` is left untagged on purpose ("skipped: ..."), or None."""
+    target = os.path.realpath(path)
+    if os.path.commonpath([root, target]) != str(root):
+        return f"skipped: a link to {printable(target)}, outside {printable(root)}"
+    if stat.st_nlink > 1:
+        return f"skipped: {stat.st_nlink} hard links to this file (a tagged copy would replace only this one)"
+    return None
+
+
+def _write_tags(conn, root, files, summary, progress):
     """Write the genre into every classified file with a genre whose tag is not written yet (or failed
-    before)."""
-    rows = {row["path"]: row for row in conn.execute(
-        "SELECT * FROM tracks WHERE error IS NULL AND genre IS NOT NULL AND (tag IS NULL OR tag LIKE 'failed%')")}
+    before), except links out of `root` and hard-linked files."""
+    rows = {row["path"]: row for row in _rows(conn, (
+        "SELECT * FROM tracks WHERE error IS NULL AND genre IS NOT NULL AND (tag IS NULL OR tag LIKE 'failed%')"))}
     pending = [rows[path] for path in files if path in rows]
     for row in tqdm(pending, desc="writing tags", unit="file", disable=not progress or not pending):
         path = row["path"]
@@ -373,12 +426,16 @@ def _write_tags(conn, files, summary, progress):
             stat = os.stat(path)
             if (stat.st_size, stat.st_mtime_ns) != (row["size"], row["mtime_ns"]):
                 continue  # changed since it was classified: the next run classifies it again
+            refusal = _tag_refusal(root, path, stat)
+            if refusal:
+                summary.tag_problems.append((path, refusal))  # not stored: looked at again on every run
+                continue
             changed = write_genre_tag(path, row["genre"])
         except TagError as error:
             status = f"unsupported: {error.reason}" if error.unsupported else f"failed: {error.reason}"
             summary.tag_problems.append((path, status))
             with conn:
-                conn.execute("UPDATE tracks SET tag = ? WHERE path = ?", (status, path))
+                conn.execute("UPDATE tracks SET tag = ? WHERE path = ?", (status, _key(path)))
             continue
         except OSError as error:
             summary.tag_problems.append((path, f"failed: {error.strerror or error}"))
@@ -391,7 +448,7 @@ def _write_tags(conn, files, summary, progress):
             size, mtime_ns, sha1 = row["size"], row["mtime_ns"], row["sha1"]
         with conn:
             conn.execute("UPDATE tracks SET tag = 'written', size = ?, mtime_ns = ?, sha1 = ? WHERE path = ?",
-                         (size, mtime_ns, sha1, path))
+                         (size, mtime_ns, sha1, _key(path)))
 
 
 def _frames(path):
@@ -430,9 +487,12 @@ def _set_genre(audio, path, genre):
 def write_genre_tag(path, genre):
     """Set the genre tag of an audio file; True when the file changed, False when it had that genre already.
 
-    The tag is written to a copy in the same folder, which replaces the original (`os.replace`) only once it
-    reads back with the new genre and decodes to as many frames as before, so the file is never left
-    half-written. Raises `TagError` (with `unsupported=True` for formats without a genre tag).
+    The tag is written to a copy in the same folder (`.NAME.xxxxxxxx.tagging.EXT`, which folder scans never
+    take for a track), which replaces the original (`os.replace`) only once it reads back with the new genre
+    and decodes to as many frames as before, so the file is never left half-written. A link is followed and
+    its target tagged; a file with several hard links gets a new inode under this name, the other names
+    keep the old file (`tag_library` leaves such files untagged). Raises `TagError` (with
+    `unsupported=True` for formats without a genre tag).
     """
     import mutagen
 
@@ -474,16 +534,41 @@ def write_genre_tag(path, genre):
 # ---------------------------------------------------------------------------------------------- export
 
 
-def export_library(db_path, out_path, fmt=None):
-    """Write the library table as CSV or JSON (format from `fmt`, else from the file's suffix), atomically.
+def check_export_target(out_path, fmt, db_path):
+    """Raise `GenrekitError` ("OUT: reason") unless `out_path` may receive an export in `fmt`: never the
+    database (or its -wal/-shm/-journal files), a name with an audio extension, a folder, or an existing
+    file that is not an earlier export in the same format."""
+    out_path, db_path = Path(out_path), Path(db_path).resolve()
+    target = out_path.resolve()
+    if target in [db_path] + [db_path.with_name(db_path.name + end) for end in ("-wal", "-shm", "-journal")] or (
+            out_path.exists() and db_path.exists() and os.path.samefile(out_path, db_path)):
+        raise GenrekitError(f"{out_path}: is the library database (or one of its files); export elsewhere")
+    if out_path.suffix.lower() in AUDIO_EXTENSIONS:
+        raise GenrekitError(f"{out_path}: an audio file name; export to a .{fmt} file")
+    if out_path.is_dir():
+        raise GenrekitError(f"{out_path}: is a folder; give a file name")
+    if out_path.exists():
+        with open(out_path, "rb") as handle:
+            start = handle.read(32)
+        if not start.startswith(EXPORT_STARTS[fmt]):
+            raise GenrekitError(f"{out_path}: exists and is not an earlier {fmt} export; not overwritten")
 
-    CSV has one column per genre (`p_<genre>`); JSON has the probabilities as an object. Returns the number
+
+def export_library(db_path, out_path, fmt=None):
+    """Write the library table as CSV or JSON (format from `fmt`, else from the file's suffix), atomically,
+    to a file `check_export_target` allows.
+
+    CSV has one column per genre (`p_<genre>`); JSON has the probabilities as an object. Paths that are not
+    valid UTF-8 are written as their own bytes in CSV (errors='surrogateescape': read it back with that
+    handler and `os.fsencode` gives the file name) and as `\\udcNN` escapes in JSON (errors='backslashreplace'
+    keeps the file valid UTF-8; `json` reads them back as the surrogate-escaped name). Returns the number
     of rows written.
     """
     out_path = Path(out_path)
     fmt = (fmt or out_path.suffix.lstrip(".")).lower()
     if fmt not in EXPORT_FORMATS:
         raise ParameterError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    check_export_target(out_path, fmt, db_path)
     records = []
     for row in _read_rows(db_path):
         probabilities = json.loads(row["probabilities"]) if row["probabilities"] else {}
@@ -502,7 +587,7 @@ def export_library(db_path, out_path, fmt=None):
     else:
         labels = list(dict.fromkeys(label for record in records for label in record["probabilities"]))
         buffer = io.StringIO()
-        fields = [name for name in records[0] if name != "probabilities"] if records else ["path", "genre"]
+        fields = list(EXPORT_FIELDS)
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(fields + [f"p_{label}" for label in labels])
         for record in records:
@@ -510,5 +595,5 @@ def export_library(db_path, out_path, fmt=None):
                             + [record["probabilities"].get(label, "") for label in labels])
         text = buffer.getvalue()
     with atomic_path(out_path) as temp:
-        temp.write_text(text, encoding="utf-8")
+        temp.write_text(text, encoding="utf-8", errors="backslashreplace" if fmt == "json" else "surrogateescape")
     return len(records)

@@ -5,6 +5,7 @@ it crosses it (at once when its Content-Length already says so). The temporary f
 extension, since some decoders go by it, and is removed when the `receive_upload` block ends.
 """
 
+import asyncio
 import os
 import re
 import tempfile
@@ -26,8 +27,8 @@ TEMP_PREFIX = "genrekit-upload-"
 class UploadError(Exception):
     """An upload refused; `status` is the HTTP status to answer with, the message says why in one line."""
 
-    def __init__(self, status, message):
-        self.status = status
+    def __init__(self, status, message, headers=None):
+        self.status, self.headers = status, headers
         super().__init__(message)
 
 
@@ -106,13 +107,23 @@ class _Receiver:
             self.in_file = False
 
 
+async def _next(chunks, timeout):
+    """The next chunk, or None at the end; `UploadError` 408 when none comes within `timeout` seconds."""
+    try:
+        return await asyncio.wait_for(anext(chunks, None), timeout)
+    except TimeoutError:
+        raise UploadError(408, f"the upload stalled: nothing received for {timeout:g} s",
+                          {"Connection": "close"}) from None
+
+
 @asynccontextmanager
-async def receive_upload(headers, chunks, *, max_bytes, field="file"):
+async def receive_upload(headers, chunks, *, max_bytes, field="file", read_timeout=None):
     """Stream the file in form field `field` of a multipart request (its `headers` and async iterator of
-    body `chunks`) to a temporary file; yield it as an `Upload`, and remove the file when the block ends.
+    body `chunks`) to a temporary file; yield it as an `Upload`, and remove the file when the block ends
+    (whatever ends it: an error, a timeout, the client leaving).
 
     Raises `UploadError`: 413 over `max_bytes`, 415 not multipart/form-data, 400 malformed, 422 no file
-    or more than one.
+    or more than one, 408 when no chunk came for `read_timeout` seconds (with `Connection: close`).
     """
     mime, options = parse_options_header(headers.get("content-type", ""))
     if mime != b"multipart/form-data" or not options.get(b"boundary"):
@@ -125,7 +136,8 @@ async def receive_upload(headers, chunks, *, max_bytes, field="file"):
     try:
         parser = MultipartParser(options[b"boundary"], receiver.callbacks())
         try:
-            async for chunk in chunks:
+            chunks = aiter(chunks)
+            while (chunk := await _next(chunks, read_timeout)) is not None:
                 parser.write(chunk)
             parser.finalize()
         except MultipartParseError as error:

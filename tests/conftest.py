@@ -21,7 +21,7 @@ def write_tone(path, freq=440.0, seconds=1.0, sr=22050, **kwargs):
     """Write a sine to `path` (format from the extension) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), tone(freq, seconds, sr, **kwargs), sr)
+    sf.write(os.fsencode(path), tone(freq, seconds, sr, **kwargs), sr)  # bytes: any file name
     return path
 
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from conftest import write_tone
 from genrekit import library, predict
 from genrekit.cli import app, main
+from genrekit.datasets.folder import PARTIAL_COPY
 from genrekit.library import CRASH_REASON, TagError, export_library, tag_library, write_genre_tag
 from genrekit.predict import load
 
@@ -291,3 +292,186 @@ def test_min_confidence_leaves_unsure_files_without_a_genre_or_tag(tmp_path, cla
     assert tag_library(root, db, classifier, workers=1, progress=False).uncertain == 0  # threshold is per run
     with pytest.raises(library.ParameterError):
         tag_library(root, db, classifier, workers=1, progress=False, min_confidence=1.5)
+
+
+# ---------------------------------------------------------------------------------------------- hardening
+
+LATIN1 = os.fsdecode(b"caf\xe9 d\xe9j\xe0 vu")  # a Latin-1 name: not valid UTF-8, surrogate-escaped as text
+
+
+def test_names_that_are_not_utf8_are_tagged_and_round_trip(tmp_path, classifier, model):
+    root, db = tmp_path / "music", tmp_path / "lib.sqlite"
+    write_tone(root / "a.wav", 220, seconds=2.0)
+    odd = write_tone(root / f"{LATIN1}.flac", 1760, seconds=2.0)
+    (root / f"{LATIN1} broken.mp3").write_bytes(b"junk" * 100)
+    write_tone(root / "z.wav", 1760, seconds=2.0)  # sorted after the odd names: must be tagged too
+    summary = tag_library(root, db, classifier, workers=1, progress=False)
+    assert (summary.total, summary.tagged, summary.failed) == (4, 3, 1)
+    stored = rows(db)
+    assert os.fsencode(odd.resolve()) in stored and str(root.resolve() / "a.wav") in stored  # bytes, text
+    assert stored[os.fsencode(odd.resolve())]["genre"] == classifier.predict(odd).genre
+    again = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
+    assert (again.skipped, again.unchanged_failed, again.tags_written, again.removed) == (3, 1, 3, 0)
+    assert mutagen.File(odd, easy=True)["genre"] == [stored[os.fsencode(odd.resolve())]["genre"]]
+
+    export_library(db, tmp_path / "out.json", "json")
+    exported = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))  # valid UTF-8
+    assert str(odd.resolve()) in {record["path"] for record in exported}
+    export_library(db, tmp_path / "out.csv", "csv")
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        assert str(odd.resolve()) in {record["path"] for record in csv.DictReader(handle)}
+
+    result = runner.invoke(app, ["tag", str(root), "--db", str(db), "--model", str(model), "--workers", "1"])
+    assert result.exit_code == 1 and "caf\\xe9 d\\xe9j\\xe0 vu broken.mp3: not a readable" in result.output
+    result = runner.invoke(app, ["predict", str(odd), "--model", str(model), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["genre"] == stored[os.fsencode(odd.resolve())]["genre"]
+
+
+def test_export_never_overwrites_the_database_an_audio_file_or_another_file(tmp_path, model):
+    root, db = tmp_path / "music", tmp_path / "lib.sqlite"
+    song = write_tone(root / "song.wav", 220, seconds=2.0)
+    args = ["tag", str(root), "--db", str(db), "--model", str(model), "--workers", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    kept = {path: path.read_bytes() for path in (db, song)}
+    (tmp_path / "notes.csv").write_text("my own notes\n")
+    (tmp_path / "lib.json").write_text('{"mine": 1}\n')
+    for output, export, reason in [(db, "csv", "is the library database"), (song, "json", "an audio file name"),
+                                   (tmp_path / "new.mp3", "csv", "an audio file name"),
+                                   (tmp_path / "notes.csv", None, "is not an earlier csv export"),
+                                   (None, "json", "is not an earlier json export"), (root, "csv", "is a folder")]:
+        extra = (["--output", str(output)] if output else []) + (["--export", export] if export else [])
+        result = runner.invoke(app, args + extra)
+        assert isinstance(result.exception, library.GenrekitError), result.output
+        shown = output or tmp_path / "lib.json"
+        assert str(result.exception).startswith(f"{shown}: ") and reason in str(result.exception)
+        assert "\n" not in str(result.exception) and "audio files" not in result.output  # refused before tagging
+    assert {path: path.read_bytes() for path in kept} == kept and not (tmp_path / "new.mp3").exists()
+    assert (tmp_path / "notes.csv").read_text() == "my own notes\n"
+    for _ in range(2):  # an earlier export is replaced
+        assert runner.invoke(app, args + ["--output", str(tmp_path / "out.csv")]).exit_code == 0
+    with pytest.raises(library.GenrekitError, match="is the library database"):
+        export_library(db, db.with_name("lib.sqlite-wal"), "csv")
+
+
+KILLED_TAGGING = """
+import sys, time
+from pathlib import Path
+from genrekit import library
+from genrekit.predict import load
+set_genre = library._set_genre
+def stuck(audio, path, genre):
+    set_genre(audio, path, genre)
+    Path(sys.argv[4]).touch()
+    time.sleep(120)
+library._set_genre = stuck
+library.tag_library(sys.argv[1], sys.argv[2], load(sys.argv[3]), workers=1, progress=False, write_tags=True)
+"""
+
+
+def test_tagging_copies_left_by_a_kill_are_never_tracks_and_are_removed(tmp_path, classifier, model):
+    root, db, marker = tmp_path / "music", tmp_path / "lib.sqlite", tmp_path / "copying"
+    for name, freq in (("a.wav", 220), ("b.flac", 1760)):
+        write_tone(root / name, freq, seconds=2.0)
+    process = subprocess.Popen([sys.executable, "-c", KILLED_TAGGING, str(root), str(db), str(model), str(marker)])
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    assert marker.exists()
+    copies = [name for name in os.listdir(root) if ".tagging." in name]
+    assert len(copies) == 1 and PARTIAL_COPY.fullmatch(copies[0])
+    summary = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
+    assert (summary.total, summary.partial_copies_removed, summary.tags_written) == (2, 1, 2) and summary.ok
+    assert "1 tagging copies left by a killed run removed" in summary.line()
+    assert sorted(os.listdir(root)) == ["a.wav", "b.flac"]
+    assert len(rows(db)) == 2
+
+
+def test_write_tags_leaves_links_out_of_the_folder_and_hard_links_alone(tmp_path, classifier):
+    root, db = tmp_path / "music", tmp_path / "lib.sqlite"
+    outside = write_tone(tmp_path / "elsewhere" / "out.flac", 220, seconds=2.0)
+    write_tone(root / "own.flac", 1760, seconds=2.0)
+    (root / "link.flac").symlink_to(outside)
+    linked = write_tone(root / "linked.flac", 220, seconds=2.0)
+    os.link(linked, tmp_path / "second name.flac")
+    before = {path: (path.read_bytes(), path.stat().st_ino) for path in (outside, linked)}
+    summary = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
+    assert (summary.total, summary.tags_written) == (3, 1) and summary.ok
+    problems = {Path(path).name: reason for path, reason in summary.tag_problems}
+    assert problems["link.flac"].startswith(f"skipped: a link to {outside}, outside")
+    assert problems["linked.flac"].startswith("skipped: 2 hard links")
+    assert {path: (path.read_bytes(), path.stat().st_ino) for path in before} == before
+    assert (tmp_path / "second name.flac").stat().st_ino == linked.stat().st_ino
+    assert "genre" in mutagen.File(root / "own.flac", easy=True)
+
+
+def test_dangling_links_loops_and_unreadable_folders_are_listed(tmp_path, model, monkeypatch):
+    root, db = tmp_path / "music", tmp_path / "lib.sqlite"
+    write_tone(root / "ok.wav", 220, seconds=2.0)
+    (root / "gone.mp3").symlink_to(root / "deleted.mp3")
+    (root / "loop1.wav").symlink_to(root / "loop2.wav")
+    (root / "loop2.wav").symlink_to(root / "loop1.wav")
+    locked = root / "locked"
+    write_tone(locked / "hidden.wav", 220, seconds=2.0)
+    locked.chmod(0)
+    scandir = os.scandir
+
+    def denied(path="."):  # root reads every folder: deny this one as a non-root user would be denied
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    try:
+        result = runner.invoke(app, ["tag", str(root), "--db", str(db), "--model", str(model), "--workers", "1"])
+    finally:
+        locked.chmod(0o755)
+    assert result.exit_code == 1, result.output
+    assert "1 audio files: 1 tagged" in result.output and "4 not scanned" in result.output
+    real = root.resolve()
+    for line in (f"{real / 'gone.mp3'}: dangling symlink", f"{real / 'loop1.wav'}: symlink loop",
+                 f"{real / 'loop2.wav'}: symlink loop", f"{real / 'locked'}: unreadable folder (Permission denied)"):
+        assert line in result.output
+    assert len(rows(db)) == 1
+
+
+KILLED_POOL = """
+import os, sys, time
+from pathlib import Path
+from genrekit import library
+from genrekit.predict import load
+def work(path):
+    Path(sys.argv[4], str(os.getpid())).touch()
+    time.sleep(120)
+library._work = work
+library.tag_library(sys.argv[1], sys.argv[2], load(sys.argv[3]), workers=2, progress=False)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with their parent on Linux")
+def test_tag_workers_die_when_tag_is_killed(tmp_path, model):
+    from test_parallel import _alive, _wait_until
+
+    root, pids = tmp_path / "music", tmp_path / "pids"
+    pids.mkdir()
+    for i in range(3):
+        write_tone(root / f"{i}.wav", 300 + 300 * i, seconds=1.0)
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_POOL, str(root), str(tmp_path / "lib.sqlite"),
+                               str(model), str(pids)])
+    workers = []
+    try:
+        assert _wait_until(lambda: len(list(pids.iterdir())) == 2 or parent.poll() is not None, 120)
+        assert parent.poll() is None, "tag ended early"
+        workers = [int(path.name) for path in pids.iterdir()]
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        assert _wait_until(lambda: not any(_alive(pid) for pid in workers), 5)
+    finally:
+        parent.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -1,18 +1,22 @@
 import asyncio
+import contextlib
 import io
 import re
+import socket
 import tempfile
 import threading
+import time
 
 import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+import uvicorn
 from fastapi.testclient import TestClient
 
 from conftest import tone, write_tone
 from genrekit.predict import load
-from genrekit.server import create_app
+from genrekit.server import create_app, server_config
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +137,9 @@ def test_upload_keeps_its_extension_and_its_temp_file_is_removed(client, classif
     seen = []
     predict = classifier.predict
 
-    def spy(path):
+    def spy(path, **kwargs):
         seen.append((path, path.is_file(), path.parent))
-        return predict(path)
+        return predict(path, **kwargs)
 
     monkeypatch.setattr(classifier, "predict", spy)
     song = write_tone(tmp_path / "s.flac", freq=1700, seconds=2.0).read_bytes()
@@ -149,9 +153,9 @@ def test_prediction_runs_off_the_event_loop(classifier, tmp_path, monkeypatch):
     """While a prediction runs, the server still answers other requests."""
     release, predict = threading.Event(), classifier.predict
 
-    def slow(path):
+    def slow(path, **kwargs):
         assert release.wait(10), "the health request never got through"
-        return predict(path)
+        return predict(path, **kwargs)
 
     monkeypatch.setattr(classifier, "predict", slow)
     song = write_tone(tmp_path / "a.wav", freq=1700, seconds=2.0).read_bytes()
@@ -188,10 +192,185 @@ def test_page_is_self_contained_and_docs_need_no_cdn(client):
 def test_serve_with_a_bad_model_is_a_one_line_error(monkeypatch, capsys):
     from genrekit.cli import main
 
-    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("the server should not start"))
+    monkeypatch.setattr("uvicorn.Server.run", lambda *args, **kwargs: pytest.fail("the server should not start"))
     monkeypatch.setattr("sys.argv", ["genrekit", "serve", "--model", "/no/such/file"])
     with pytest.raises(SystemExit) as stop:
         main()
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error: /no/such/file: ")
+
+
+# ---------------------------------------------------------------------------------------------- under abuse
+
+@contextlib.contextmanager
+def live_server(app, timeout=30.0):
+    """A real uvicorn server for `app` on 127.0.0.1 (a free port), in a thread; yields its base URL."""
+    server = uvicorn.Server(server_config(app, port=0, timeout=timeout, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started, "the server did not start"
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        yield host, port
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def _wait_until(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def multipart(name, content, boundary="b0undary"):
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n\r\n'.encode()
+    return head + content + f"\r\n--{boundary}--\r\n".encode()
+
+
+def raw_request(body, boundary="b0undary", length=None):
+    return (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+            f"boundary={boundary}\r\nContent-Length: {length or len(body)}\r\n\r\n").encode() + body
+
+
+@pytest.fixture
+def scored(classifier, monkeypatch):
+    """The number of windows the model scores, per call, while the test runs."""
+    calls, score = [], classifier.scorer.member_log_probs
+
+    def spy(windows):
+        calls.append(len(next(iter(windows.values()))))
+        return score(windows)
+
+    monkeypatch.setattr(classifier.scorer, "member_log_probs", spy)
+    return calls
+
+
+def _unknown_length(path):
+    """Make a FLAC's header say "length unknown" (total samples 0), as a streamed FLAC does."""
+    data = bytearray(path.read_bytes())
+    data[21] &= 0xF0
+    data[22:26] = bytes(4)
+    path.write_bytes(data)
+    assert sf.info(path).frames == 2**63 - 1
+    return path
+
+
+def test_audio_over_max_minutes_is_413_before_decoding_more(classifier, scored, uploads_dir, tmp_path):
+    app = create_app(classifier, max_minutes=0.1)  # 6 s
+    honest = write_tone(tmp_path / "long.flac", 1700, seconds=10.0)
+    hidden = _unknown_length(write_tone(tmp_path / "hidden.flac", 1700, seconds=40.0))
+    short = write_tone(tmp_path / "short.flac", 1700, seconds=5.0)
+    with live_server(app) as (host, port), httpx.Client(base_url=f"http://{host}:{port}") as http:
+        response = http.post("/api/predict", files={"file": ("long.flac", honest.read_bytes())})
+        assert response.status_code == 413 and response.json()["error"] == \
+            "long.flac: longer than the limit of 6.0 s (10.0 s)"
+        assert scored == []  # refused from the header: nothing decoded
+        response = http.post("/api/predict", files={"file": ("hidden.flac", hidden.read_bytes())})
+        assert response.status_code == 413 and response.json()["error"].startswith(
+            "hidden.flac: longer than the limit of 6.0 s (decoding stopped")
+        assert 0 < sum(scored) <= 8  # 1 s windows: at most the 6 s limit and 1 s more, not 40
+        assert http.post("/api/predict", files={"file": ("short.flac", short.read_bytes())}).status_code == 200
+    assert list(uploads_dir.iterdir()) == []
+
+
+def test_a_client_that_disconnects_stops_its_prediction(classifier, uploads_dir, tmp_path, monkeypatch):
+    started, calls, score = threading.Event(), [], classifier.scorer.member_log_probs
+
+    def slow(windows):
+        calls.append(1)
+        started.set()
+        time.sleep(0.3)
+        return score(windows)
+
+    monkeypatch.setattr(classifier.scorer, "member_log_probs", slow)
+    song = write_tone(tmp_path / "long.wav", 1700, seconds=300.0).read_bytes()  # 10 blocks of 30 s
+    with live_server(create_app(classifier)) as (host, port):
+        with socket.create_connection((host, port), timeout=10) as client:
+            client.sendall(raw_request(multipart("long.wav", song)))
+            assert started.wait(30), "the prediction never started"
+        assert _wait_until(lambda: list(uploads_dir.iterdir()) == [], 15), "the temp file stayed"
+        count = len(calls)
+        time.sleep(1.0)
+        assert len(calls) == count < 10  # stopped, and before the end of the song
+
+
+def test_past_max_concurrent_and_max_waiting_requests_get_503(classifier, uploads_dir, tmp_path, monkeypatch):
+    release, lock, running, peak = threading.Event(), threading.Lock(), [0], [0]
+    predict = classifier.predict
+
+    def held(path, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            assert release.wait(60)
+            return predict(path, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(classifier, "predict", held)
+    song = write_tone(tmp_path / "a.wav", 1700, seconds=2.0).read_bytes()
+    app = create_app(classifier, max_concurrent=2, max_waiting=2)
+
+    async def scenario(base):
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            tasks = [asyncio.create_task(http.post("/api/predict", files={"file": ("a.wav", song)}))
+                     for _ in range(8)]
+            for _ in range(1500):  # until the 4 not admitted are answered (at most 30 s)
+                if sum(task.done() for task in tasks) >= 4:
+                    break
+                await asyncio.sleep(0.02)
+            refused = [task.result() for task in tasks if task.done()]
+            release.set()
+            return refused, await asyncio.gather(*tasks)
+
+    with live_server(app) as (host, port):
+        refused, answers = asyncio.run(scenario(f"http://{host}:{port}"))
+    assert len(refused) == 4 and all(r.status_code == 503 and r.headers["retry-after"] == "5" for r in refused)
+    assert all("busy" in r.json()["error"] for r in refused)
+    assert sorted(r.status_code for r in answers) == [200] * 4 + [503] * 4
+    assert peak[0] == 2  # never more than max_concurrent predictions at once
+    assert list(uploads_dir.iterdir()) == []
+
+
+def _closed(client, seconds):
+    """What the server sends before it closes the connection, or None when it keeps it open for `seconds`."""
+    client.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := client.recv(4096):
+            received += chunk
+    except TimeoutError:
+        return None
+    return received
+
+
+def test_stalled_clients_are_timed_out_and_leave_no_temp_file(classifier, uploads_dir, tmp_path):
+    song = write_tone(tmp_path / "a.wav", 1700, seconds=2.0).read_bytes()
+    with live_server(create_app(classifier, timeout=1.0), timeout=1.0) as (host, port):
+        with socket.create_connection((host, port)) as client:  # headers never finished
+            client.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            assert _closed(client, 10) == b""
+        with socket.create_connection((host, port)) as client:  # headers dripped a byte at a time
+            request, start = raw_request(b"x" * 100), time.monotonic()
+            for byte in request[:40]:
+                try:
+                    client.sendall(bytes([byte]))
+                except OSError:
+                    break
+                time.sleep(0.2)
+            assert _closed(client, 10) == b"" and time.monotonic() - start < 7
+        with socket.create_connection((host, port)) as client:  # body stops half way
+            body = multipart("a.wav", song)
+            client.sendall(raw_request(body[:len(body) // 2], length=len(body)))
+            assert _wait_until(lambda: len(list(uploads_dir.iterdir())) == 1, 10)
+            answer = _closed(client, 10)
+            assert answer is not None and answer.startswith(b"HTTP/1.1 408") and b"stalled" in answer
+        assert _wait_until(lambda: list(uploads_dir.iterdir()) == [], 10)

@@ -1,6 +1,11 @@
 """Generic datasets: a folder of `<genre>/<files>`, or a CSV manifest `path,label[,group,split,start,end]`."""
 
 import csv
+import errno
+import os
+import re
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_path
@@ -10,9 +15,50 @@ from .splits import check_disjoint, split_by_group
 from .track import Track, read_track_table
 
 
+PARTIAL_COPY = re.compile(r"\..+\.[a-z0-9_]{8}\.tagging\.[^.]+")
+"""Names of the copies `genrekit.library.write_genre_tag` tags before they replace the original
+(`.NAME.xxxxxxxx.tagging.EXT`); one still there was left by a killed run."""
+
+
+@dataclass
+class FolderScan:
+    """What is under a folder: its audio files and what could not be looked at."""
+
+    files: list = field(default_factory=list)
+    """audio files (regular files, or links to them, with an audio extension), sorted"""
+    partial_copies: list = field(default_factory=list)
+    """leftover tagging copies (`PARTIAL_COPY`), never counted as audio files"""
+    skipped: list = field(default_factory=list)
+    """(path, reason) of dangling links, symlink loops and unreadable folders, sorted"""
+
+
+def scan_folder(root):
+    """Walk `root` recursively (links to folders are not followed) and sort what is there (`FolderScan`)."""
+    scan = FolderScan()
+    for folder, _, names in os.walk(root, onerror=lambda error: scan.skipped.append(
+            (Path(error.filename), f"unreadable folder ({error.strerror})"))):
+        for name in names:
+            path = Path(folder, name)
+            if PARTIAL_COPY.fullmatch(name):
+                scan.partial_copies.append(path)
+                continue
+            try:
+                mode = os.stat(path).st_mode
+            except OSError as error:
+                reason = ("symlink loop" if error.errno == errno.ELOOP else
+                          "dangling symlink" if path.is_symlink() else f"cannot read ({error.strerror})")
+                scan.skipped.append((path, reason))
+                continue
+            if stat.S_ISREG(mode) and path.suffix.lower() in AUDIO_EXTENSIONS:
+                scan.files.append(path)
+    scan.files.sort()
+    scan.skipped.sort()
+    return scan
+
+
 def audio_files(root):
-    """Every file under `root` (recursively) with an audio extension, sorted."""
-    return sorted(p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    """Every audio file under `root` (recursively), sorted; see `scan_folder`."""
+    return scan_folder(root).files
 
 
 def load_folder(root, *, seed=0):
