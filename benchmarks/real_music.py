@@ -189,7 +189,8 @@ def write_default(chosen, paths, tracks, report, args, began):
     ensemble.fit(select(tracks, "valid"), calibrate=True)
     out = BUNDLED_MODELS["default"]
     card = {"name": "default", "version": time.strftime("%Y.%m.%d"), "labels": GENRES,
-            "kind": f"{row.get('kind', 'single')} ensemble, calibrated (temperature {ensemble.temperature:.2f})",
+            "kind": (f"{row['kind']} ensemble" if "kind" in row else "single model")
+                    + f", calibrated (temperature {ensemble.temperature:.2f})",
             "members": dict(zip(row["members"], getattr(ensemble.combiner, "weights_", [1.0] * len(row["members"])))),
             "training_data": f"real GTZAN recordings: {report['train_clips']} train clips of gtzan-mini and gtzan-extra "
                              f"(fault-filtered split), weights and temperature fitted on {report['valid_clips']} valid "
