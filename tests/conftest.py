@@ -1,6 +1,8 @@
 """Shared fixtures: generated audio on disk and the real clips in ../shared/data (skipped when absent)."""
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +94,38 @@ def members(toy_dataset, tmp_path_factory):
                    cache=cache, workers=1, progress=False)
              for name, kw in (("cnn-logmel", {"channels": (4, 8)}), ("rnn-chroma", {"hidden": 8}))]
     return paths, cache
+
+
+def process_alive(pid):
+    """True while `pid` exists and is not a zombie (a dead child nobody has reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def assert_workers_die_with(parent, pid_folder, workers=2):
+    """Kill `parent` (a subprocess whose `workers` worker processes each write a file named by their pid into
+    `pid_folder`) with SIGKILL once they all run, and check that none of them survives it."""
+    found = []
+    try:
+        assert wait_until(lambda: len(list(pid_folder.iterdir())) == workers or parent.poll() is not None, 120)
+        assert parent.poll() is None, "the parent process ended early"
+        found = [int(path.name) for path in pid_folder.iterdir()]
+        assert all(process_alive(pid) for pid in found)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        assert wait_until(lambda: not any(process_alive(pid) for pid in found), 5)
+    finally:
+        parent.kill()
+        for pid in found:
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from conftest import write_tone
+from conftest import assert_workers_die_with, write_tone
 from genrekit import library, predict
 from genrekit.cli import app, main
 from genrekit.datasets.folder import PARTIAL_COPY
@@ -454,24 +454,10 @@ library.tag_library(sys.argv[1], sys.argv[2], load(sys.argv[3]), workers=2, prog
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with their parent on Linux")
 def test_tag_workers_die_when_tag_is_killed(tmp_path, model):
-    from test_parallel import _alive, _wait_until
-
     root, pids = tmp_path / "music", tmp_path / "pids"
     pids.mkdir()
     for i in range(3):
         write_tone(root / f"{i}.wav", 300 + 300 * i, seconds=1.0)
     parent = subprocess.Popen([sys.executable, "-c", KILLED_POOL, str(root), str(tmp_path / "lib.sqlite"),
                                str(model), str(pids)])
-    workers = []
-    try:
-        assert _wait_until(lambda: len(list(pids.iterdir())) == 2 or parent.poll() is not None, 120)
-        assert parent.poll() is None, "tag ended early"
-        workers = [int(path.name) for path in pids.iterdir()]
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=10)
-        assert _wait_until(lambda: not any(_alive(pid) for pid in workers), 5)
-    finally:
-        parent.kill()
-        for pid in workers:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+    assert_workers_die_with(parent, pids)

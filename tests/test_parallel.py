@@ -1,14 +1,13 @@
 """The worker-process map: complete results, failures raised, workers that die with their parent."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from conftest import assert_workers_die_with
 from genrekit.parallel import map_unordered
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,37 +54,8 @@ for _ in map_unordered(report_and_sleep, [120, 120], workers=2, progress=False):
 """
 
 
-def _alive(pid):
-    """True while `pid` exists and is not a zombie (a dead child nobody has reaped yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_until(condition, seconds):
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with their parent on Linux")
 def test_workers_die_when_their_parent_is_killed(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], env=env)
-    workers = []
-    try:
-        assert _wait_until(lambda: len(list(tmp_path.iterdir())) == 2 or parent.poll() is not None, 120)
-        assert parent.poll() is None, "the parent process ended early"
-        workers = [int(path.name) for path in tmp_path.iterdir()]
-        assert all(_alive(pid) for pid in workers)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=10)
-        assert _wait_until(lambda: not any(_alive(pid) for pid in workers), 5)
-    finally:
-        parent.kill()
-        for pid in workers:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+    assert_workers_die_with(parent, tmp_path)

@@ -90,6 +90,16 @@ def read_artists(path):
         return {row["track_id"]: row["artist"] for row in csv.DictReader(handle) if row.get("artist")}
 
 
+def _readable(path):
+    """Whether the audio header of `path` reads; a file that does not is logged as skipped."""
+    try:
+        audio_info(path)
+    except AudioError as error:
+        log.warning("%s: skipped (%s)", path, error.reason)
+        return False
+    return True
+
+
 def is_listed(root):
     """Whether `root` holds a `tracks.csv` that lists its files with their split (the gtzan-extra layout)."""
     table = Path(root) / "tracks.csv"
@@ -107,12 +117,8 @@ def load_listed(root, *, check_audio=True):
         path, track_id = root / row["path"], row["track_id"]
         if not _TRACK_ID.match(track_id) or row["genre"] != track_id.split(".")[0]:
             raise DatasetError(f"{root / 'tracks.csv'}:{line}: {track_id!r} is not a GTZAN track id of {row['genre']!r}")
-        if check_audio:
-            try:
-                audio_info(path)
-            except AudioError as error:
-                log.warning("%s: skipped (%s)", path, error.reason)
-                continue
+        if check_audio and not _readable(path):
+            continue
         tracks.append(Track(path=str(path), label=row["genre"], group=f"gtzan:{track_id}", source="gtzan",
                             split=split))
     if not tracks:
@@ -160,12 +166,8 @@ def load_gtzan(root, *, splits_dir=None, artists_csv=None, check_audio=True, see
             continue
         if split_of is not None and track_id not in split_of:
             continue
-        if check_audio:
-            try:
-                audio_info(path)
-            except AudioError as error:
-                log.warning("%s: skipped (%s)", path, error.reason)
-                continue
+        if check_audio and not _readable(path):
+            continue
         artist = artist_of.get(track_id)
         tracks.append(Track(path=str(path), label=track_id.split(".")[0],
                             group=f"gtzan:artist:{artist}" if artist else f"gtzan:{track_id}",
