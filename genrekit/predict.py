@@ -61,25 +61,6 @@ class Prediction:
         return out
 
 
-class Stopped(Exception):
-    """A prediction ended early because its `stop` event was set."""
-
-
-class _Stoppable:
-    """A scorer that raises `Stopped` before scoring a block once `stop` is set."""
-
-    def __init__(self, scorer, stop):
-        self.scorer, self.stop = scorer, stop
-
-    def __getattr__(self, name):
-        return getattr(self.scorer, name)
-
-    def member_log_probs(self, windows):
-        if self.stop.is_set():
-            raise Stopped
-        return self.scorer.member_log_probs(windows)
-
-
 class Classifier:
     """A model file's `Scorer` ready to predict songs of any length (see `load`).
 
@@ -109,10 +90,9 @@ class Classifier:
         """Genres of a file (any format soundfile reads) or of an array of samples at `sr` Hz.
 
         Only the first `duration` seconds are decoded when given. Once `stop` (a `threading.Event`) is set,
-        the work ends at the next block of about 30 s with `Stopped`.
+        the work ends at the next block of about 30 s with `genrekit.scoring.Stopped`.
         """
-        scorer = self.scorer if stop is None else _Stoppable(self.scorer, stop)
-        scores = score_audio(scorer, audio, sr=sr, duration=duration)
+        scores = score_audio(self.scorer, audio, sr=sr, duration=duration, stop=stop)
         probabilities, per_window = song_probabilities(self.scorer, scores)
         source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
         ends = np.minimum(scores.times + self.scorer.window_seconds, scores.duration)

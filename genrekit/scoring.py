@@ -187,8 +187,13 @@ class AudioScores:
         return clip_log_probs(self.window_log_probs)
 
 
-def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None):
-    """`AudioScores` of a file (`offset`/`duration` in seconds pick a span) or of samples at `sr` Hz.
+class Stopped(Exception):
+    """A prediction ended early because its `stop` event was set."""
+
+
+def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None):
+    """`AudioScores` of a file (`offset`/`duration` in seconds pick a span) or of samples at `sr` Hz; once
+    `stop` (a `threading.Event`) is set, `Stopped` is raised before the next block is scored.
 
     Raises AudioError for a file without samples or a silent one.
     """
@@ -197,6 +202,8 @@ def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None):
     scores, frames, times, total, loud = [], [], [], 0, False
     for block in signal_blocks(audio, params, scorer.window_seconds, sr=sr, offset=offset, duration=duration):
         loud = loud or not is_silent(block)
+        if stop is not None and stop.is_set():
+            raise Stopped
         if len(block) >= window or total == 0:
             features, windows, starts = block_windows(block, params, scorer.window_seconds, scorer.representations)
             scores.append(scorer.member_log_probs(windows))

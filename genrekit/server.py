@@ -38,7 +38,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from . import __version__
 from .audio import audio_info
 from .exceptions import AudioError, ParameterError
-from .predict import Classifier, Stopped, load
+from .predict import Classifier, load
+from .scoring import Stopped
 from .upload import MB, UploadError, receive_upload
 
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
