@@ -32,6 +32,7 @@ import itertools
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +70,7 @@ def train_members(names, train_tracks, valid_tracks, args, folder, cache):
     """{name: checkpoint path} of members trained on `train_tracks`, early-stopped on `valid_tracks`."""
     paths = {}
     for name in names:
-        config = MEMBERS[name]
-        config = TrainConfig(**{**config.__dict__, "views": args.views, "seed": args.seed})
+        config = replace(MEMBERS[name], views=args.views, seed=args.seed)
         paths[name] = train(config, train_tracks, valid_tracks, args.runs / folder / name, labels=GENRES,
                             cache=cache)
     return paths
