@@ -17,7 +17,7 @@ from genrekit.atomic import write_text
 from genrekit.cache import FeatureCache
 from genrekit.datasets import labels_of, select
 from genrekit.checkpoints import load_members
-from genrekit.combiners import COMBINERS, make_combiner
+from genrekit.combiners import COMBINER_KINDS, make_combiner
 from genrekit.ensemble import Ensemble
 from genrekit.evaluation import classification_metrics, evaluate_checkpoint, write_json
 from genrekit.models import PAPER_MODELS, list_models
@@ -34,7 +34,7 @@ def seed_results(tracks, labels, args, seed, cache):
     results, reliance = {}, {}
     for member, probs in zip(ensemble.members, test_probs):
         results[member.name] = classification_metrics(test_y, probs.argmax(1), labels)
-    for kind in COMBINERS:
+    for kind in COMBINER_KINDS:
         combiner = make_combiner(kind, seed).fit(valid_probs, valid_y, valid_stats)
         results[f"ensemble-{kind}"] = classification_metrics(
             test_y, combiner.predict_proba(test_probs, test_stats).argmax(1), labels)
@@ -89,7 +89,7 @@ def main():
     first = by_seed[args.seeds[0]]
     table = dict(first) | se_results(tracks, labels, args, cache)
     best_single = max(PAPER_MODELS, key=lambda name: first[name]["accuracy"])
-    top = [best_single] + [f"ensemble-{kind}" for kind in COMBINERS]
+    top = [best_single] + [f"ensemble-{kind}" for kind in COMBINER_KINDS]
     spread = {"seeds": args.seeds, "rows": {}}
     for name in top:
         acc = [by_seed[s][name]["accuracy"] for s in args.seeds]

@@ -7,7 +7,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from .cache import FeatureCache, fill_cache
-from .features import FeatureParams
+from .feature_params import FeatureParams
 
 
 def clip_statistics(features, params=FeatureParams()):

@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import tempfile
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,24 +17,14 @@ import numpy as np
 from .atomic import atomic_path
 from .audio import load_audio
 from .constants import DEFAULT_CACHE_DIR, REPRESENTATIONS
+from .digest import file_digest
 from .exceptions import AudioError
-from .features import FeatureParams, compute_features
+from .feature_params import FeatureParams
+from .features import compute_features
 from .parallel import map_unordered
 
 STORED_DTYPES = {"waveform": np.float32, "spectrogram": np.float16, "logmel": np.float16, "chroma": np.float16}
 """dB images and chroma keep 3 significant digits (float16) to halve the cache; the signal stays float32."""
-
-
-def file_digest(path):
-    """SHA-1 of a file's content, computed once per process for a file of the same size and time."""
-    stat = os.stat(path)
-    return _digest(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=65536)
-def _digest(path, size, mtime_ns):
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha1").hexdigest()
 
 
 class FeatureCache:

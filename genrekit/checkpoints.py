@@ -12,13 +12,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from .atomic import atomic_path
 from .combiners import make_combiner
 from .exceptions import GenrekitError, ParameterError
-from .features import FeatureParams
-from .models import create_model
+from .feature_params import FeatureParams
 from .scoring import OnnxScorer, TorchScorer
 
 FORMAT = "genrekit-checkpoint-1"
@@ -28,6 +25,8 @@ ONNX_METADATA_KEY = "genrekit"
 
 def atomic_save(obj, path):
     """`torch.save` to a temporary file beside `path`, then rename it into place."""
+    import torch  # checkpoints are torch files; an .onnx export is read without torch
+
     with atomic_path(path) as temp:
         torch.save(obj, temp)
 
@@ -53,6 +52,8 @@ def compact(ckpt, model):
 
 def read_file(path):
     """The raw dict of a genrekit checkpoint or ensemble file (weights as tensors)."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -63,6 +64,8 @@ def read_file(path):
 
 def model_from_checkpoint(ckpt):
     """(model in eval mode, the rest of the checkpoint) from a checkpoint dict."""
+    from .models import create_model  # the networks (torch)
+
     ckpt = dict(ckpt)
     model = create_model(ckpt["model"], len(ckpt["labels"]), **ckpt["config"])
     frozen = ckpt.pop("frozen", None)
@@ -92,7 +95,7 @@ def load_checkpoint(path):
 class Member:
     """One trained model of an ensemble: its network, its checkpoint (to save it again) and what that says."""
 
-    model: torch.nn.Module
+    model: "torch.nn.Module"
     checkpoint: dict
     info: dict
 

@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 from .cache import FeatureCache, fill_cache
 from .exceptions import DatasetError
-from .features import FeatureParams, compute_features
+from .feature_params import FeatureParams
+from .features import compute_features
 from .scoring import cut_windows, loop_to, window_frames, window_length, window_starts
 
 

@@ -8,7 +8,6 @@ metadata (`genrekit`), so an exported file predicts with onnxruntime and no chec
 """
 
 import json
-import logging
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -16,11 +15,9 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_path
-from .cache import DEFAULT_CACHE_DIR, file_digest
 from .checkpoints import ONNX_METADATA_KEY, load_scorer
 from .scoring import window_length
 
-log = logging.getLogger(__name__)
 
 
 class MemberStack(torch.nn.Module):
@@ -59,14 +56,3 @@ def export_onnx(model_path, out_path):
         graph.metadata_props.add(key=ONNX_METADATA_KEY, value=json.dumps(metadata))
         onnx.save(graph, str(temp))
     return out_path
-
-
-def cached_onnx_export(model_path, cache_dir=DEFAULT_CACHE_DIR):
-    """The ONNX export of a checkpoint or ensemble, made on first use and kept under `cache_dir/onnx`, keyed by
-    the file's content (the bundled models ship as `.pt` only; the export is deterministic)."""
-    model_path = Path(model_path)
-    out = Path(cache_dir) / "onnx" / f"{model_path.stem}-{file_digest(model_path)[:16]}.onnx"
-    if not out.is_file():
-        log.warning("%s: exporting it to ONNX once, for onnxruntime (%s)", model_path, out)
-        export_onnx(model_path, out)
-    return out

@@ -10,56 +10,18 @@ The filterbanks come from librosa, and the results match `librosa.amplitude_to_d
 Chroma uses a fixed A440 tuning: librosa's per-clip tuning estimate costs more than the rest together.
 """
 
-import json
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import librosa
 import numpy as np
 import torch
 
-from .constants import HOP_LENGTH, N_CHROMA, N_FFT, N_MELS, REPRESENTATIONS, SAMPLE_RATE, TOP_DB
+from .constants import REPRESENTATIONS, TOP_DB
 from .exceptions import ParameterError
+from .feature_params import FeatureParams, check_representation
 
 AMIN = 1e-10
 """Power floor before taking logs (librosa's default; 1e-5 in amplitude)."""
-
-
-@dataclass(frozen=True)
-class FeatureParams:
-    """Everything that decides what the representations of a signal are."""
-
-    sr: int = SAMPLE_RATE
-    n_fft: int = N_FFT
-    hop_length: int = HOP_LENGTH
-    n_mels: int = N_MELS
-    n_chroma: int = N_CHROMA
-    top_db: float = TOP_DB
-
-    def key(self):
-        """A stable text naming these parameters (for cache keys and checkpoints)."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @property
-    def n_bins(self):
-        return 1 + self.n_fft // 2
-
-    def n_frames(self, n_samples):
-        """Frames of a centred STFT over `n_samples` samples."""
-        return 1 + n_samples // self.hop_length
-
-    def shape(self, representation, n_samples):
-        """Per-item shape of a representation of a signal of `n_samples` samples."""
-        rows = {"spectrogram": self.n_bins, "logmel": self.n_mels, "chroma": self.n_chroma}
-        if representation == "waveform":
-            return (n_samples,)
-        return (rows[representation], self.n_frames(n_samples))
-
-
-def check_representation(name):
-    if name not in REPRESENTATIONS:
-        raise ParameterError(f"unknown representation {name!r}; known: {', '.join(REPRESENTATIONS)}")
-    return name
 
 
 def power_to_db(power, *, top_db=TOP_DB):

@@ -33,7 +33,7 @@ from typing import NamedTuple
 from tqdm import tqdm
 
 from .atomic import atomic_path
-from .cache import file_digest
+from .digest import file_digest
 from .constants import AUDIO_EXTENSIONS
 from .datasets.folder import scan_folder
 from .exceptions import AudioError, GenrekitError, ParameterError

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
-from .features import FeatureParams  # noqa: E402
+from .feature_params import FeatureParams  # noqa: E402
 
 
 def save_figure(figure, path):

@@ -14,9 +14,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .checkpoints import load_scorer
-from .export import cached_onnx_export
+from .constants import DEFAULT_CACHE_DIR
+from .digest import file_digest
 from .exceptions import GenrekitError, ParameterError
-from .scoring import TorchScorer, score_audio, song_probabilities
+from .scoring import score_audio, song_probabilities
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "default.pt"
@@ -81,7 +82,7 @@ class Classifier:
 
     @property
     def backend(self):
-        return "torch" if isinstance(self.scorer, TorchScorer) else "onnxruntime"
+        return self.scorer.backend
 
     def __repr__(self):
         return f"Classifier({self.name!r}, members={self.member_names}, labels={self.labels})"
@@ -112,6 +113,19 @@ class Classifier:
                     on_error(path, error)
                 results.append(error)
         return results
+
+
+def cached_onnx_export(model_path, cache_dir=DEFAULT_CACHE_DIR):
+    """The ONNX export of a checkpoint or ensemble, made on first use and kept under `cache_dir/onnx`, keyed by
+    the file's content (the bundled models ship as `.pt` only; the export is deterministic)."""
+    model_path = Path(model_path)
+    out = Path(cache_dir) / "onnx" / f"{model_path.stem}-{file_digest(model_path)[:16]}.onnx"
+    if not out.is_file():
+        from .export import export_onnx  # torch, loaded only to export: predicting from the export needs none
+
+        log.warning("%s: exporting it to ONNX once, for onnxruntime (%s)", model_path, out)
+        export_onnx(model_path, out)
+    return out
 
 
 def onnxruntime_available():

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from scipy.special import log_softmax
 
 from .audio import audio_info, is_silent, load_audio, resample, stream_audio, to_mono
-from .combiners import GATE_REPRESENTATIONS, GatedEnsemble, gate_frames, gate_statistics_of_frames, temper
+from .combiners import GATE_REPRESENTATIONS, gate_frames, gate_statistics_of_frames, temper
 from .exceptions import AudioError, ParameterError
-from .features import FeatureParams, compute_features
+from .feature_params import FeatureParams
 
 BLOCK_SECONDS = 30.0
 
@@ -65,7 +63,12 @@ def block_windows(y, params, window_seconds, representations):
     window when shorter): the same windows in time for every representation."""
     samples = window_length("waveform", window_seconds, params)
     y = loop_to(np.asarray(y, dtype=np.float32), samples)
-    features = compute_features(y, params, representations)
+    if set(representations) == {"waveform"}:
+        features = {"waveform": y}
+    else:
+        from .features import compute_features  # torch: loaded only for members that read spectra
+
+        features = compute_features(y, params, representations)
     starts = window_starts(len(y), samples)
     windows = {rep: cut_windows(features[rep], window_frames(starts, rep, params),
                                 window_length(rep, window_seconds, params)) for rep in representations}
@@ -95,7 +98,7 @@ class Scorer:
 
     @property
     def gated(self):
-        return isinstance(self.combiner, GatedEnsemble)
+        return self.kind == "gating"
 
     @property
     def representations(self):
@@ -116,6 +119,8 @@ class Scorer:
 class TorchScorer(Scorer):
     """Members run as torch modules (each has a `representation`)."""
 
+    backend = "torch"
+
     def __init__(self, models, **kwargs):
         super().__init__(**kwargs)
         self.models = list(models)
@@ -126,6 +131,8 @@ class TorchScorer(Scorer):
 
 def model_log_probs(model, windows, batch_size=64):
     """Log-probabilities [shape=(n_windows, n_labels)] of a torch model (in eval mode) for windows."""
+    import torch  # only scoring with torch needs it (onnxruntime does not)
+
     x = torch.from_numpy(windows)
     with torch.inference_mode():
         return torch.cat([torch.log_softmax(model(x[s:s + batch_size]), dim=1)
@@ -134,11 +141,14 @@ def model_log_probs(model, windows, batch_size=64):
 
 def clip_log_probs(window_log_probs):
     """A clip's score: the mean of its windows' log-probabilities (axis -2), renormalised."""
-    return log_softmax(np.mean(window_log_probs, axis=-2), axis=-1)
+    mean = np.mean(window_log_probs, axis=-2)
+    return mean - np.logaddexp.reduce(mean, axis=-1, keepdims=True)
 
 
 class OnnxScorer(Scorer):
     """Members run by one onnxruntime session (see `genrekit.export`)."""
+
+    backend = "onnxruntime"
 
     def __init__(self, session, **kwargs):
         super().__init__(**kwargs)

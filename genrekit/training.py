@@ -27,7 +27,7 @@ from .clips import ClipSet
 from .datasets import class_weights, labels_of
 from .evaluation import classification_metrics
 from .exceptions import ParameterError
-from .features import FeatureParams
+from .feature_params import FeatureParams
 from .models import create_model
 from .plots import plot_training_curves
 from .scoring import clip_log_probs, model_log_probs, window_length

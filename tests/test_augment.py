@@ -11,7 +11,7 @@ from genrekit.clips import ClipSet
 from genrekit.scoring import window_length
 from genrekit.datasets import select
 from genrekit.exceptions import ParameterError
-from genrekit.features import FeatureParams
+from genrekit.feature_params import FeatureParams
 from genrekit.training import TrainConfig, train
 from test_variants import peak_hz
 

@@ -2,9 +2,11 @@ import numpy as np
 
 from conftest import write_tone
 from genrekit.audio import load_audio
-from genrekit.cache import EmbeddingStore, FeatureCache, file_digest, fill_cache
+from genrekit.cache import EmbeddingStore, FeatureCache, fill_cache
+from genrekit.digest import file_digest
 from genrekit.datasets import Track
-from genrekit.features import FeatureParams, compute_features
+from genrekit.feature_params import FeatureParams
+from genrekit.features import compute_features
 
 
 def _track(path, **kw):

@@ -12,7 +12,7 @@ from genrekit.datasets import (Track, check_disjoint, class_weights, load_datase
                                load_manifest, merge, snippets, split_by_group, write_manifest)
 from genrekit.datasets.gtzan import GENRES
 from genrekit.exceptions import DatasetError, ParameterError
-from genrekit.features import FeatureParams
+from genrekit.feature_params import FeatureParams
 
 
 def _fake_gtzan(root, layout, ext, ids=range(4)):

@@ -4,7 +4,8 @@ import torch
 
 from genrekit.datasets import select
 from genrekit.checkpoints import load_members, load_scorer
-from genrekit.combiners import EqualAverage, GatedEnsemble, Stacking, WeightedAverage
+from genrekit.combiners import EqualAverage, WeightedAverage
+from genrekit.stacking import GatedEnsemble, Stacking
 from genrekit.ensemble import Ensemble
 from genrekit.evaluation import clip_log_probs
 from genrekit.exceptions import ParameterError
@@ -151,3 +152,16 @@ def test_calibrated_ensemble_round_trips_its_temperature(toy_dataset, members, t
     loaded = load_scorer(ensemble.save(tmp_path / "calibrated.pt"))
     after, _ = clip_log_probs(loaded, select(tracks, "test"), progress=False)
     assert loaded.temperature == pytest.approx(ensemble.temperature) and np.allclose(before, after, atol=1e-5)
+
+
+def test_numpy_softmax_and_clip_scores_match_scipy():
+    """genrekit's softmax and log-softmax (numpy, so that predicting needs no scipy) against scipy's."""
+    from scipy.special import log_softmax, softmax as scipy_softmax
+
+    from genrekit.combiners import softmax
+    from genrekit.scoring import clip_log_probs
+
+    x = np.random.default_rng(0).normal(scale=30.0, size=(3, 7, 10))
+    np.testing.assert_allclose(softmax(x), scipy_softmax(x, axis=-1), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(clip_log_probs(x), log_softmax(x.mean(axis=-2), axis=-1), rtol=1e-9, atol=1e-12)
+

@@ -6,7 +6,8 @@ import torch
 from conftest import tone
 from genrekit.audio import load_audio
 from genrekit.exceptions import ParameterError
-from genrekit.features import FeatureExtractor, FeatureParams, compute_features
+from genrekit.feature_params import FeatureParams
+from genrekit.features import FeatureExtractor, compute_features
 
 
 def _librosa_reference(y, p=FeatureParams()):

@@ -45,9 +45,14 @@ print(failed)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
+HEAVY = {"plots", "midi", "features", "models", "export", "stacking"}
+"""Package modules that load matplotlib, FluidSynth, librosa, torch or scikit-learn: imported inside the
+functions that need them, so that predicting from an ONNX export starts without any of those."""
+
+
 def test_package_modules_import_nothing_inside_functions_to_dodge_a_circle():
-    """Inside functions the package imports only its heavy leaves (matplotlib's plots, MIDI rendering), never a
-    module to dodge a circle (the command line, which imports each command's needs lazily, aside)."""
+    """Inside functions the package imports only its heavy modules (`HEAVY`), never a module to dodge a
+    circle (the command line, which imports each command's needs lazily, aside)."""
     for path in (ROOT / "genrekit").rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -55,7 +60,7 @@ def test_package_modules_import_nothing_inside_functions_to_dodge_a_circle():
                 for inner in ast.walk(node):
                     if isinstance(inner, ast.ImportFrom) and inner.level and path.name != "cli.py":
                         target = (inner.module or "").split(".")[0]
-                        assert target in {"plots", "midi"}, \
+                        assert target in HEAVY, \
                             f"{path.relative_to(ROOT)}:{inner.lineno} imports .{inner.module} inside a function"
 
 
@@ -67,6 +72,20 @@ def test_import_genrekit_and_the_help_do_not_load_torch_or_sklearn():
                   "except SystemExit as e:\n    assert e.code == 0\nprint('torch' in sys.modules)")
     assert result.returncode == 0 and result.stdout.strip().endswith("False"), result.stdout + result.stderr
     assert callable(genrekit.load) and genrekit.load.__module__ == "genrekit.predict"
+
+
+def test_predicting_from_an_onnx_export_loads_no_torch_sklearn_or_librosa(tmp_path):
+    """The bundled default model exported once (that needs torch), then a fresh process predicts from the
+    export with onnxruntime alone (start-up time)."""
+    pytest.importorskip("onnxruntime")
+    code = (f"import os, sys\nos.environ['GENREKIT_CACHE'] = {str(tmp_path)!r}\nimport numpy as np\n"
+            "from genrekit.predict import load\n"
+            "result = load('default').predict(np.sin(np.arange(66150) / 7.0).astype(np.float32), sr=22050)\n"
+            "print(result.genre in result.labels, sorted(m for m in ('torch', 'sklearn', 'librosa', 'scipy') "
+            "if m in sys.modules))")
+    first, second = _run(code), _run(code)
+    assert first.returncode == 0 and first.stdout.split()[0] == "True", first.stderr
+    assert second.returncode == 0 and second.stdout.strip() == "True []", second.stdout + second.stderr
 
 
 @pytest.mark.parametrize("folder", ["benchmarks", "scripts"])

@@ -4,7 +4,8 @@ import torch
 
 from genrekit.scoring import window_length
 from genrekit.exceptions import ParameterError
-from genrekit.features import FeatureParams, compute_features
+from genrekit.feature_params import FeatureParams
+from genrekit.features import compute_features
 from genrekit.models import PAPER_MODELS, create_model, list_models
 
 EIGHT = ["cnn-chroma", "cnn-logmel", "cnn-spectrogram", "cnn-waveform",

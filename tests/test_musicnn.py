@@ -206,7 +206,7 @@ def test_training_embeds_each_window_once_and_trains_only_the_head(toy_dataset, 
 def test_checkpoint_leaves_out_the_pretrained_weights_and_checks_their_digest(tmp_path, musicnn):
     from genrekit.checkpoints import load_checkpoint, read_file, save_checkpoint
     from genrekit.exceptions import GenrekitError
-    from genrekit.features import FeatureParams
+    from genrekit.feature_params import FeatureParams
     from genrekit.models import create_model
 
     torch.manual_seed(0)

@@ -211,17 +211,17 @@ def test_onnx_export_is_made_once_per_model_content(classifiers, tmp_path, monke
     pytest.importorskip("onnxruntime")
     import shutil
 
-    from genrekit import export
+    from genrekit import export, predict
 
     model = shutil.copy(classifiers["single"].source, tmp_path / "model.pt")
     made = []
     real_export = export.export_onnx
     monkeypatch.setattr(export, "export_onnx", lambda *args: made.append(args) or real_export(*args))
-    first = export.cached_onnx_export(model, tmp_path / "cache")
-    assert export.cached_onnx_export(model, tmp_path / "cache") == first and len(made) == 1
+    first = predict.cached_onnx_export(model, tmp_path / "cache")
+    assert predict.cached_onnx_export(model, tmp_path / "cache") == first and len(made) == 1
     assert load(first).predict(tone(1700, 2.0), sr=22050).probabilities.shape == (3,)
     shutil.copy(classifiers["gated"].source, model)  # other content: exported again, to another file
-    assert export.cached_onnx_export(model, tmp_path / "cache") != first and len(made) == 2
+    assert predict.cached_onnx_export(model, tmp_path / "cache") != first and len(made) == 2
 
 
 def test_waveform_and_frame_members_see_the_same_windows(members, toy_dataset, tmp_path):

@@ -15,7 +15,7 @@ from genrekit.datasets import select
 from genrekit.evaluation import classification_metrics
 from genrekit.scoring import window_length
 from genrekit.exceptions import ParameterError
-from genrekit.features import FeatureParams
+from genrekit.feature_params import FeatureParams
 from genrekit.training import TrainConfig, train, validate
 
 TINY = {"cnn-logmel": {"channels": (4, 8)}, "rnn-chroma": {"hidden": 8}, "cnn-waveform": {"channels": (4, 8)}}
