@@ -236,6 +236,17 @@ def _run_pool(jobs, model_path, workers, handle):
             suspects.extend(crashed)
 
 
+def run_local(jobs, count, classifier, workers, handle):
+    """The default engine of `tag_library`: classify `jobs` (`count` at most) on this machine, handing each
+    (job, result) to `handle` as it finishes: in this process with one worker, else in a pool of `workers`
+    processes (default: one per core)."""
+    workers = max(1, min(workers or os.cpu_count() or 1, count))
+    if workers == 1:
+        _run_in_process(jobs, classifier, handle)
+    else:
+        _run_pool(jobs, str(classifier.source), workers, handle)
+
+
 # ---------------------------------------------------------------------------------------------- database
 
 
@@ -281,12 +292,14 @@ def _read_rows(db_path):
 # ---------------------------------------------------------------------------------------------- tagging
 
 
-def tag_library(root, db_path, classifier, *, workers=None, progress=True, write_tags=False, retry_failed=False,
-                min_confidence=0.0):
+def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, progress=True, write_tags=False,
+                retry_failed=False, min_confidence=0.0):
     """Classify every audio file under `root` (recursively) into the SQLite table at `db_path`.
 
     `classifier` is a `genrekit.predict.Classifier`; with more than one worker each process loads it again
-    from `classifier.source`. Files unchanged since a run with the same model are skipped (those that
+    from `classifier.source`. `engine` classifies the files that need it (`run_local`: this machine's
+    processes; `genrekit.distributed.run_ray`: a Ray cluster's), `workers` at once (None: the engine's
+    default), while this process hashes them and commits each result as it comes. Files unchanged since a run with the same model are skipped (those that
     failed too, unless `retry_failed`). A file whose top genre is less likely than `min_confidence` gets no
     genre (it is "uncertain"; its probabilities stay in the table, and exports list its top 3); the
     threshold is applied to every row of the folder at the end of each run, so a new threshold needs no
@@ -361,14 +374,11 @@ def tag_library(root, db_path, classifier, *, workers=None, progress=True, write
                     continue
                 yield job
 
-        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
         bar = progress_bar(len(todo), "tagging", "file", progress)
         bar.set_postfix(unchanged=summary.skipped + summary.unchanged_failed)
         try:
-            if workers == 1:
-                _run_in_process(jobs(), classifier, record)
-            else:
-                _run_pool(jobs(), str(classifier.source), workers, record)
+            if todo:
+                engine(jobs(), len(todo), classifier, workers, record)
         finally:
             bar.close()
 
