@@ -137,3 +137,15 @@ def ray_engine(address=None):
     """`run_ray` for the cluster at `address`, as `tag_library(..., engine=ray_engine("auto"))` takes it."""
     require_ray()
     return partial(run_ray, address=address)
+
+
+# ---------------------------------------------------------------------------------------------- embedding
+
+
+def map_ray(fn, spec, items, workers, *, address=None):
+    """An engine of `genrekit.embedding.embed_corpus` (as `functools.partial(map_ray, address=...)`):
+    `fn(spec, item)` of each item as a Ray task on the cluster at `address`, yielded as they finish; a
+    worker that dies on the same item every time (`WorkerCrashedError`) ends the run, as in a local pool."""
+    with ray_session(address):
+        for _, future in ray_map(fn, items, lambda item: (spec, item), count=len(items), workers=workers):
+            yield future.result()
