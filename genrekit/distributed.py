@@ -22,15 +22,13 @@ every node; see the README.
 
 import logging
 from contextlib import contextmanager
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from .checkpoints import load_scorer
 from .exceptions import GenrekitError, ParameterError
-from .library import CRASH_REASON, _classify, model_id
+from .library import CRASH_REASON, _classify, worker_classifier
 from .parallel import submit_bounded
-from .predict import Classifier
 
 try:
     import ray
@@ -104,12 +102,12 @@ def ray_map(fn, items, args, *, count, workers=None):
 
 @lru_cache(maxsize=1)
 def _shipped_classifier(suffix, holder):
-    """The classifier of a model file put in Ray's object store (`holder`: its reference, in a tuple so
-    that Ray hands over the reference, not the bytes), loaded once per worker process."""
+    """The `worker_classifier` of a model file put in Ray's object store (`holder`: its reference, in a
+    tuple so that Ray hands over the reference, not the bytes), loaded once per worker process."""
     with TemporaryDirectory() as folder:
         path = Path(folder) / f"model{suffix}"
         path.write_bytes(ray.get(holder[0]))
-        return Classifier(load_scorer(path, threads=1), path)
+        return worker_classifier(path)
 
 
 def _classify_shipped(model, path):
@@ -118,7 +116,7 @@ def _classify_shipped(model, path):
 
 
 def run_ray(jobs, count, classifier, workers, handle, *, address=None):
-    """An engine of `genrekit.library.tag_library` (`ray_engine` gives it one argument fewer): the files
+    """An engine of `genrekit.library.tag_library` (as `functools.partial(run_ray, address=...)`): the files
     classified by Ray tasks on the cluster at `address` (see `ray_session`), `workers` at once (None: one
     per CPU of the cluster), each (job, result) handed to `handle` as it arrives."""
     with ray_session(address):
@@ -131,12 +129,6 @@ def run_ray(jobs, count, classifier, workers, handle, *, address=None):
             except WorkerCrashedError:
                 result = (None, None, CRASH_REASON)
             handle(job, result)
-
-
-def ray_engine(address=None):
-    """`run_ray` for the cluster at `address`, as `tag_library(..., engine=ray_engine("auto"))` takes it."""
-    require_ray()
-    return partial(run_ray, address=address)
 
 
 # ---------------------------------------------------------------------------------------------- embedding

@@ -37,7 +37,8 @@ from .cache import file_digest
 from .constants import AUDIO_EXTENSIONS
 from .datasets.folder import scan_folder
 from .exceptions import AudioError, GenrekitError, ParameterError
-from .predict import load
+from .checkpoints import load_scorer
+from .predict import Classifier
 from .parallel import progress_bar, submit_bounded, worker_pool
 
 SCHEMA_VERSION = 1
@@ -189,9 +190,15 @@ def _classify(classifier, path):
 _WORKER_CLASSIFIER = None
 
 
+def worker_classifier(model_path):
+    """The classifier a worker process of an engine runs: onnxruntime (for an `.onnx` file) with one thread,
+    as torch has one in workers, so that a worker per core does not oversubscribe the cores."""
+    return Classifier(load_scorer(model_path, threads=1), model_path)
+
+
 def _init_worker(model_path):
     global _WORKER_CLASSIFIER
-    _WORKER_CLASSIFIER = load(model_path)
+    _WORKER_CLASSIFIER = worker_classifier(model_path)
 
 
 def _work(path):
