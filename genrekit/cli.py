@@ -113,7 +113,8 @@ AddressOption = typer.Option(None, help="With --engine ray: the cluster, auto (t
 
 
 def _engine(engine, address, local, ray_engine):
-    """`local`, or `genrekit.distributed`'s `ray_engine` (by name) for `address`; a one-line error without Ray."""
+    """`local`, or the engine of `genrekit.distributed` named `ray_engine`, for the cluster at `address`; a
+    one-line error without Ray."""
     from functools import partial
 
     from .exceptions import ParameterError

@@ -18,9 +18,8 @@ from conftest import wait_until, write_tone, write_toy_dataset
 from genrekit.cache import FeatureCache
 from genrekit.checkpoints import read_file
 from genrekit.cli import app
-from genrekit.datasets import Track, select
-from genrekit.distributed import map_ray, run_ray
-from genrekit.embedding import embed_corpus
+from genrekit.datasets import Track, load_dataset, select, write_manifest
+from genrekit.distributed import run_ray
 from genrekit.exceptions import ParameterError
 from genrekit.library import CRASH_REASON, tag_library
 from genrekit.predict import load
@@ -38,8 +37,10 @@ TASK_TITLE = b"ray::_classify_shipped"
 """The process title of a Ray worker while it classifies a file."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_address():
+    """One local Ray instance for the session's Ray tests (all in this module), stopped after them, so that
+    the tests after them never fork a process that holds Ray's threads."""
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
@@ -157,10 +158,13 @@ def test_embed_through_ray_then_a_head_trained_on_it_equals_one_trained_in_proce
     tracks = write_toy_dataset(tmp_path / "toy", per_class=4, seconds=7.0)  # two 3 s windows per clip
     broken = tmp_path / "toy" / "broken.wav"
     broken.write_bytes(os.urandom(2000))
-    tracks.append(Track(str(broken), "low", "broken", "toy", "train"))
-    summary = embed_corpus(tracks, tmp_path / "toy.parquet", engine=map_ray, progress=False)
-    assert (summary.tracks, summary.windows) == (12, 24)
-    assert summary.failures == [(str(broken), summary.failures[0][1])] and "not a readable" in summary.failures[0][1]
+    write_manifest(tracks + [Track(str(broken), "low", "broken", "toy", "train")], tmp_path / "toy" / "manifest.csv")
+    result = runner.invoke(app, ["embed", str(tmp_path / "toy"), "--out", str(tmp_path / "toy.parquet"),
+                                 "--engine", "ray"])
+    assert result.exit_code == 1, result.output
+    assert "24 windows of 12 clips in 1 shards, 1 failed" in result.output
+    assert f"{broken}: not a readable audio file" in result.output
+    tracks = load_dataset(str(tmp_path / "toy"))
     table = pq.read_table(tmp_path / "toy.parquet").to_pandas()
     assert sorted(table.columns) == ["features", "label", "split", "start", "track"]
     first = table[table.track == tracks[0].key].sort_values("start")
