@@ -14,7 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import wait_until, write_tone, write_toy_dataset
+from conftest import process_alive, wait_until, write_tone, write_toy_dataset
 from genrekit.cache import FeatureCache
 from genrekit.checkpoints import read_file
 from genrekit.cli import app
@@ -32,6 +32,7 @@ except ImportError:
     ray = None
 
 needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install 'genrekit[ray]')")
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds Ray's workers in /proc")
 runner = CliRunner()
 TASK_TITLE = b"ray::_classify_shipped"
 """The process title of a Ray worker while it classifies a file."""
@@ -86,6 +87,7 @@ def test_a_folder_tagged_through_ray_has_the_same_rows_as_local(tmp_path, ray_ad
 
 
 @needs_ray
+@linux
 def test_a_ray_worker_killed_mid_run_loses_and_doubles_nothing(tmp_path, ray_address, fast):
     good, bad = long_library(tmp_path / "music")
     db, killed = tmp_path / "lib.sqlite", []
@@ -126,6 +128,7 @@ tag_library(sys.argv[1], sys.argv[2], load("fast"), engine=partial(run_ray, addr
 
 
 @needs_ray
+@linux
 def test_a_driver_killed_mid_run_resumes_with_every_file_once(tmp_path, ray_address, fast):
     good, bad = long_library(tmp_path / "music")
     root, db = tmp_path / "music", tmp_path / "lib.sqlite"
@@ -138,10 +141,12 @@ def test_a_driver_killed_mid_run_resumes_with_every_file_once(tmp_path, ray_addr
                 return False
 
         assert wait_until(started, 180) and driver.poll() is None, "the driver ended before it was killed"
+        workers = classifying_workers()
         driver.send_signal(signal.SIGKILL)
     finally:
         driver.wait()
-    assert wait_until(lambda: not classifying_workers(), 30), "the killed driver's Ray workers kept classifying"
+    assert workers, "no Ray worker was classifying when the driver was killed"
+    assert wait_until(lambda: not any(process_alive(pid) for pid in workers), 30), "its Ray workers outlived it"
     partial_rows = rows(db)
     assert 3 <= len(partial_rows) < good + bad
     resumed = tag_library(root, db, fast, engine=run_ray, progress=False)
