@@ -120,6 +120,8 @@ def _engine(engine, address, local, ray_engine):
     from .exceptions import ParameterError
 
     if engine == "local":
+        if address is not None:
+            raise ParameterError("--address is for --engine ray")
         return local
     if engine != "ray":
         raise ParameterError(f"--engine must be local or ray, got {engine!r}")
