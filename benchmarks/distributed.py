@@ -14,8 +14,9 @@ per wall second. Ray's fixed costs are timed on their own: `ray.init`, and the f
 and load the model) against the warm ones. Ray's per-file overhead is measured twice: the extra worker
 time per file of ray-N over local-N, and `ray_map` of an empty function (the cost of one task, without any
 genrekit work). The driver's own CPU seconds per file (hashing, committing, submitting) bound a cluster:
-the projection for N nodes is min(N x the per-node rate measured here, the driver's ceiling). Every run records its UTC start and the load average (os.getloadavg) before
-and after: other work on the machine shows there.
+the projection for N nodes is min(N x the per-node rate measured here, the driver's ceiling). Every run
+records its UTC start and the load average (os.getloadavg) before and after: other work on the machine
+shows there, and a second worker adds little on cores that other work already keeps busy.
 
 Run:  .venv/bin/python benchmarks/distributed.py [--files 40] [--seconds 30] [--model default] [--repeats 2]
 Prints a table; writes benchmarks/results/distributed.{json,md} (atomically).
@@ -108,7 +109,8 @@ def markdown(meta, rows, ray_costs, projection):
     for row in rows:
         runs = row["runs"]
         lines.append(f"| {row['config'].split('-')[0]} | {row['workers']} | {row['wall_s']:.2f} | "
-                     f"{row['files_per_s']:.2f} | {row['x_realtime']:.0f} | {1000 * row['driver_cpu_s_per_file']:.1f} | "
+                     f"{row['files_per_s']:.2f} | {row['x_realtime']:.0f} | "
+                     f"{1000 * row['driver_cpu_s_per_file']:.1f} | "
                      f"{runs[0]['load_before'][0]:.2f} -> {runs[-1]['load_after'][0]:.2f} | "
                      f"{', '.join(r['started'][11:19] for r in runs)} |")
     lines += ["", "Ray's costs:", "",
@@ -120,8 +122,8 @@ def markdown(meta, rows, ray_costs, projection):
               f"- ray-2 / local-2 throughput: {ray_costs['ray_vs_local']:.3f}; ray-2 / (2 x ray-1): "
               f"{ray_costs['scaling']:.3f}.", "",
               "Projection for N nodes like this one (files/s = N x ray-2's rate: the files are independent, so "
-              f"only the driver is shared; at most the driver's ceiling of {projection['driver_ceiling']:.0f} files/s = 1 / its CPU seconds per "
-              "file; the driver also reads every new file once to hash it, so shared storage must deliver "
+              f"only the driver is shared; at most the driver's ceiling of {projection['driver_ceiling']:.0f} "
+              "files/s = 1 / its CPU seconds per file; the driver also reads every new file once to hash it, so shared storage must deliver "
               "files/s x the file size to it):", "",
               "| nodes | files/s | x realtime | 100,000 songs of 4 min |", "| ---: | ---: | ---: | ---: |"]
     for row in projection["rows"]:

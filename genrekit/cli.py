@@ -411,7 +411,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
 
 @app.command(cls=Command)
 def embed(dataset: str = DatasetArg,
-          out: Path = typer.Option(..., help="New folder of Parquet shards (e.g. corpus.parquet), outside the dataset."),
+          out: Path = typer.Option(..., help="New folder of Parquet shards (e.g. corpus.parquet), outside the "
+                                   "dataset."),
           model: str = typer.Option("backbone-musicnn", help="Registered model whose frozen part embeds."),
           window_seconds: float = typer.Option(3.0, help="Window length, as `genrekit train --window-seconds`."),
           workers: int = typer.Option(0, help="Worker processes, or Ray tasks at once (0: one per core, or per CPU "

@@ -104,7 +104,8 @@ class _Shards:
 
         flat = np.concatenate([f.reshape(len(f), -1) for f in features]).astype(np.float32, copy=False)
         table = pa.table({"track": per_window([t.key for t in tracks]), "start": np.concatenate(starts),
-                          "label": per_window([t.label for t in tracks]), "split": per_window([t.split for t in tracks]),
+                          "label": per_window([t.label for t in tracks]),
+                          "split": per_window([t.split for t in tracks]),
                           "features": pa.FixedSizeListArray.from_arrays(flat.reshape(-1), flat.shape[1])})
         metadata = {**self.metadata, "shape": list(features[0].shape[1:])}
         pq.write_table(table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata)}),

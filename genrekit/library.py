@@ -34,10 +34,10 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .cache import file_digest
+from .checkpoints import load_scorer
 from .constants import AUDIO_EXTENSIONS
 from .datasets.folder import scan_folder
 from .exceptions import AudioError, GenrekitError, ParameterError
-from .checkpoints import load_scorer
 from .predict import Classifier
 from .parallel import progress_bar, submit_bounded, worker_pool
 
@@ -306,11 +306,11 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
     `classifier` is a `genrekit.predict.Classifier`; with more than one worker each process loads it again
     from `classifier.source`. `engine` classifies the files that need it (`run_local`: this machine's
     processes; `genrekit.distributed.run_ray`: a Ray cluster's), `workers` at once (None: the engine's
-    default), while this process hashes them and commits each result as it comes. Files unchanged since a run with the same model are skipped (those that
-    failed too, unless `retry_failed`). A file whose top genre is less likely than `min_confidence` gets no
-    genre (it is "uncertain"; its probabilities stay in the table, and exports list its top 3); the
-    threshold is applied to every row of the folder at the end of each run, so a new threshold needs no
-    new classification. With `write_tags`, the genre is also written into each file's tags (uncertain
+    default), while this process hashes them and commits each result as it comes. Files unchanged since a
+    run with the same model are skipped (those that failed too, unless `retry_failed`). A file whose top
+    genre is less likely than `min_confidence` gets no genre (it is "uncertain"; its probabilities stay in
+    the table, and exports list its top 3); the threshold is applied to every row of the folder at the end
+    of each run, so a new threshold needs no new classification. With `write_tags`, the genre is also written into each file's tags (uncertain
     files get none; see `write_genre_tag`). Tagging copies left by a killed run are removed first.
     Returns a `LibrarySummary`.
     """
