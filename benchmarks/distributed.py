@@ -123,8 +123,8 @@ def markdown(meta, rows, ray_costs, projection):
               f"{ray_costs['scaling']:.3f}.", "",
               "Projection for N nodes like this one (files/s = N x ray-2's rate: the files are independent, so "
               f"only the driver is shared; at most the driver's ceiling of {projection['driver_ceiling']:.0f} "
-              "files/s = 1 / its CPU seconds per file; the driver also reads every new file once to hash it, so shared storage must deliver "
-              "files/s x the file size to it):", "",
+              "files/s = 1 / its CPU seconds per file; the driver also reads every new file once to hash it, "
+              "so shared storage must deliver files/s x the file size to it):", "",
               "| nodes | files/s | x realtime | 100,000 songs of 4 min |", "| ---: | ---: | ---: | ---: |"]
     for row in projection["rows"]:
         lines.append(f"| {row['nodes']} | {row['files_per_s']:.1f} | {row['x_realtime']:.0f} | "

@@ -310,9 +310,9 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
     run with the same model are skipped (those that failed too, unless `retry_failed`). A file whose top
     genre is less likely than `min_confidence` gets no genre (it is "uncertain"; its probabilities stay in
     the table, and exports list its top 3); the threshold is applied to every row of the folder at the end
-    of each run, so a new threshold needs no new classification. With `write_tags`, the genre is also written into each file's tags (uncertain
-    files get none; see `write_genre_tag`). Tagging copies left by a killed run are removed first.
-    Returns a `LibrarySummary`.
+    of each run, so a new threshold needs no new classification. With `write_tags`, the genre is also
+    written into each file's tags (uncertain files get none; see `write_genre_tag`). Tagging copies left by
+    a killed run are removed first. Returns a `LibrarySummary`.
     """
     if not 0.0 <= min_confidence <= 1.0:
         raise ParameterError(f"min_confidence must be between 0 and 1, got {min_confidence}")
