@@ -136,14 +136,14 @@ def test_a_driver_killed_mid_run_resumes_with_every_file_once(tmp_path, ray_addr
     try:
         def started():
             try:
-                return len(rows(db)) >= 3 or driver.poll() is not None
+                return (len(rows(db)) >= 3 and classifying_workers()) or driver.poll() is not None
             except Exception:  # noqa: BLE001 - the table is being created
                 return False
 
         assert wait_until(started, 180) and driver.poll() is None, "the driver ended before it was killed"
         workers = classifying_workers()
-        driver.send_signal(signal.SIGKILL)
     finally:
+        driver.send_signal(signal.SIGKILL)
         driver.wait()
     assert workers, "no Ray worker was classifying when the driver was killed"
     assert wait_until(lambda: not any(process_alive(pid) for pid in workers), 30), "its Ray workers outlived it"
