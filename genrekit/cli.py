@@ -109,7 +109,8 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
 EngineOption = typer.Option("local", help="local (this machine's processes) or ray (a Ray cluster; Ray comes "
                             "with genrekit's ray extra).")
 AddressOption = typer.Option(None, help="With --engine ray: the cluster, auto (the one `ray start` runs here) or "
-                             "HOST:PORT (default: RAY_ADDRESS, else a Ray instance of this machine's own).")
+                             "HOST:PORT (default: RAY_ADDRESS, else the one `ray start` runs here, else a Ray "
+                             "instance of this command's own).")
 
 
 def _engine(engine, address, local, ray_engine):

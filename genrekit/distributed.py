@@ -52,8 +52,8 @@ def require_ray():
 @contextmanager
 def ray_session(address=None):
     """Connected to Ray: the cluster at `address` ("auto": the one `ray start` runs on this machine;
-    HOST:PORT), or Ray's default (RAY_ADDRESS, else a new local instance, stopped at the end). A session
-    already open in this process (`ray.init` by the caller) is used as it is."""
+    HOST:PORT), or Ray's default (RAY_ADDRESS, else the one `ray start` runs here, else a new local instance,
+    stopped at the end). A session already open in this process (`ray.init` by the caller) is used as it is."""
     require_ray()
     if ray.is_initialized():
         yield
