@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 $(BIN)/genrekit: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,ray]'
 	touch $(BIN)/genrekit
 
 setup: $(BIN)/genrekit

@@ -137,10 +137,14 @@ def reverse_check(names, tracks, args, cache):
     return {name: classification_metrics(y, probs[i].argmax(1), GENRES) for i, name in enumerate(names)}
 
 
+def rendered_midi(args):
+    """The rendered MIDI clips: `--midi-clips` (a manifest) or the whole corpus (rendered when missing)."""
+    return load_dataset(f"csv:{args.midi_clips}") if args.midi_clips else load_benchmark_data("midi", args)
+
+
 def midi_mix(names, tracks, args, cache):
     """Members trained on the real train clips plus the rendered MIDI train split of the shared genres."""
-    rendered = load_dataset(f"csv:{args.midi_clips}") if args.midi_clips else load_benchmark_data("midi", args)
-    rendered = [t for t in rendered if t.label in SHARED_WITH_MIDI and t.split == "train"]
+    rendered = [t for t in rendered_midi(args) if t.label in SHARED_WITH_MIDI and t.split == "train"]
     paths = train_members(names, select(tracks, "train") + rendered, select(tracks, "valid"), args, "with-midi", cache)
     probs, y = member_probs(paths, select(tracks, "valid"))
     return paths, {name: classification_metrics(y, probs[i].argmax(1), GENRES) for i, name in enumerate(names)}
@@ -148,7 +152,7 @@ def midi_mix(names, tracks, args, cache):
 
 def midi_test_shared(model_path, args):
     """Accuracy on the rendered MIDI test songs of the genres the model shares with MIDI."""
-    rendered = [t for t in load_benchmark_data("midi", args) if t.split == "test"]
+    rendered = [t for t in rendered_midi(args) if t.split == "test"]
     return evaluate_checkpoint(model_path, [t for t in rendered if t.label in SHARED_WITH_MIDI], progress=False)
 
 
@@ -223,8 +227,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reverse", action="store_true", help="Also train on valid and score on train.")
     parser.add_argument("--midi", action="store_true", help="Also train members with the rendered MIDI songs.")
-    parser.add_argument("--midi-clips", type=Path, help="With --midi: a manifest of rendered clips (e.g. from "
-                        "`genrekit data render-midi --split train --limit-per-genre 60`) instead of the whole corpus.")
+    parser.add_argument("--midi-clips", type=Path, help="A manifest of rendered MIDI clips (train ones for --midi, "
+                        "test ones for the default model's MIDI figure; e.g. from `genrekit data render-midi --split "
+                        "train,test`) instead of the whole rendered corpus.")
     parser.add_argument("--write-default", action="store_true", help="Write the chosen ensemble as the default model.")
     parser.set_defaults(runs=DEFAULT_CACHE_DIR / "runs" / "real-music")
     args = parser.parse_args()

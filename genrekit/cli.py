@@ -106,6 +106,32 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
     console.print(f"wrote {output}")
 
 
+EngineOption = typer.Option("local", help="local (this machine's processes) or ray (a Ray cluster; Ray comes "
+                            "with genrekit's ray extra).")
+AddressOption = typer.Option(None, help="With --engine ray: the cluster, auto (the one `ray start` runs here) or "
+                             "HOST:PORT (default: RAY_ADDRESS, else the one `ray start` runs here, else a Ray "
+                             "instance of this command's own).")
+
+
+def _engine(engine, address, local, ray_engine):
+    """`local`, or the engine of `genrekit.distributed` named `ray_engine`, for the cluster at `address`; a
+    one-line error without Ray."""
+    from functools import partial
+
+    from .exceptions import ParameterError
+
+    if engine == "local":
+        if address is not None:
+            raise ParameterError("--address is for --engine ray")
+        return local
+    if engine != "ray":
+        raise ParameterError(f"--engine must be local or ray, got {engine!r}")
+    from . import distributed
+
+    distributed.require_ray()
+    return partial(getattr(distributed, ray_engine), address=address)
+
+
 @app.command(cls=Command)
 def features(dataset: str = DatasetArg,
              cache_dir: Path = CacheDirOption,
@@ -183,7 +209,9 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
           patience: int = typer.Option(6, help="Epochs without validation gain before stopping."),
           seed: int = typer.Option(0, help="Random seed (weights, windows, and splits of datasets without one)."),
           cache_dir: Path = CacheDirOption,
-          workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
+          workers: int = typer.Option(0, help="Feature worker processes (0: one per core)."),
+          features: Path = typer.Option(None, help="Window features `genrekit embed` wrote of these data, "
+                                        "read instead of computed (models with a frozen part, no --augment).")):
     """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
     from .cache import FeatureCache
     from .checkpoints import load_checkpoint
@@ -199,7 +227,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
     if not train_tracks or not valid_tracks:
         raise GenrekitError(f"{', '.join(data)}: need clips in both the train and valid splits")
     path = train_model(config, train_tracks, valid_tracks, out, labels=labels_of(tracks),
-                       cache=FeatureCache(cache_dir), workers=workers or None)
+                       cache=FeatureCache(cache_dir), workers=workers or None, features=features)
     metrics = load_checkpoint(path)[1]["metrics"]
     console.print(f"wrote {path}: validation accuracy {metrics['valid_accuracy']:.3f} "
                   f"(epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['train_minutes']:.1f} min)")
@@ -344,7 +372,10 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         db: Path = typer.Option(..., help="SQLite file of results (created; a re-run continues where it stopped)."),
         model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
-        workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+        workers: int = typer.Option(0, help="Worker processes, or Ray tasks at once (0: one per core, or per CPU "
+                                    "of the Ray cluster)."),
+        engine: str = EngineOption,
+        address: str = AddressOption,
         export: str = typer.Option(None, help="Also export the table: csv or json."),
         output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json); "
                                     "never the database, an audio file or a file that is not an earlier export."),
@@ -355,9 +386,10 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                              "'uncertain', with their top 3 in exports.")):
     """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
     from .exceptions import ParameterError
-    from .library import EXPORT_FORMATS, check_export_target, export_library, printable, tag_library
+    from .library import EXPORT_FORMATS, check_export_target, export_library, printable, run_local, tag_library
     from .predict import load
 
+    run = _engine(engine, address, run_local, "run_ray")
     if export is None and output is not None:
         export = output.suffix.lstrip(".").lower()
     if export is not None:
@@ -366,7 +398,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
             raise ParameterError(f"--export must be one of {', '.join(EXPORT_FORMATS)}, got {export!r}")
         output = output or db.with_suffix(f".{export}")
         check_export_target(output, export, db)  # before the work, not after it
-    summary = tag_library(directory, db, load(model), workers=workers or None, write_tags=write_tags,
+    summary = tag_library(directory, db, load(model), workers=workers or None, engine=run, write_tags=write_tags,
                           retry_failed=retry_failed, min_confidence=min_confidence)
     console.print(summary.line(), highlight=False, markup=False)
     for path, reason in summary.failures + summary.not_scanned:
@@ -380,6 +412,32 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         rows = export_library(db, output, export)
         console.print(f"wrote {printable(output)} ({rows} rows)", highlight=False, markup=False)
     if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command(cls=Command)
+def embed(dataset: str = DatasetArg,
+          out: Path = typer.Option(..., help="New folder of Parquet shards (e.g. corpus.parquet), outside the "
+                                   "dataset."),
+          model: str = typer.Option("backbone-musicnn", help="Registered model whose frozen part embeds."),
+          window_seconds: float = typer.Option(3.0, help="Window length, as `genrekit train --window-seconds`."),
+          workers: int = typer.Option(0, help="Worker processes, or Ray tasks at once (0: one per core, or per CPU "
+                                      "of the Ray cluster)."),
+          engine: str = EngineOption,
+          address: str = AddressOption):
+    """Window features of every clip of a dataset through a frozen backbone, as Parquet shards that
+    `genrekit train --features` reads instead of computing them."""
+    from .datasets import load_dataset
+    from .embedding import embed_corpus, map_local
+
+    run = _engine(engine, address, map_local, "map_ray")
+    summary = embed_corpus(load_dataset(dataset), out, model=model, window_seconds=window_seconds,
+                           workers=workers or None, engine=run)
+    console.print(f"wrote {out}: {summary.windows} windows of {summary.tracks} clips in {summary.shards} shards, "
+                  f"{len(summary.failures)} failed", highlight=False, markup=False)
+    for key, reason in summary.failures:
+        console.print(f"{key}: {reason}", style="red", highlight=False, markup=False)
+    if summary.failures:
         raise typer.Exit(1)
 
 

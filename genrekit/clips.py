@@ -41,12 +41,10 @@ class ClipSet:
         arrays, n_samples = [], []
         for track in usable:
             stored = cache.load(track, ("waveform", representation), mmap=True)
-            y = stored["waveform"]
-            if len(y) < window:  # looped to one window before its features, as when served
-                y = loop_to(np.asarray(y), window)
-                stored = compute_features(y, cache.params, (representation,))
-            arrays.append(stored[representation])
-            n_samples.append(len(y))
+            array, n = clip_representation(stored["waveform"], representation, window, cache.params,
+                                           stored[representation])
+            arrays.append(array)
+            n_samples.append(n)
         return cls(arrays, [index[t.label] for t in usable], [t.key for t in usable], representation, n_samples,
                    cache.params)
 
@@ -56,10 +54,13 @@ class ClipSet:
         start = int(rng.integers(0, array.shape[-1] - length + 1))
         return np.asarray(array[..., start:start + length], dtype=np.float32)
 
+    def starts(self, i, window_seconds):
+        """Where the windows of clip `i` that `genrekit.scoring` would score start, in samples."""
+        return window_starts(self.n_samples[i], window_length("waveform", window_seconds, self.params))
+
     def windows(self, i, window_seconds):
         """The windows of clip `i` that `genrekit.scoring` would score, as float32."""
-        samples = window_length("waveform", window_seconds, self.params)
-        starts = window_frames(window_starts(self.n_samples[i], samples), self.representation, self.params)
+        starts = window_frames(self.starts(i, window_seconds), self.representation, self.params)
         return cut_windows(self.arrays[i], starts, window_length(self.representation, window_seconds, self.params))
 
     def embedded(self, embed, window_seconds, *, store=None, batch_size=32, progress=True):
@@ -87,6 +88,16 @@ class ClipSet:
                                       lambda i=i: compute(i))
                               for i in tqdm(range(len(self)), desc="embedding views", unit="clip",
                                             disable=not progress)], self.targets, self.keys)
+
+
+def clip_representation(y, representation, window, params, computed=None):
+    """(`representation` of the signal `y`, its length in samples): `y` looped to `window` samples first when
+    shorter, as `genrekit.scoring` serves it; `computed` is that representation of `y` when at hand."""
+    if len(y) < window:
+        y, computed = loop_to(np.asarray(y), window), None
+    if computed is None:
+        computed = compute_features(y, params, (representation,))[representation]
+    return computed, len(y)
 
 
 def _embed_all(embed, windows, batch_size):

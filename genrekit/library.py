@@ -33,11 +33,12 @@ from typing import NamedTuple
 from tqdm import tqdm
 
 from .atomic import atomic_path
-from .digest import file_digest
+from .checkpoints import load_scorer
 from .constants import AUDIO_EXTENSIONS
 from .datasets.folder import scan_folder
+from .digest import file_digest
 from .exceptions import AudioError, GenrekitError, ParameterError
-from .predict import load
+from .predict import Classifier
 from .parallel import progress_bar, submit_bounded, worker_pool
 
 SCHEMA_VERSION = 1
@@ -170,7 +171,7 @@ def model_id(classifier):
 # ---------------------------------------------------------------------------------------------- classifying
 
 
-def _classify(classifier, path):
+def classify(classifier, path):
     """(genre, probabilities JSON, error) of one file; a bad file gives its reason, never an exception."""
     try:
         prediction = classifier.predict(path)
@@ -189,18 +190,24 @@ def _classify(classifier, path):
 _WORKER_CLASSIFIER = None
 
 
+def worker_classifier(model_path):
+    """The classifier a worker process of an engine runs: onnxruntime (for an `.onnx` file) with one thread,
+    as torch has one in workers, so that a worker per core does not oversubscribe the cores."""
+    return Classifier(load_scorer(model_path, threads=1), model_path)
+
+
 def _init_worker(model_path):
     global _WORKER_CLASSIFIER
-    _WORKER_CLASSIFIER = load(model_path)
+    _WORKER_CLASSIFIER = worker_classifier(model_path)
 
 
 def _work(path):
-    return _classify(_WORKER_CLASSIFIER, path)
+    return classify(_WORKER_CLASSIFIER, path)
 
 
 def _run_in_process(jobs, classifier, handle):
     for job in jobs:
-        handle(job, _classify(classifier, job.path))
+        handle(job, classify(classifier, job.path))
 
 
 def _drain(queue):
@@ -234,6 +241,17 @@ def _run_pool(jobs, model_path, workers, handle):
             handle(crashed[0], (None, None, CRASH_REASON))
         else:
             suspects.extend(crashed)
+
+
+def run_local(jobs, count, classifier, workers, handle):
+    """The default engine of `tag_library`: classify `jobs` (`count` at most) on this machine, handing each
+    (job, result) to `handle` as it finishes: in this process with one worker, else in a pool of `workers`
+    processes (default: one per core)."""
+    workers = max(1, min(workers or os.cpu_count() or 1, count))
+    if workers == 1:
+        _run_in_process(jobs, classifier, handle)
+    else:
+        _run_pool(jobs, str(classifier.source), workers, handle)
 
 
 # ---------------------------------------------------------------------------------------------- database
@@ -281,18 +299,20 @@ def _read_rows(db_path):
 # ---------------------------------------------------------------------------------------------- tagging
 
 
-def tag_library(root, db_path, classifier, *, workers=None, progress=True, write_tags=False, retry_failed=False,
-                min_confidence=0.0):
+def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, progress=True, write_tags=False,
+                retry_failed=False, min_confidence=0.0):
     """Classify every audio file under `root` (recursively) into the SQLite table at `db_path`.
 
     `classifier` is a `genrekit.predict.Classifier`; with more than one worker each process loads it again
-    from `classifier.source`. Files unchanged since a run with the same model are skipped (those that
-    failed too, unless `retry_failed`). A file whose top genre is less likely than `min_confidence` gets no
-    genre (it is "uncertain"; its probabilities stay in the table, and exports list its top 3); the
-    threshold is applied to every row of the folder at the end of each run, so a new threshold needs no
-    new classification. With `write_tags`, the genre is also written into each file's tags (uncertain
-    files get none; see `write_genre_tag`). Tagging copies left by a killed run are removed first.
-    Returns a `LibrarySummary`.
+    from `classifier.source`. `engine` classifies the files that need it (`run_local`: this machine's
+    processes; `genrekit.distributed.run_ray`: a Ray cluster's), `workers` at once (None: the engine's
+    default), while this process hashes them and commits each result as it comes. Files unchanged since a
+    run with the same model are skipped (those that failed too, unless `retry_failed`). A file whose top
+    genre is less likely than `min_confidence` gets no genre (it is "uncertain"; its probabilities stay in
+    the table, and exports list its top 3); the threshold is applied to every row of the folder at the end
+    of each run, so a new threshold needs no new classification. With `write_tags`, the genre is also
+    written into each file's tags (uncertain files get none; see `write_genre_tag`). Tagging copies left by
+    a killed run are removed first. Returns a `LibrarySummary`.
     """
     if not 0.0 <= min_confidence <= 1.0:
         raise ParameterError(f"min_confidence must be between 0 and 1, got {min_confidence}")
@@ -361,14 +381,11 @@ def tag_library(root, db_path, classifier, *, workers=None, progress=True, write
                     continue
                 yield job
 
-        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
         bar = progress_bar(len(todo), "tagging", "file", progress)
         bar.set_postfix(unchanged=summary.skipped + summary.unchanged_failed)
         try:
-            if workers == 1:
-                _run_in_process(jobs(), classifier, record)
-            else:
-                _run_pool(jobs(), str(classifier.source), workers, record)
+            if todo:
+                engine(jobs(), len(todo), classifier, workers, record)
         finally:
             bar.close()
 

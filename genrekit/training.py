@@ -25,6 +25,7 @@ from .cache import EmbeddingStore, FeatureCache
 from .checkpoints import atomic_save, load_checkpoint, save_checkpoint
 from .clips import ClipSet
 from .datasets import class_weights, labels_of
+from .embedding import embedded_clips
 from .evaluation import classification_metrics
 from .exceptions import ParameterError
 from .feature_params import FeatureParams
@@ -137,8 +138,12 @@ def _same_record(saved, record):
 
 
 def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=None, params=FeatureParams(),
-          workers=None, progress=True):
-    """Train `config.model` and return the path of its checkpoint (resuming or skipping finished work)."""
+          workers=None, features=None, progress=True):
+    """Train `config.model` and return the path of its checkpoint (resuming or skipping finished work).
+
+    `features`: window features of the tracks that `genrekit.embedding.embed_corpus` wrote, read instead of
+    decoding the tracks and passing them through a model's frozen part (without `augment`).
+    """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / f"{config.model}.pt"
     state_path = out_dir / f"{config.model}.state.pt"
@@ -155,18 +160,27 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     # augmented windows are cut from the waveform and turned into the model's representation afterwards
     train_representation = "waveform" if config.augment else representation
     seconds = config.window_seconds
-    train_clips = ClipSet.from_tracks(train_tracks, train_representation, labels, cache, window_seconds=seconds,
-                                      workers=workers, progress=progress)
-    valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, window_seconds=seconds,
-                                      workers=workers, progress=progress)
+    frozen = getattr(model, "frozen_prefixes", None)
+    if features is not None:
+        if not frozen or config.augment:
+            raise ParameterError("window features train only the part after a frozen one, without augment")
+        train_clips, valid_clips = (embedded_clips(features, tracks, labels, model, seconds, params)
+                                    for tracks in (train_tracks, valid_tracks))
+    else:
+        train_clips = ClipSet.from_tracks(train_tracks, train_representation, labels, cache, window_seconds=seconds,
+                                          workers=workers, progress=progress)
+        valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, window_seconds=seconds,
+                                          workers=workers, progress=progress)
     length = window_length(representation, seconds, params)
     net = model
-    if getattr(model, "frozen_prefixes", None):  # a frozen part: computed once per window, then only the rest trains
-        store = EmbeddingStore(cache.root, model.embedding_key())
-        valid_clips = valid_clips.embedded(model.embed, seconds, store=store, progress=progress)
-        train_clips = (train_clips.embedded_views(model.embed, seconds, Augmentation(), config.views, seed=config.seed,
-                                                  store=store, progress=progress) if config.augment
-                       else train_clips.embedded(model.embed, seconds, store=store, progress=progress))
+    if frozen:  # a frozen part: computed once per window (or read from `features`), then only the rest trains
+        if features is None:
+            store = EmbeddingStore(cache.root, model.embedding_key())
+            valid_clips = valid_clips.embedded(model.embed, seconds, store=store, progress=progress)
+            train_clips = (train_clips.embedded_views(model.embed, seconds, Augmentation(), config.views,
+                                                      seed=config.seed, store=store, progress=progress)
+                           if config.augment else train_clips.embedded(model.embed, seconds, store=store,
+                                                                       progress=progress))
         net = TrainablePart(model)
 
         def make_batch(indices, rng):
