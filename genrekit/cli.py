@@ -109,7 +109,7 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
 @app.command(cls=Command)
 def features(dataset: str = DatasetArg,
              cache_dir: Path = CacheDirOption,
-             workers: int = typer.Option(0, help="Worker processes (0: one per core).")):
+             workers: int = typer.Option(0, min=0, help="Worker processes (0: one per core).")):
     """Compute and cache the four representations of every clip of a dataset."""
     from .cache import FeatureCache, fill_cache
     from .datasets import load_dataset
@@ -183,7 +183,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
           patience: int = typer.Option(6, help="Epochs without validation gain before stopping."),
           seed: int = typer.Option(0, help="Random seed (weights, windows, and splits of datasets without one)."),
           cache_dir: Path = CacheDirOption,
-          workers: int = typer.Option(0, help="Feature worker processes (0: one per core).")):
+          workers: int = typer.Option(0, min=0, help="Feature worker processes (0: one per core).")):
     """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
     from .cache import FeatureCache
     from .checkpoints import load_checkpoint
@@ -244,7 +244,7 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
 def predict(files: list[Path] = typer.Argument(..., help="Audio files (any length and format soundfile reads)."),
             model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                   "(default: the bundled model; 'fast': the faster bundled one)."),
-            top: int = typer.Option(3, help="How many genres to show per file."),
+            top: int = typer.Option(3, min=1, help="How many genres to show per file."),
             output_format: str = typer.Option("table", "--format", help="table, json or csv."),
             timeline: bool = typer.Option(False, help="Also give genre probabilities per window (JSON) and a PNG."),
             timeline_dir: Path = typer.Option(Path("timelines"), help="Folder for the timeline PNGs.")):
@@ -257,8 +257,6 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
 
     if output_format not in ("table", "json", "csv"):
         raise GenrekitError(f"--format must be table, json or csv, got {output_format!r}")
-    if top < 1:
-        raise GenrekitError(f"--top must be at least 1, got {top}")
     classifier = load(model)
     results = classifier.predict_many(files, progress=len(files) > 1)
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
@@ -339,7 +337,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         db: Path = typer.Option(..., help="SQLite file of results (created; a re-run continues where it stopped)."),
         model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
-        workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+        workers: int = typer.Option(0, min=0, help="Worker processes (0: one per core)."),
         export: str = typer.Option(None, help="Also export the table: csv or json."),
         output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json); "
                                     "never the database, an audio file or a file that is not an earlier export."),
@@ -382,12 +380,12 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
 def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                 "(default: the bundled model; 'fast': the faster bundled one)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
-          port: int = typer.Option(8000, help="Port to listen on."),
+          port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free one)."),
           max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413)."),
           max_duration: float = typer.Option(20.0, help="Longest audio accepted, in minutes (longer: HTTP 413, "
                                              "before decoding more than that)."),
-          max_concurrent: int = typer.Option(2, help="Predictions run at once."),
-          max_waiting: int = typer.Option(4, help="Further requests admitted to wait (more: HTTP 503, Retry-After)."),
+          max_concurrent: int = typer.Option(2, min=1, help="Predictions run at once."),
+          max_waiting: int = typer.Option(4, min=0, help="Further requests admitted to wait (more: HTTP 503, Retry-After)."),
           timeout: float = typer.Option(30.0, help="Seconds a client may take for its request headers, or pause "
                                         "its upload (then disconnected, or HTTP 408).")):
     """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
@@ -453,7 +451,7 @@ def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv a
                 out: Path = typer.Argument(..., help="Folder for the WAV clips and manifest.csv."),
                 mode: str = typer.Option("middle", help="middle: one excerpt per song; all: every 30 s snippet."),
                 clip_seconds: float = typer.Option(30.0, help="Length of each clip."),
-                workers: int = typer.Option(0, help="Rendering processes (0: one per core)."),
+                workers: int = typer.Option(0, min=0, help="Rendering processes (0: one per core)."),
                 timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take."),
                 split: list[str] = typer.Option(None, help="Only songs of these splits of songs.csv (train, valid, "
                                                 "test; repeat, or comma-separated)."),
@@ -531,7 +529,7 @@ def experiment_instrumental_acappella(
         separation: bool = typer.Option(True, help="Also evaluate background / foreground separated from the "
                                                    "original audio (approximate)."),
         limit_per_genre: int = typer.Option(None, help="At most this many songs per genre."),
-        workers: int = typer.Option(0, help="Rendering processes (0: one per core)."),
+        workers: int = typer.Option(0, min=0, help="Rendering processes (0: one per core)."),
         timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take.")):
     """Accuracy on original, instrumental and a-cappella renders of MIDI songs (exact) and on background /
     foreground separated from the audio (approximate), per genre (paper 3.2)."""

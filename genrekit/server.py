@@ -20,6 +20,7 @@ seconds and may pause its body at most that long (408); every temporary file goe
 """
 
 import asyncio
+import math
 import threading
 from functools import partial
 from pathlib import Path
@@ -120,12 +121,12 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=D
     that pause for `timeout` s with 408; `max_concurrent` and `max_waiting` bound the load (see above)."""
     for name, value in (("max_upload_mb", max_upload_mb), ("max_minutes", max_minutes), ("timeout", timeout),
                         ("max_concurrent", max_concurrent)):
-        if not value > 0:
-            raise ParameterError(f"{name} must be positive, got {value}")
+        if not 0 < value < math.inf:
+            raise ParameterError(f"{name} must be a positive number, got {value}")
     if not max_waiting >= 0:
         raise ParameterError(f"max_waiting must be 0 or more, got {max_waiting}")
     classifier = model if isinstance(model, Classifier) else load(model)
-    labels, max_bytes = classifier.labels, int(max_upload_mb * MB)
+    labels, max_bytes, model_name = classifier.labels, int(max_upload_mb * MB), Path(classifier.name).name
     admission = _Admission(max_concurrent, max_waiting)
     page = PAGE.read_text(encoding="utf-8")
     app = FastAPI(title="genrekit", version=__version__, description="Music genre prediction from audio.",
@@ -133,7 +134,8 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=D
     app.state.classifier = classifier
     app.add_exception_handler(UploadError, lambda request, error: _error(error.status, str(error), error.headers))
     app.add_exception_handler(ClientDisconnect, lambda request, error: _error(499, "the client disconnected"))
-    app.add_exception_handler(HTTPException, lambda request, error: _error(error.status_code, str(error.detail)))
+    app.add_exception_handler(HTTPException, lambda request, error: _error(error.status_code, str(error.detail),
+                                                                           error.headers))  # e.g. a 405's Allow
     app.add_exception_handler(RequestValidationError, lambda request, error: _error(422, _validation_message(error)))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -142,8 +144,8 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=D
 
     @app.get("/api/health")
     def health():
-        """The server is up; the model it serves and its labels."""
-        return {"status": "ok", "model": classifier.name, "members": classifier.member_names, "labels": labels,
+        """The server is up; the model it serves (its name, not where it is) and its labels."""
+        return {"status": "ok", "model": model_name, "members": classifier.member_names, "labels": labels,
                 "max_upload_mb": max_upload_mb, "max_minutes": max_minutes, "version": __version__}
 
     @app.get("/api/labels")

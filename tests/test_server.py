@@ -6,6 +6,7 @@ import socket
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -118,6 +119,32 @@ def test_upload_over_the_cap_is_413(classifier, uploads_dir, tmp_path):
     assert list(uploads_dir.iterdir()) == []
 
 
+def test_the_whole_chunked_body_counts_towards_the_cap(classifier, uploads_dir, tmp_path):
+    song = write_tone(tmp_path / "a.wav", seconds=0.5).read_bytes()  # 22 kB, under the 50 kB cap
+    boundary = "b0undary"
+    extra = f'--{boundary}\r\nContent-Disposition: form-data; name="extra"\r\n\r\n'.encode() + b"x" * 2**20 + b"\r\n"
+    body = extra + multipart("a.wav", song, boundary)
+    with TestClient(create_app(classifier, max_upload_mb=0.05)) as small:
+        response = small.post("/api/predict", content=iter([body[i:i + 8192] for i in range(0, len(body), 8192)]),
+                              headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 413 and response.json()["error"] == "upload larger than the upload limit of 0.05 MB"
+    assert list(uploads_dir.iterdir()) == []
+
+
+def test_a_boundary_over_256_characters_is_a_json_400(client):
+    boundary = "x" * 300
+    response = client.post("/api/predict", content=multipart("a.wav", b"RIFF", boundary),
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 400 and "Boundary length 300 exceeds maximum of 256" in response.json()["error"]
+
+
+def test_405_says_which_methods_are_allowed(client):
+    for path, allowed in (("/api/predict", "POST"), ("/api/health", "GET")):
+        response = client.put(path)
+        assert response.status_code == 405 and response.headers["allow"] == allowed
+        assert response.json() == {"error": "Method Not Allowed"}
+
+
 def test_requests_without_a_usable_file(client, uploads_dir):
     assert client.post("/api/predict", data={"top": "1"}).status_code == 415
     multipart = {"content-type": "multipart/form-data; boundary=x"}
@@ -173,8 +200,10 @@ def test_prediction_runs_off_the_event_loop(classifier, tmp_path, monkeypatch):
 
 
 def test_health_and_labels(client, classifier):
-    health = client.get("/api/health").json()
-    assert health["status"] == "ok" and health["model"] == classifier.source
+    response = client.get("/api/health")
+    health = response.json()
+    assert health["status"] == "ok" and health["model"] == Path(classifier.source).name  # not where it is
+    assert str(Path(classifier.source).parent) not in response.text
     assert health["labels"] == classifier.labels == ["high", "low", "noisy"] and health["max_upload_mb"] == 200
     assert client.get("/api/labels").json() == {"labels": classifier.labels}
     assert client.get("/no/such/page").json() == {"error": "Not Found"}
@@ -199,6 +228,25 @@ def test_serve_with_a_bad_model_is_a_one_line_error(monkeypatch, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error: /no/such/file: ")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--port", "99999", "Invalid value for '--port': Input should be less than or equal to 65535"),
+    ("--port", "-1", "Invalid value for '--port': Input should be greater than or equal to 0"),
+    ("--max-upload-mb", "inf", "error: max_upload_mb must be a positive number, got inf"),
+    ("--max-duration", "nan", "error: max_minutes must be a positive number, got nan"),
+    ("--max-concurrent", "0", "Invalid value for '--max-concurrent': Input should be greater than or equal to 1")])
+def test_serve_with_bad_limits_says_so_without_a_traceback(monkeypatch, capsys, option, value, message):
+    from genrekit.cli import main
+
+    monkeypatch.setattr("genrekit.predict.load", lambda *args, **kwargs: pytest.fail("no model should load"))
+    monkeypatch.setattr("sys.argv", ["genrekit", "serve", option, value])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.replace("│", " ").split()) and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------------------------------- under abuse
