@@ -17,6 +17,12 @@ MAX_LOAD_SECONDS = 3600.0
 SILENCE_PEAK = 1e-4
 """A signal whose absolute peak stays below this (-80 dBFS) counts as silent."""
 
+UNKNOWN_FRAMES = 2**63 - 1
+"""libsndfile's frame count for a file whose header does not give its length (e.g. a streamed FLAC)."""
+
+COMPLETE = 0.99
+"""A decoded span shorter than this share of what the header promises counts as truncated."""
+
 
 @dataclass(frozen=True)
 class AudioInfo:
@@ -36,11 +42,16 @@ class AudioInfo:
 def _open(path):
     """Open `path` with soundfile, turning every failure into an `AudioError` with a reason."""
     path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
+    try:
+        size = path.stat().st_size
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # may it be read? (NONBLOCK: a FIFO would wait)
+    except FileNotFoundError:
+        raise AudioError(path, "broken link: its target is missing" if path.is_symlink() else "file not found") from None
+    except OSError as error:  # a symlink loop, no permission to read it or to search its folder
+        raise AudioError(path, f"cannot be read ({error.strerror.lower()})") from None
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
+    if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
         handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not UTF-8 open too
@@ -50,10 +61,37 @@ def _open(path):
         raise AudioError(path, f"not a readable audio file or unsupported format ({detail})") from None
     except (RuntimeError, TypeError, ValueError) as error:
         raise AudioError(path, f"not a readable audio file ({error})") from None
+    if handle.format == "RAW":  # libsndfile takes a .au/.snd file without its header for headerless samples
+        handle.close()
+        raise AudioError(path, "not an audio file (no audio header)")
     if handle.frames <= 0:
         handle.close()
         raise AudioError(path, "contains no audio samples")
     return handle
+
+
+def _read(handle, path, frames):
+    """Up to `frames` frames from the current position as float32 [shape=(n, channels)].
+
+    On a file of unknown length (a streamed FLAC) libsndfile fails the read that reaches the end; the frames
+    it decoded up to there (found by the NaN the buffer was filled with) are the rest of the file.
+    """
+    out = np.full((frames, handle.channels), np.nan, np.float32)
+    try:
+        return handle.read(frames, dtype="float32", always_2d=True, out=out)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        if handle.frames != UNKNOWN_FRAMES:
+            raise AudioError(path, f"decoding failed ({error})") from None
+    undecoded = np.isnan(out).any(axis=1)
+    return out[:int(np.argmax(undecoded)) if undecoded.any() else frames]
+
+
+def _check_complete(path, handle, promised, decoded):
+    """Refuse a file that decodes to fewer frames than its header promised (e.g. a download cut short)."""
+    if decoded == 0:
+        raise AudioError(path, "truncated: no samples could be decoded")
+    if handle.frames != UNKNOWN_FRAMES and decoded < promised * COMPLETE:
+        raise AudioError(path, f"truncated: header promises {promised} frames, only {decoded} could be decoded")
 
 
 def audio_info(path):
@@ -89,7 +127,8 @@ def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
     Raises
     ------
     AudioError
-        The file is missing, empty, truncated, not audio, unsupported, or holds non-finite samples.
+        The file is missing, empty, truncated (shorter than its header says), not audio, unsupported, or holds
+        non-finite samples.
     ParameterError
         `offset`/`duration`/`sr` are out of range.
     """
@@ -107,13 +146,10 @@ def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
         try:
             if start:
                 handle.seek(start)
-            data = handle.read(wanted, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as error:
             raise AudioError(path, f"decoding failed ({error})") from None
-    if len(data) == 0:
-        raise AudioError(path, "truncated: no samples could be decoded")
-    if len(data) < wanted * 0.99:
-        raise AudioError(path, f"truncated: header promises {wanted} frames, only {len(data)} could be decoded")
+        data = _read(handle, path, wanted)
+        _check_complete(path, handle, wanted, len(data))
     y = to_mono(data)
     if not np.isfinite(y).all():
         raise AudioError(path, "contains NaN or infinite samples")
@@ -140,15 +176,16 @@ def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, durati
                 raise AudioError(path, f"offset {offset:.2f} s is past the end ({handle.frames / native_sr:.2f} s)")
             handle.seek(start)
         left = None if duration is None else int(round(duration * native_sr))
+        promised, decoded = handle.frames - start if left is None else min(left, handle.frames - start), 0
         while True:
             wanted = frames if left is None else min(frames, left)
-            try:
-                data = handle.read(wanted, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as error:
-                raise AudioError(path, f"decoding failed ({error})") from None
+            data = _read(handle, path, wanted)
+            decoded += len(data)
             if left is not None:
                 left -= len(data)
             last = len(data) < wanted or left == 0
+            if last:
+                _check_complete(path, handle, promised, decoded)
             y = to_mono(data)
             if not np.isfinite(y).all():
                 raise AudioError(path, "contains NaN or infinite samples")
@@ -161,5 +198,5 @@ def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, durati
 
 
 def is_silent(y):
-    """True when a signal never rises above -80 dBFS."""
-    return y.size == 0 or float(np.max(np.abs(y))) < SILENCE_PEAK
+    """True when a signal, its DC offset removed, never rises above -80 dBFS (silence, or a constant)."""
+    return y.size == 0 or float(np.max(np.abs(y - np.mean(y)))) < SILENCE_PEAK

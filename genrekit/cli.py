@@ -1,6 +1,7 @@
 """The `genrekit` command: thin typer wrappers around the library."""
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -49,7 +50,7 @@ experiment_app = typer.Typer(help="The paper's experiments: song variants, instr
 app.add_typer(experiment_app, name="experiment")
 cache_app = typer.Typer(help="The feature cache: its size, and clearing it.", no_args_is_help=True, cls=Group)
 app.add_typer(cache_app, name="cache")
-console = Console(soft_wrap=True)
+console = Console(soft_wrap=True, markup=False)  # file names may hold [brackets]: never markup
 
 def _show_version(value):
     if value:
@@ -91,8 +92,8 @@ def _count(n, word):
 
 @app.command(cls=Command)
 def show(file: Path = typer.Argument(..., help="Audio file to draw."),
-         output: Path = typer.Option(None, "--output", "-o", help="PNG to write (default: FILE's name with .png in "
-                                     "the working folder, never beside the input)."),
+         output: Path = typer.Option(None, "--output", "-o", help="PNG to write, or a folder for it (default: FILE's "
+                                     "name with .png in the working folder, never beside the input)."),
          offset: float = typer.Option(0.0, help="Start, in seconds."),
          duration: float = typer.Option(30.0, help="Length to draw, in seconds.")):
     """Draw the four representations of a clip (waveform, spectrogram, log-mel, chroma) in one PNG."""
@@ -101,7 +102,8 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
     from .plots import plot_representations
 
     y = load_audio(file, offset=offset, duration=duration)
-    output = output or Path(file.stem + ".png")
+    output = output or Path(".")
+    output = output / f"{file.stem}.png" if output.is_dir() else output
     plot_representations(compute_features(y), output, title=file.name, offset=offset)
     console.print(f"wrote {output}")
 
@@ -121,7 +123,7 @@ def features(dataset: str = DatasetArg,
     console.print(f"{computed} computed, {len(status) - computed - len(failed)} already cached, "
                   f"{len(failed)} failed; {_cache_line(cache_dir)}", highlight=False, markup=False)
     for key, state in failed.items():
-        console.print(f"[red]{key}: {state}[/red]", highlight=False, markup=True)
+        console.print(f"{key}: {state}", style="red", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -155,7 +157,8 @@ def models():
             console.print(f"no bundled {bundled} model ({path}); run benchmarks/real_music.py --write-default")
             continue
         info = json.loads(card.read_text())
-        console.print(f"[bold]Bundled model {bundled!r}[/bold] ({path.name}, {info['kind']}): {', '.join(info['labels'])}")
+        console.print(f"[bold]Bundled model {bundled!r}[/bold] ({path.name}, {info['kind']}): {', '.join(info['labels'])}",
+                      markup=True)
         console.print(f"  members and weights: {info['members']}")
         console.print(f"  trained on: {info['training_data']}")
         for name, result in info["held_out"].items():
@@ -248,7 +251,8 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
             output_format: str = typer.Option("table", "--format", help="table, json or csv."),
             timeline: bool = typer.Option(False, help="Also give genre probabilities per window (JSON) and a PNG."),
             timeline_dir: Path = typer.Option(Path("timelines"), help="Folder for the timeline PNGs.")):
-    """Predict the genre of songs; a file that fails gets one line and the others go on (exit code 1)."""
+    """Predict the genre of songs; a file that fails gets one line and the others go on (exit code 1; 2 when
+    none could be predicted)."""
     import csv as csv_module
     import json
 
@@ -262,8 +266,11 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:
-        for result in good:
-            plot_timeline(result, timeline_dir / f"{Path(result.source).name}.timeline.png")
+        for result, picture in zip(good, _timeline_paths([result.source for result in good], timeline_dir)):
+            try:
+                plot_timeline(result, picture)
+            except OSError as error:  # the prediction stands; its picture is reported
+                failed.append((result.source, GenrekitError(f"{picture}: timeline not written ({error.strerror})")))
     if output_format == "json":
         rows = [{"source": str(path), "error": str(result)} if isinstance(result, GenrekitError)
                 else result.to_dict(top=top, timeline=timeline) for path, result in zip(files, results)]
@@ -288,13 +295,28 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
             table.add_row(Path(result.source).name, ranked[0][0], f"{ranked[0][1]:.0%}",
                           ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
         # piped or redirected: one line per file, whole names (on a terminal, long names fold)
-        (console if console.is_terminal else Console(soft_wrap=True, width=10_000)).print(table)
+        (console if console.is_terminal else Console(soft_wrap=True, width=10_000, markup=False)).print(table)
         if timeline:
             console.print(f"timelines: {timeline_dir}/")
     for path, error in failed:
         print(f"error: {error}", file=sys.stderr)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(1 if good else 2)
+
+
+def _timeline_paths(sources, folder):
+    """Where the timeline PNG of each source goes: `NAME.timeline.png` in `folder`, the name cut to fit a
+    file name's 255 bytes and numbered (`NAME-2`) when sources in different folders share it."""
+    paths, used = [], set()
+    for source in sources:
+        name = os.fsdecode(os.fsencode(Path(source).name)[:200])
+        unique, n = name, 1
+        while unique in used:
+            n += 1
+            unique = f"{name}-{n}"
+        used.add(unique)
+        paths.append(folder / f"{unique}.timeline.png")
+    return paths
 
 
 @app.command(cls=Command)
@@ -582,10 +604,15 @@ def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the exam
 
 
 def main():
-    """Entry point: run the app, turning genrekit's errors into one line and exit code 2."""
+    """Entry point: run the app, turning genrekit's errors, and files that cannot be written or read, into one
+    line and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         app()
     except GenrekitError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:  # e.g. an output in a folder that may not be written, or a full disk
+        where = f"{os.fsdecode(error.filename)}: " if error.filename is not None else ""
+        print(f"error: {where}{(error.strerror or str(error)).lower()}", file=sys.stderr)
         sys.exit(2)

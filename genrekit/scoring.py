@@ -27,6 +27,8 @@ from .exceptions import AudioError, ParameterError
 from .features import FeatureParams, compute_features
 
 BLOCK_SECONDS = 30.0
+MIN_SECONDS = 0.5
+"""Shortest audio given a genre: anything shorter (a click, a stray sample) is refused, not looped into a window."""
 
 
 def window_length(representation, window_seconds, params=FeatureParams()):
@@ -195,7 +197,7 @@ def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None)
     """`AudioScores` of a file (`offset`/`duration` in seconds pick a span) or of samples at `sr` Hz; once
     `stop` (a `threading.Event`) is set, `Stopped` is raised before the next block is scored.
 
-    Raises AudioError for a file without samples or a silent one.
+    Raises AudioError for a file without samples, shorter than `MIN_SECONDS`, or silent (or constant).
     """
     source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
     params, window = scorer.params, window_length("waveform", scorer.window_seconds, scorer.params)
@@ -213,8 +215,10 @@ def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None)
         total += len(block)
     if total == 0:
         raise AudioError(source, "contains no audio samples")
+    if total < MIN_SECONDS * params.sr:
+        raise AudioError(source, f"too short to classify ({total / params.sr:.2f} s; the minimum is {MIN_SECONDS:g} s)")
     if not loud:
-        raise AudioError(source, "silent (never above -80 dBFS): nothing to classify")
+        raise AudioError(source, "silent (never above -80 dBFS, its DC offset aside): nothing to classify")
     stats = gate_statistics_of_frames(np.concatenate(frames, axis=1)) if scorer.gated else None
     return AudioScores(np.concatenate(scores, axis=1), np.asarray(times), stats, total / params.sr)
 

@@ -37,7 +37,7 @@ from uvicorn import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import __version__
-from .audio import audio_info
+from .audio import UNKNOWN_FRAMES, audio_info
 from .exceptions import AudioError, ParameterError
 from .predict import Classifier, load
 from .scoring import Stopped
@@ -50,8 +50,6 @@ DEFAULT_MAX_CONCURRENT = 2
 DEFAULT_MAX_WAITING = 4
 DEFAULT_TIMEOUT = 30.0
 RETRY_AFTER_S = 5
-UNKNOWN_FRAMES = 2**63 - 1
-"""libsndfile's frame count for a file whose header does not give its length (e.g. a streamed FLAC)."""
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],

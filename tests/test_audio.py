@@ -1,9 +1,12 @@
+import os
+import shutil
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import tone, write_tone
-from genrekit.audio import audio_info, is_silent, load_audio
+from conftest import tone, unknown_length, write_tone
+from genrekit.audio import audio_info, is_silent, load_audio, stream_audio
 from genrekit.exceptions import AudioError, ParameterError
 
 
@@ -118,4 +121,62 @@ def test_huge_file_needs_a_window(tmp_path, monkeypatch):
 
 def test_silence_detection(tmp_path):
     assert is_silent(np.zeros(1000, dtype=np.float32))
-    assert not is_silent(tone(seconds=0.1))
+    assert is_silent(np.full(1000, 0.5, dtype=np.float32))  # a DC offset alone is no sound
+    assert not is_silent(tone(seconds=0.1)) and not is_silent(tone(seconds=0.1) + 0.5)
+
+
+def _streamed(path):
+    return np.concatenate(list(stream_audio(path, block_seconds=1.0)))
+
+
+@pytest.mark.parametrize("name, content", [("text.au", b"just some text, not audio\n" * 200),
+                                           ("noise.snd", np.random.default_rng(0).bytes(40_000))])
+def test_au_and_snd_files_without_their_header_are_not_audio(tmp_path, name, content):
+    """libsndfile would read them as headerless 8 kHz samples."""
+    (tmp_path / name).write_bytes(content)
+    for read in (audio_info, load_audio, _streamed):
+        with pytest.raises(AudioError, match=rf"{name}: not an audio file \(no audio header\)"):
+            read(tmp_path / name)
+
+
+def test_a_truncated_mp3_is_refused_whole_or_streamed(tmp_path):
+    path = write_tone(tmp_path / "cut.mp3", seconds=4.0)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    for read in (load_audio, _streamed):
+        with pytest.raises(AudioError, match=r"cut.mp3: truncated: header promises 88\d+ frames, only 4\d+ could"):
+            read(path)
+
+
+def test_a_flac_of_unknown_length_streams_to_its_end(tmp_path):
+    whole = write_tone(tmp_path / "whole.flac", 440, seconds=5.0)
+    streamed = unknown_length(shutil.copy(whole, tmp_path / "streamed.flac"))
+    y = _streamed(streamed)
+    assert len(y) == 5 * 22050 and np.allclose(y, load_audio(whole), atol=1e-6)
+    assert len(load_audio(streamed, duration=10.0)) == 5 * 22050
+
+
+def test_links_that_loop_or_dangle_and_paths_through_a_file(tmp_path):
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    (tmp_path / "dangling.wav").symlink_to(tmp_path / "gone.wav")
+    song = write_tone(tmp_path / "a.wav")
+    for path, reason in ((tmp_path / "loop.wav", "cannot be read (too many levels of symbolic links)"),
+                         (tmp_path / "dangling.wav", "broken link: its target is missing"),
+                         (song / "b.wav", "cannot be read (not a directory)")):
+        with pytest.raises(AudioError) as error:
+            audio_info(path)
+        assert str(error.value) == f"{path}: {reason}"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may read any file")
+def test_unreadable_files_and_unsearchable_folders(tmp_path):
+    song = write_tone(tmp_path / "locked" / "a.wav")
+    unreadable = write_tone(tmp_path / "b.wav")
+    unreadable.chmod(0)
+    (tmp_path / "locked").chmod(0o600)
+    try:
+        for path in (song, unreadable):
+            with pytest.raises(AudioError, match="cannot be read \\(permission denied\\)"):
+                audio_info(path)
+    finally:
+        (tmp_path / "locked").chmod(0o700)

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from conftest import assert_workers_die_with, write_tone
+from conftest import BAD_INPUTS, assert_workers_die_with, write_bad_inputs, write_tone
 from genrekit import library, predict
 from genrekit.cli import app, main
 from genrekit.datasets.folder import PARTIAL_COPY
@@ -164,6 +164,17 @@ def test_killed_run_loses_nothing_and_duplicates_nothing(tmp_path, classifier, m
     assert all(finished[path] == row for path, row in partial.items())  # committed rows kept as they were
     tag_library(root, reference, classifier, workers=1, progress=False)
     same_results(finished, rows(reference))
+
+
+def test_the_bad_input_corpus_is_recorded_as_failures_and_the_rest_is_tagged(tmp_path, classifier):
+    root = write_bad_inputs(tmp_path / "music")
+    write_tone(root / "good.wav", 1700, seconds=2.0)
+    summary = tag_library(root, tmp_path / "lib.sqlite", classifier, workers=1, progress=False)
+    assert (summary.tagged, summary.failed) == (1, len(BAD_INPUTS))
+    reasons = {Path(path).name: reason for path, reason in summary.failures}
+    assert sorted(reasons) == sorted(BAD_INPUTS)
+    for name, reason in BAD_INPUTS.items():
+        assert reason in reasons[name], name
 
 
 def test_parallel_workers_give_the_same_table(tmp_path, classifier):

@@ -1,8 +1,10 @@
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import tone, write_tone
+from conftest import BAD_INPUTS, tone, write_bad_inputs, write_tone
 from genrekit.audio import load_audio, stream_audio
 from genrekit.datasets import select
 from genrekit.checkpoints import load_members
@@ -141,8 +143,8 @@ def test_cli_predict_formats_timeline_and_failures(members, tmp_path):
     table = list(csv.DictReader(io.StringIO(result.stdout)))
     assert result.exit_code == 0 and table[0]["genre"] and table[0]["top3"].count(":") == 1
 
-    result = runner.invoke(app, ["predict", str(bad), "--model", model])
-    assert result.exit_code == 1 and "broken.flac" in result.stderr and "Genres" not in result.stdout
+    result = runner.invoke(app, ["predict", str(bad), "--model", model])  # nothing predicted: 2, as errors are
+    assert result.exit_code == 2 and "broken.flac" in result.stderr and "Genres" not in result.stdout
 
     result = runner.invoke(app, ["predict", str(good), "--model", model, "--format", "yaml"])
     assert result.exit_code != 0
@@ -172,6 +174,53 @@ def test_cli_predict_many_files_progress_names_and_timelines(members, tmp_path):
     result = runner.invoke(app, ["predict", str(files[2]), "--model", model])
     assert result.exit_code == 0 and files[2].name in result.stdout  # piped: the whole name on one line
     assert "predicting" not in result.stderr  # one file: no progress bar
+
+
+def test_cli_predict_refuses_the_bad_input_corpus_and_predicts_the_rest(members, tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    bad = sorted(write_bad_inputs(tmp_path / "bad").iterdir())
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    good = write_tone(tmp_path / "good.wav", freq=1700, seconds=2.0)
+    files = [*bad, tmp_path / "loop.wav", good / "under-a-file.wav", good]
+    result = CliRunner().invoke(app, ["predict", *map(str, files), "--model", str(members[0][0])])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "good.wav" in result.stdout and "high" in result.stdout
+    errors = result.stderr.strip().splitlines()[-len(files) + 1:]
+    expected = {**{str(path): BAD_INPUTS[path.name] for path in bad},
+                str(tmp_path / "loop.wav"): "cannot be read (too many levels of symbolic links)",
+                str(good / "under-a-file.wav"): "cannot be read (not a directory)"}
+    assert len(errors) == len(expected)
+    for line, (path, reason) in zip(errors, expected.items()):
+        assert line.startswith(f"error: {path}: ") and reason in line, line
+
+
+def test_cli_timelines_of_same_and_long_names_and_names_with_brackets(members, tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    long_name = "n" * 250 + ".wav"
+    files = [write_tone(tmp_path / "a" / "song.wav", freq=1700, seconds=2.0),
+             write_tone(tmp_path / "b" / "song.wav", freq=220, seconds=2.0),
+             write_tone(tmp_path / long_name, freq=500, seconds=2.0),
+             write_tone(tmp_path / "markup[bold]y.wav", freq=500, seconds=2.0)]
+    result = CliRunner().invoke(app, ["predict", *map(str, files), "--model", str(members[0][0]), "--timeline",
+                                      "--timeline-dir", str(tmp_path / "tl")])
+    assert result.exit_code == 0, result.output
+    assert "markup[bold]y.wav" in result.stdout and long_name in result.stdout
+    assert sorted(path.name for path in (tmp_path / "tl").iterdir()) == sorted(
+        ["song.wav.timeline.png", "song.wav-2.timeline.png", "n" * 200 + ".timeline.png",
+         "markup[bold]y.wav.timeline.png"])
+    (tmp_path / "tl" / "song.wav.timeline.png").unlink()
+    (tmp_path / "tl" / "song.wav.timeline.png").mkdir()  # this chart cannot be written: the others still are
+    result = CliRunner().invoke(app, ["predict", *map(str, files[:2]), "--model", str(members[0][0]), "--timeline",
+                                      "--timeline-dir", str(tmp_path / "tl"), "--format", "json"])
+    assert result.exit_code == 1 and len(json.loads(result.stdout)) == 2
+    assert f"error: {tmp_path / 'tl' / 'song.wav.timeline.png'}: timeline not written" in result.stderr
+    assert (tmp_path / "tl" / "song.wav-2.timeline.png").is_file()
 
 
 @pytest.mark.parametrize("kind", ["single", "gated"])

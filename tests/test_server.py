@@ -15,7 +15,7 @@ import soundfile as sf
 import uvicorn
 from fastapi.testclient import TestClient
 
-from conftest import tone, write_tone
+from conftest import BAD_INPUTS, tone, unknown_length, write_bad_inputs, write_tone
 from genrekit.predict import load
 from genrekit.server import create_app, server_config
 
@@ -101,6 +101,26 @@ def test_bad_audio_is_422_with_the_file_name(client, uploads_dir, name, content,
     assert error.startswith(f"{name}: ") and reason in error and "\n" not in error
     assert "genrekit-upload" not in error and str(uploads_dir) not in error
     assert list(uploads_dir.iterdir()) == []
+
+
+def test_the_bad_input_corpus_is_refused_with_422(client, uploads_dir, tmp_path):
+    for path in sorted(write_bad_inputs(tmp_path / "bad").iterdir()):
+        response = post(client, path.name, path.read_bytes())
+        assert response.status_code == 422, path.name
+        error = response.json()["error"]
+        assert error.startswith(f"{path.name}: ") and BAD_INPUTS[path.name] in error and "\n" not in error
+    assert list(uploads_dir.iterdir()) == []
+
+
+def test_a_streamed_flac_without_a_length_is_predicted_to_its_end(client, classifier, tmp_path):
+    whole = write_tone(tmp_path / "whole.flac", 1700, seconds=5.0)
+    streamed = tmp_path / "streamed.flac"
+    streamed.write_bytes(whole.read_bytes())
+    response = post(client, "streamed.flac", unknown_length(streamed).read_bytes())
+    assert response.status_code == 200, response.text
+    expected = classifier.predict(whole)
+    assert response.json()["duration"] == 5.0
+    assert np.allclose(list(response.json()["probabilities"].values()), expected.probabilities, atol=1e-4)
 
 
 def test_upload_over_the_cap_is_413(classifier, uploads_dir, tmp_path):
@@ -299,20 +319,10 @@ def scored(classifier, monkeypatch):
     return calls
 
 
-def _unknown_length(path):
-    """Make a FLAC's header say "length unknown" (total samples 0), as a streamed FLAC does."""
-    data = bytearray(path.read_bytes())
-    data[21] &= 0xF0
-    data[22:26] = bytes(4)
-    path.write_bytes(data)
-    assert sf.info(path).frames == 2**63 - 1
-    return path
-
-
 def test_audio_over_max_minutes_is_413_before_decoding_more(classifier, scored, uploads_dir, tmp_path):
     app = create_app(classifier, max_minutes=0.1)  # 6 s
     honest = write_tone(tmp_path / "long.flac", 1700, seconds=10.0)
-    hidden = _unknown_length(write_tone(tmp_path / "hidden.flac", 1700, seconds=40.0))
+    hidden = unknown_length(write_tone(tmp_path / "hidden.flac", 1700, seconds=40.0))
     short = write_tone(tmp_path / "short.flac", 1700, seconds=5.0)
     with live_server(app) as (host, port), httpx.Client(base_url=f"http://{host}:{port}") as http:
         response = http.post("/api/predict", files={"file": ("long.flac", honest.read_bytes())})
