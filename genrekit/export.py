@@ -18,6 +18,7 @@ import torch
 from .atomic import atomic_path
 from .cache import DEFAULT_CACHE_DIR, file_digest
 from .checkpoints import ONNX_METADATA_KEY, load_scorer
+from .exceptions import GenrekitError
 from .scoring import window_length
 
 log = logging.getLogger(__name__)
@@ -70,3 +71,15 @@ def cached_onnx_export(model_path, cache_dir=DEFAULT_CACHE_DIR):
         log.warning("%s: exporting it to ONNX once, for onnxruntime (%s)", model_path, out)
         export_onnx(model_path, out)
     return out
+
+
+def cached_onnx_scorer(model_path, cache_dir=DEFAULT_CACHE_DIR):
+    """(scorer, export path) of the cached ONNX export of a checkpoint or ensemble (`cached_onnx_export`);
+    an export that onnxruntime cannot read (damaged in the cache) is made again."""
+    out = cached_onnx_export(model_path, cache_dir)
+    try:
+        return load_scorer(out), out
+    except GenrekitError as error:
+        log.warning("%s; exporting it again", error)
+        export_onnx(model_path, out)
+        return load_scorer(out), out

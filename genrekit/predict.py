@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .checkpoints import load_scorer
-from .export import cached_onnx_export
+from .export import cached_onnx_scorer
 from .exceptions import GenrekitError, ParameterError
 from .scoring import TorchScorer, score_audio, song_probabilities
 
@@ -136,7 +136,8 @@ def load(model=None, *, backend="auto"):
             raise GenrekitError(f"{path}: the bundled {name} model is missing (run benchmarks/real_music.py --write-default)")
         if backend == "onnx" or (backend == "auto" and onnxruntime_available()):
             try:
-                path = cached_onnx_export(path)
+                scorer, export = cached_onnx_scorer(path)
+                return Classifier(scorer, export, name)
             except OSError as error:  # e.g. a read-only cache folder
                 if backend == "onnx":
                     raise GenrekitError(f"{path}: cannot write its ONNX export ({error})") from None

@@ -257,6 +257,34 @@ def test_onnx_export_is_made_once_per_model_content(classifiers, tmp_path, monke
     assert export.cached_onnx_export(model, tmp_path / "cache") != first and len(made) == 2
 
 
+def test_a_damaged_cached_onnx_export_is_made_again(classifiers, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from genrekit import export
+
+    model = shutil.copy(classifiers["single"].source, tmp_path / "model.pt")
+    _, first = export.cached_onnx_scorer(model, tmp_path / "cache")
+    first.write_bytes(first.read_bytes()[:1000])  # e.g. a disk that filled up
+    scorer, again = export.cached_onnx_scorer(model, tmp_path / "cache")
+    assert again == first and scorer.labels == classifiers["single"].labels
+    assert load(again).predict(tone(1700, 2.0), sr=22050).genre == "high"
+
+
+def test_a_checkpoint_missing_keys_is_one_error(classifiers, tmp_path):
+    import torch
+
+    from genrekit.checkpoints import load_checkpoint, load_members
+
+    single, gated = (torch.load(classifiers[kind].source, weights_only=True) for kind in ("single", "gated"))
+    torch.save({key: value for key, value in single.items() if key != "labels"}, tmp_path / "single.pt")
+    torch.save({key: value for key, value in gated.items() if key != "combiner"}, tmp_path / "gated.pt")
+    for read, path, key in ((load, "single.pt", "labels"), (load_checkpoint, "single.pt", "labels"),
+                            (lambda p: load_members([p]), "single.pt", "labels"), (load, "gated.pt", "combiner")):
+        with pytest.raises(GenrekitError, match=f"{path}: damaged genrekit file \\(no {key}\\)"):
+            read(tmp_path / path)
+
+
 def test_waveform_and_frame_members_see_the_same_windows(members, toy_dataset, tmp_path):
     """Blocks of any length (resampled streams are not exact) give every member the same windows."""
     from genrekit.training import TrainConfig, train
