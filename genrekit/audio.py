@@ -1,6 +1,7 @@
 """Audio in: any file soundfile reads, to mono float32 at the project's sample rate."""
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,15 +44,18 @@ def _open(path):
     """Open `path` with soundfile, turning every failure into an `AudioError` with a reason."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # may it be read? (NONBLOCK: a FIFO would wait)
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode):
+            os.close(os.open(path, os.O_RDONLY))  # may it be read?
     except FileNotFoundError:
         raise AudioError(path, "broken link: its target is missing" if path.is_symlink() else "file not found") from None
     except OSError as error:  # a symlink loop, no permission to read it or to search its folder
         raise AudioError(path, f"cannot be read ({error.strerror.lower()})") from None
-    if path.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise AudioError(path, "is a directory, not an audio file")
-    if size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioError(path, "not a regular file (a pipe, socket or device)")
+    if info.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
         handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not UTF-8 open too

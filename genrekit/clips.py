@@ -37,19 +37,15 @@ class ClipSet:
         status = fill_cache(tracks, cache, workers=workers, progress=progress)
         usable = [t for t in tracks if not status[t.key].startswith("failed")]
         window = window_length("waveform", window_seconds, cache.params)
-        arrays, n_samples, longest = [], [], 0
+        arrays, n_samples = [], []
         for track in usable:
             stored = cache.load(track, ("waveform", representation), mmap=True)
             y = stored["waveform"]
-            longest = max(longest, len(y))
             if len(y) < window:  # looped to one window before its features, as when served
                 y = loop_to(np.asarray(y), window)
                 stored = compute_features(y, cache.params, (representation,))
             arrays.append(stored[representation])
             n_samples.append(len(y))
-        if usable and longest < window:  # looping every clip to fill such a window would only repeat it
-            raise DatasetError(f"every clip is shorter than the {window_seconds:g} s window (the longest is "
-                               f"{longest / cache.params.sr:.1f} s): choose a shorter window")
         return cls(arrays, [index[t.label] for t in usable], [t.key for t in usable], representation, n_samples,
                    cache.params)
 

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .audio import audio_info
 from .augment import Augmentation
 from .cache import EmbeddingStore, FeatureCache
 from .checkpoints import atomic_save, load_checkpoint, read_file, save_checkpoint
 from .clips import ClipSet
 from .datasets import class_weights, labels_of
 from .evaluation import classification_metrics
-from .exceptions import ParameterError
+from .exceptions import AudioError, ParameterError
 from .features import FeatureParams
 from .models import create_model
 from .plots import plot_training_curves
@@ -73,7 +74,7 @@ class TrainConfig:
             raise ParameterError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.dropout < 1:
             raise ParameterError(f"dropout must be at least 0 and below 1, got {self.dropout}")
-        if not MIN_SECONDS <= self.window_seconds < math.inf:  # and no longer than the clips: see ClipSet
+        if not MIN_SECONDS <= self.window_seconds < math.inf:  # and no longer than the clips: check_window
             raise ParameterError(f"window_seconds must be at least {MIN_SECONDS:g} s, got {self.window_seconds}")
 
 
@@ -135,6 +136,22 @@ def validate(model, clips, window_seconds, labels):
     return metrics
 
 
+def check_window(window_seconds, tracks):
+    """Refuse a window longer than every one of `tracks` (each would only be looped to fill it); reads
+    file headers until one is long enough."""
+    longest = 0.0
+    for track in tracks:
+        try:
+            seconds = track.duration or audio_info(track.path).duration
+        except AudioError:  # left to the feature step, which lists failures
+            continue
+        if seconds >= window_seconds:
+            return
+        longest = max(longest, seconds)
+    raise ParameterError(f"the {window_seconds:g} s window is longer than every training clip (the longest is "
+                         f"{longest:.1f} s): choose a shorter window")
+
+
 def _same_record(saved, record):
     """Whether a saved training record is `record`; settings added to TrainConfig later count as their
     defaults in records written before them."""
@@ -157,6 +174,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         log.warning("%s: already trained with this configuration; delete it to train again", checkpoint_path)
         return checkpoint_path
 
+    check_window(config.window_seconds, train_tracks)
     torch.manual_seed(config.seed)
     model = create_model(config.model, len(labels), dropout=config.dropout, **config.model_kwargs)
     representation = model.representation

@@ -156,13 +156,16 @@ def test_a_flac_of_unknown_length_streams_to_its_end(tmp_path):
     assert len(load_audio(streamed, duration=10.0)) == 5 * 22050
 
 
-def test_links_that_loop_or_dangle_and_paths_through_a_file(tmp_path):
+def test_links_that_loop_or_dangle_paths_through_a_file_and_pipes(tmp_path):
     (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
     (tmp_path / "dangling.wav").symlink_to(tmp_path / "gone.wav")
     song = write_tone(tmp_path / "a.wav")
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)  # libsndfile would wait for a writer for ever
     for path, reason in ((tmp_path / "loop.wav", "cannot be read (too many levels of symbolic links)"),
                          (tmp_path / "dangling.wav", "broken link: its target is missing"),
-                         (song / "b.wav", "cannot be read (not a directory)")):
+                         (song / "b.wav", "cannot be read (not a directory)"),
+                         (fifo, "not a regular file (a pipe, socket or device)")):
         with pytest.raises(AudioError) as error:
             audio_info(path)
         assert str(error.value) == f"{path}: {reason}"
