@@ -244,7 +244,8 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
 
 
 @app.command(cls=Command)
-def predict(files: list[Path] = typer.Argument(..., help="Audio files (any length and format soundfile reads)."),
+def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked per file: one cannot stop the batch
+                                              help="Audio files (any length and format soundfile reads)."),
             model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                   "(default: the bundled model; 'fast': the faster bundled one)."),
             top: int = typer.Option(3, min=1, help="How many genres to show per file."),

@@ -1,4 +1,8 @@
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -195,6 +199,34 @@ def test_cli_predict_refuses_the_bad_input_corpus_and_predicts_the_rest(members,
     assert len(errors) == len(expected)
     for line, (path, reason) in zip(errors, expected.items()):
         assert line.startswith(f"error: {path}: ") and reason in line, line
+
+
+def _as_a_user_who_may_not_read_everything():
+    """The command prefix that runs a process without root's power to read any file (none when not root)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root, without setpriv to give up reading every file")
+    return [shutil.which("setpriv"), "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_cli_predict_reports_unreadable_files_and_unsearchable_folders_and_goes_on(members, tmp_path):
+    hidden = write_tone(tmp_path / "locked" / "hidden.wav", freq=1700, seconds=2.0)
+    unreadable = write_tone(tmp_path / "unreadable.wav", freq=1700, seconds=2.0)
+    good = write_tone(tmp_path / "good.wav", freq=1700, seconds=2.0)
+    unreadable.chmod(0)
+    (tmp_path / "locked").chmod(0o600)  # its files may not be reached
+    try:
+        result = subprocess.run([*_as_a_user_who_may_not_read_everything(), sys.executable, "-c",
+                                 "from genrekit.cli import main; main()", "predict", str(hidden), str(unreadable),
+                                 str(good), "--model", str(members[0][0]), "--format", "csv"],
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"{good},high," in result.stdout
+    for path in (hidden, unreadable):
+        assert f"error: {path}: cannot be read (permission denied)" in result.stderr.splitlines()
 
 
 def test_cli_timelines_of_same_and_long_names_and_names_with_brackets(members, tmp_path):
