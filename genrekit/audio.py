@@ -1,7 +1,12 @@
 """Audio in: any file soundfile reads, to mono float32 at the project's sample rate."""
 
+import logging
 import os
 import stat
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +16,9 @@ import soxr
 
 from .constants import SAMPLE_RATE
 from .exceptions import AudioError, ParameterError
+
+log = logging.getLogger(__name__)
+_DECODER_OUTPUT = threading.Lock()
 
 MAX_LOAD_SECONDS = 3600.0
 """Longest span `load_audio` decodes in one piece; longer files are read in windows."""
@@ -40,6 +48,25 @@ class AudioInfo:
         return self.frames / self.samplerate
 
 
+@contextmanager
+def _decoder_output_named(path):
+    """Catch what decoders print on the process's stderr meanwhile (libmpg123 warns there about damaged MP3s,
+    naming no file) and log each line as `PATH: line`. One decoding call at a time holds stderr."""
+    with _DECODER_OUTPUT, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    log.warning("%s: %s", path, line.strip())
+
+
 def _open(path):
     """Open `path` with soundfile, turning every failure into an `AudioError` with a reason."""
     path = Path(path)
@@ -58,7 +85,8 @@ def _open(path):
     if info.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not UTF-8 open too
+        with _decoder_output_named(path):
+            handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not UTF-8 open too
     except sf.LibsndfileError as error:
         # libsndfile says "File does not exist" for an existing file its MPEG decoder rejects
         detail = "no audio stream found" if "does not exist" in error.error_string else error.error_string
@@ -82,7 +110,8 @@ def _read(handle, path, frames):
     """
     out = np.full((frames, handle.channels), np.nan, np.float32)
     try:
-        return handle.read(frames, dtype="float32", always_2d=True, out=out)
+        with _decoder_output_named(path):
+            return handle.read(frames, dtype="float32", always_2d=True, out=out)
     except (sf.LibsndfileError, RuntimeError) as error:
         if handle.frames != UNKNOWN_FRAMES:
             raise AudioError(path, f"decoding failed ({error})") from None

@@ -170,3 +170,14 @@ def test_links_that_loop_or_dangle_paths_through_a_file_and_pipes(tmp_path):
             audio_info(path)
         assert str(error.value) == f"{path}: {reason}"
 
+
+
+def test_what_the_mp3_decoder_prints_names_its_file(tmp_path, capfd, caplog):
+    path = write_tone(tmp_path / "cut.mp3", seconds=4.0)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(AudioError, match="truncated"):
+        load_audio(path)
+    assert capfd.readouterr().err == ""  # libmpg123's line does not reach stderr without a name: it is logged
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith(f"{path}: ") and "Xing stream size" in line for line in warnings), warnings
