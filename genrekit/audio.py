@@ -108,12 +108,13 @@ def _read(handle, path, frames):
     On a file of unknown length (a streamed FLAC) libsndfile fails the read that reaches the end; the frames
     it decoded up to there (found by the NaN the buffer was filled with) are the rest of the file.
     """
-    out = np.full((frames, handle.channels), np.nan, np.float32)
+    unknown = handle.frames == UNKNOWN_FRAMES
+    out = np.full((frames, handle.channels), np.nan, np.float32) if unknown else None
     try:
         with _decoder_output_named(path):
             return handle.read(frames, dtype="float32", always_2d=True, out=out)
     except (sf.LibsndfileError, RuntimeError) as error:
-        if handle.frames != UNKNOWN_FRAMES:
+        if not unknown:
             raise AudioError(path, f"decoding failed ({error})") from None
     undecoded = np.isnan(out).any(axis=1)
     return out[:int(np.argmax(undecoded)) if undecoded.any() else frames]
