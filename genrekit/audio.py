@@ -169,25 +169,19 @@ def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
     if offset < 0 or (duration is not None and duration <= 0) or sr <= 0:
         raise ParameterError(f"need offset >= 0, duration > 0 and sr > 0; got offset={offset}, duration={duration}, sr={sr}")
     with _open(path) as handle:
-        native_sr = handle.samplerate
-        start = int(round(offset * native_sr))
-        if start >= handle.frames:
-            raise AudioError(path, f"offset {offset:.2f} s is past the end ({handle.frames / native_sr:.2f} s)")
-        wanted = handle.frames - start if duration is None else min(int(round(duration * native_sr)), handle.frames - start)
-        if wanted / native_sr > MAX_LOAD_SECONDS:
-            raise AudioError(path, f"too long to decode at once ({wanted / native_sr:.0f} s > {MAX_LOAD_SECONDS:.0f} s); "
+        native_sr, known = handle.samplerate, handle.frames != UNKNOWN_FRAMES
+        frames, limit = _seek_span(handle, path, offset, duration), int(MAX_LOAD_SECONDS * handle.samplerate)
+        if known and frames > limit:
+            raise AudioError(path, f"too long to decode at once ({frames / native_sr:.0f} s > {MAX_LOAD_SECONDS:.0f} s); "
                                    "ask for a duration or read it in windows")
-        try:
-            if start:
-                handle.seek(start)
-        except (sf.LibsndfileError, RuntimeError) as error:
-            raise AudioError(path, f"decoding failed ({error})") from None
-        data = _read(handle, path, wanted)
-        _check_complete(path, handle, wanted, len(data))
-    y = to_mono(data)
-    if not np.isfinite(y).all():
-        raise AudioError(path, "contains NaN or infinite samples")
-    return resample(y, native_sr, sr)
+        pieces, total = [], 0  # one piece, unless the header does not say how long the file is
+        for y, _ in _mono_blocks(handle, path, frames, frames if known else int(60 * native_sr)):
+            pieces.append(y)
+            total += len(y)
+            if total > limit:
+                raise AudioError(path, f"too long to decode at once (over {MAX_LOAD_SECONDS:.0f} s); ask for a "
+                                       "duration or read it in windows")
+    return resample(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), native_sr, sr)
 
 
 def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, duration=None):
@@ -203,32 +197,46 @@ def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, durati
     with _open(path) as handle:
         native_sr = handle.samplerate
         stream = None if native_sr == sr else soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
-        frames = max(1, int(block_seconds * native_sr))
-        start = int(round(offset * native_sr))
-        if start:
-            if start >= handle.frames:
-                raise AudioError(path, f"offset {offset:.2f} s is past the end ({handle.frames / native_sr:.2f} s)")
-            handle.seek(start)
-        left = None if duration is None else int(round(duration * native_sr))
-        promised, decoded = handle.frames - start if left is None else min(left, handle.frames - start), 0
-        while True:
-            wanted = frames if left is None else min(frames, left)
-            data = _read(handle, path, wanted)
-            decoded += len(data)
-            if left is not None:
-                left -= len(data)
-            last = len(data) < wanted or left == 0
-            if last:
-                _check_complete(path, handle, promised, decoded)
-            y = to_mono(data)
-            if not np.isfinite(y).all():
-                raise AudioError(path, "contains NaN or infinite samples")
+        frames = _seek_span(handle, path, offset, duration)
+        for y, last in _mono_blocks(handle, path, frames, max(1, int(block_seconds * native_sr))):
             if stream is not None:
                 y = stream.resample_chunk(y, last=last)
             if len(y):
                 yield y
-            if last:
-                return
+
+
+def _seek_span(handle, path, offset, duration):
+    """The number of frames to decode from `offset` s for `duration` s (None: to the end), with the handle
+    moved to the first."""
+    start, rate = int(round(offset * handle.samplerate)), handle.samplerate
+    if start >= handle.frames:
+        raise AudioError(path, f"offset {offset:.2f} s is past the end ({handle.frames / rate:.2f} s)")
+    try:
+        if start:
+            handle.seek(start)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioError(path, f"decoding failed ({error})") from None
+    left = handle.frames - start
+    return left if duration is None else min(int(round(duration * rate)), left)
+
+
+def _mono_blocks(handle, path, frames, block):
+    """`frames` frames from the handle's position (fewer when the file ends first) as (mono float32 samples of
+    at most `block` frames, whether it is the last); a file that ends before its header says is refused."""
+    decoded = 0
+    while True:
+        wanted = min(block, frames - decoded)
+        data = _read(handle, path, wanted)
+        decoded += len(data)
+        last = len(data) < wanted or decoded == frames
+        if last:
+            _check_complete(path, handle, frames, decoded)
+        y = to_mono(data)
+        if not np.isfinite(y).all():
+            raise AudioError(path, "contains NaN or infinite samples")
+        yield y, last
+        if last:
+            return
 
 
 def is_silent(y):

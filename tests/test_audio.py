@@ -117,6 +117,9 @@ def test_huge_file_needs_a_window(tmp_path, monkeypatch):
     with pytest.raises(AudioError, match="too long to decode at once"):
         load_audio(path)
     assert len(load_audio(path, duration=0.5)) == 11025
+    streamed = unknown_length(write_tone(tmp_path / "streamed.flac", seconds=3.0))  # found out while decoding
+    with pytest.raises(AudioError, match=r"streamed.flac: too long to decode at once \(over 1 s\)"):
+        load_audio(streamed)
 
 
 def test_silence_detection(tmp_path):
@@ -153,7 +156,7 @@ def test_a_flac_of_unknown_length_streams_to_its_end(tmp_path):
     streamed = unknown_length(shutil.copy(whole, tmp_path / "streamed.flac"))
     y = _streamed(streamed)
     assert len(y) == 5 * 22050 and np.allclose(y, load_audio(whole), atol=1e-6)
-    assert len(load_audio(streamed, duration=10.0)) == 5 * 22050
+    assert len(load_audio(streamed, duration=10.0)) == len(load_audio(streamed)) == 5 * 22050
 
 
 def test_links_that_loop_or_dangle_paths_through_a_file_and_pipes(tmp_path):
