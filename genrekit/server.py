@@ -13,8 +13,8 @@ worker thread, so the event loop keeps serving other requests meanwhile.
 
 Under load it stays bounded: at most `max_concurrent` predictions run and `max_waiting` more requests
 are admitted (receiving their upload or waiting for a turn); the rest get 503 with `Retry-After` at once.
-Audio longer than `max_minutes` gets 413, from its header before any decoding, or as soon as decoding
-passes the limit when the header does not tell (or lies). A client that disconnects stops its prediction
+Audio longer than `max_minutes` gets 413, from its header before any decoding, or, when the header does
+not tell, as soon as decoding (without scoring) passes the limit. A client that disconnects stops its prediction
 at the next 30 s block. With `server_config`, a client must finish its request headers within `timeout`
 seconds and may pause its body at most that long (408); every temporary file goes when its request ends.
 """
@@ -37,7 +37,7 @@ from uvicorn import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import __version__
-from .audio import UNKNOWN_FRAMES, audio_info
+from .audio import UNKNOWN_FRAMES, audio_info, stream_audio
 from .exceptions import AudioError, ParameterError
 from .predict import Classifier, load
 from .scoring import Stopped
@@ -101,10 +101,15 @@ def _predict_upload(classifier, upload, max_seconds, stop):
     too_long = f"{upload.name}: longer than the limit of {_length(max_seconds)}"
     if info.frames != UNKNOWN_FRAMES and info.duration > max_seconds:
         raise UploadError(413, f"{too_long} ({_length(info.duration)})")
-    result = classifier.predict(upload.path, duration=max_seconds + 1.0, stop=stop)
-    if result.duration > max_seconds:
-        raise UploadError(413, f"{too_long} (decoding stopped there; its header says otherwise)")
-    return result
+    if info.frames == UNKNOWN_FRAMES:  # only decoding tells; it costs little next to scoring
+        decoded = 0
+        for block in stream_audio(upload.path, sr=info.samplerate, duration=max_seconds + 1.0):
+            if stop.is_set():
+                raise Stopped
+            decoded += len(block)
+        if decoded > max_seconds * info.samplerate:
+            raise UploadError(413, f"{too_long} (found by decoding up to there: its header does not say)")
+    return classifier.predict(upload.path, duration=max_seconds, stop=stop)
 
 
 def _validation_message(error):
