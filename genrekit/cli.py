@@ -404,12 +404,13 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
                                                 "(default: the bundled model; 'fast': the faster bundled one)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
           port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free one)."),
-          max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413)."),
-          max_duration: float = typer.Option(20.0, help="Longest audio accepted, in minutes (longer: HTTP 413, "
-                                             "before decoding more than that)."),
+          max_upload_mb: float = typer.Option(200.0, min=0, max=2**20, help="Largest upload accepted, in MB "
+                                              "(larger: HTTP 413)."),
+          max_duration: float = typer.Option(20.0, min=0, max=10_000, help="Longest audio accepted, in minutes "
+                                             "(longer: HTTP 413, before decoding more than that)."),
           max_concurrent: int = typer.Option(2, min=1, help="Predictions run at once."),
           max_waiting: int = typer.Option(4, min=0, help="Further requests admitted to wait (more: HTTP 503, Retry-After)."),
-          timeout: float = typer.Option(30.0, help="Seconds a client may take for its request headers, or pause "
+          timeout: float = typer.Option(30.0, min=0, max=86_400, help="Seconds a client may take for its request headers, or pause "
                                         "its upload (then disconnected, or HTTP 408).")):
     """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
     import uvicorn

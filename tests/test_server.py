@@ -253,8 +253,9 @@ def test_serve_with_a_bad_model_is_a_one_line_error(monkeypatch, capsys):
 @pytest.mark.parametrize("option, value, message", [
     ("--port", "99999", "Invalid value for '--port': Input should be less than or equal to 65535"),
     ("--port", "-1", "Invalid value for '--port': Input should be greater than or equal to 0"),
-    ("--max-upload-mb", "inf", "error: max_upload_mb must be a positive number, got inf"),
-    ("--max-duration", "nan", "error: max_minutes must be a positive number, got nan"),
+    ("--max-upload-mb", "inf", "Invalid value for '--max-upload-mb': Input should be less than or equal to 1048576"),
+    ("--timeout", "0", "error: timeout must be a positive number, got 0.0"),
+    ("--max-duration", "nan", "Invalid value for '--max-duration': Input should be less than or equal to 10000"),
     ("--max-concurrent", "0", "Invalid value for '--max-concurrent': Input should be greater than or equal to 1")])
 def test_serve_with_bad_limits_says_so_without_a_traceback(monkeypatch, capsys, option, value, message):
     from genrekit.cli import main
