@@ -17,7 +17,10 @@ def atomic_path(path):
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file to write", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as error:  # a file where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder to write in", error.filename) from None
     try:
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:  # named by the file asked for, not its temporary one

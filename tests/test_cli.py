@@ -110,7 +110,7 @@ def test_outputs_that_are_folders_or_cannot_be_written_are_one_line(members, tmp
     assert (tmp_path / "pictures" / "a.png").read_bytes()[:4] == b"\x89PNG"  # a folder: the PNG goes in it
     for args, path, reason in ((["export", members[0][0], "--onnx", tmp_path / "pictures"], tmp_path / "pictures",
                                 "is a folder, not a file to write"),
-                               (["show", clip, "-o", clip / "out.png"], clip, "file exists")):
+                               (["show", clip, "-o", clip / "out.png"], clip, "is a file, not a folder to write in")):
         code, err = _run_main(monkeypatch, capsys, *args)
         assert code == 2 and err == f"error: {path}: {reason}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "pictures"]  # no temporary file left

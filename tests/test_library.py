@@ -280,6 +280,20 @@ def test_cli_tag_exit_codes_and_export(tmp_path, model, monkeypatch, capsys):
     assert err.count("\n") == 0 and "bundled default model is missing" in err
 
 
+def test_an_export_that_cannot_be_written_is_one_line_and_the_table_stays(tmp_path, model, monkeypatch, capsys):
+    root, db = tmp_path / "music", tmp_path / "lib.sqlite"
+    write_tone(root / "a.wav", 220, seconds=2.0)
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    monkeypatch.setattr("sys.argv", ["genrekit", "tag", str(root), "--db", str(db), "--model", str(model),
+                                     "--workers", "1", "--output", str(tmp_path / "notes.txt" / "lib.csv")])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"error: {tmp_path / 'notes.txt'}: is a file, not a folder to write in"
+    assert [bool(row["genre"]) for row in rows(db).values()] == [True]  # the tagging is kept
+
+
 def test_min_confidence_leaves_unsure_files_without_a_genre_or_tag(tmp_path, classifier):
     root, db = tmp_path / "music", tmp_path / "lib.sqlite"
     write_tone(root / "a.flac", 220, seconds=2.0)
