@@ -9,6 +9,7 @@ given per genre.
 
 Members (each trained on the train split, early-stopped on valid, resumable; checkpoints under the cache):
   musicnn-head     frozen MSD_musicnn, MLP head on its penultimate embeddings
+  musicnn-layers   frozen MSD_musicnn, MLP head on all its pooled layers, penultimate embeddings and tags
   musicnn-midend   MSD_musicnn with its mid-end and dense layer adapted (fine-tuned) on frozen front-end
                    features
   cnn-logmel       the paper's log-mel CNN, from scratch
@@ -55,6 +56,8 @@ GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "
 MEMBERS = {
     "musicnn-head": TrainConfig(model="backbone-musicnn", epochs=150, patience=20, lr=1e-3, windows_per_clip=4,
                                 augment=True, model_kwargs={"fine_tune": "head", "hidden": 64}),
+    "musicnn-layers": TrainConfig(model="backbone-musicnn", epochs=150, patience=20, lr=1e-3, windows_per_clip=4,
+                                  augment=True, model_kwargs={"fine_tune": "head", "layers": "all", "hidden": 64}),
     "musicnn-midend": TrainConfig(model="backbone-musicnn", epochs=40, patience=8, lr=3e-4, windows_per_clip=4,
                                   augment=True, model_kwargs={"fine_tune": "midend", "hidden": 64}),
     "cnn-logmel": TrainConfig(model="cnn-logmel", epochs=30, patience=8, windows_per_clip=4, augment=True),

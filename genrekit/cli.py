@@ -251,7 +251,10 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
             top: int = typer.Option(3, min=1, help="How many genres to show per file."),
             output_format: str = typer.Option("table", "--format", help="table, json or csv."),
             timeline: bool = typer.Option(False, help="Also give genre probabilities per window (JSON) and a PNG."),
-            timeline_dir: Path = typer.Option(Path("timelines"), help="Folder for the timeline PNGs.")):
+            timeline_dir: Path = typer.Option(Path("timelines"), help="Folder for the timeline PNGs."),
+            windows: int = typer.Option(None, min=1, help="Score only this many windows per song, spread evenly "
+                                        "over it (faster on long songs; not with --timeline). Default: every "
+                                        "window.")):
     """Predict the genre of songs; a file that fails gets one line and the others go on (exit code 1; 2 when
     none could be predicted)."""
     import csv as csv_module
@@ -262,8 +265,10 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
 
     if output_format not in ("table", "json", "csv"):
         raise GenrekitError(f"--format must be table, json or csv, got {output_format!r}")
+    if windows and timeline:
+        raise GenrekitError("--windows and --timeline: a timeline scores every window")
     classifier = load(model)
-    results = classifier.predict_many(files, progress=len(files) > 1)
+    results = classifier.predict_many(files, progress=len(files) > 1, max_windows=windows)
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:

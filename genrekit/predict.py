@@ -86,25 +86,27 @@ class Classifier:
     def __repr__(self):
         return f"Classifier({self.name!r}, members={self.member_names}, labels={self.labels})"
 
-    def predict(self, audio, sr=None, *, duration=None, stop=None):
+    def predict(self, audio, sr=None, *, duration=None, stop=None, max_windows=None):
         """Genres of a file (any format soundfile reads) or of an array of samples at `sr` Hz.
 
         Only the first `duration` seconds are decoded when given. Once `stop` (a `threading.Event`) is set,
-        the work ends at the next block of about 30 s with `genrekit.scoring.Stopped`.
+        the work ends at the next block of about 30 s with `genrekit.scoring.Stopped`. `max_windows`: the
+        song's genre from that many windows spread evenly over it (the timeline then holds only those; see
+        `genrekit.scoring.score_audio`), when it has more.
         """
-        scores = score_audio(self.scorer, audio, sr=sr, duration=duration, stop=stop)
+        scores = score_audio(self.scorer, audio, sr=sr, duration=duration, stop=stop, max_windows=max_windows)
         probabilities, per_window = song_probabilities(self.scorer, scores)
         source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
         ends = np.minimum(scores.times + self.scorer.window_seconds, scores.duration)
         return Prediction(source, self.labels, probabilities, scores.times, per_window, scores.duration, ends)
 
-    def predict_many(self, paths, *, on_error=None, progress=False):
+    def predict_many(self, paths, *, on_error=None, progress=False, max_windows=None):
         """Predictions for many files, in order; a file that fails gives its `GenrekitError` in its place
         (and is passed to `on_error`), and the others go on. `progress`: a progress bar on stderr."""
         results = []
         for path in tqdm(paths, desc="predicting", unit="file", disable=not progress):
             try:
-                results.append(self.predict(path))
+                results.append(self.predict(path, max_windows=max_windows))
             except GenrekitError as error:
                 if on_error:
                     on_error(path, error)

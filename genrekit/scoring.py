@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy.special import log_softmax
 
-from .audio import is_silent, resample, stream_audio, to_mono
+from .audio import UNKNOWN_FRAMES, audio_info, is_silent, load_audio, resample, stream_audio, to_mono
 from .combiners import GATE_REPRESENTATIONS, GatedEnsemble, gate_frames, gate_statistics_of_frames, temper
 from .exceptions import AudioError, ParameterError
 from .features import FeatureParams, compute_features
@@ -150,6 +150,14 @@ class OnnxScorer(Scorer):
         return self.session.run(None, {rep: windows[rep] for rep in self.member_representations})[0]
 
 
+def array_signal(y, sr, params):
+    """Samples at `sr` Hz (mono, or channels on either axis) as mono float32 at `params.sr`."""
+    if sr is None:
+        raise ParameterError("pass sr= with an array of samples")
+    y = np.asarray(y, dtype=np.float32)
+    return resample(to_mono(y.T if y.ndim == 2 and y.shape[0] < y.shape[1] else y), sr, params.sr)
+
+
 def signal_blocks(audio, params, window_seconds, *, sr=None, offset=0.0, duration=None):
     """A file (streamed) or an array of samples at `sr` Hz as float32 blocks at `params.sr` of a whole number
     of windows (about BLOCK_SECONDS), the last one shorter."""
@@ -164,10 +172,7 @@ def signal_blocks(audio, params, window_seconds, *, sr=None, offset=0.0, duratio
         if len(pending):
             yield pending
         return
-    if sr is None:
-        raise ParameterError("pass sr= with an array of samples")
-    y = np.asarray(audio, dtype=np.float32)
-    y = resample(to_mono(y.T if y.ndim == 2 and y.shape[0] < y.shape[1] else y), sr, params.sr)
+    y = array_signal(audio, sr, params)
     for start in range(0, max(len(y), 1), size):
         yield y[start:start + size]
 
@@ -193,31 +198,68 @@ class Stopped(Exception):
     """A prediction ended early because its `stop` event was set."""
 
 
-def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None):
+def sampled_windows(audio, params, window_seconds, max_windows, *, sr=None, offset=0.0, duration=None):
+    """(window starts in samples, window signals, the signal's length in samples) of `max_windows` windows of
+    the scoring grid spread evenly over a file (only they are decoded) or an array at `sr` Hz, or None when
+    it has no more windows than that or its length is unknown."""
+    window, is_file, y = window_length("waveform", window_seconds, params), isinstance(audio, (str, Path)), None
+    if is_file:
+        info = audio_info(audio)
+        if info.frames == UNKNOWN_FRAMES:  # e.g. a streamed FLAC: only decoding all of it tells
+            return None
+        total = int(info.frames * params.sr / info.samplerate) - int(round(offset * params.sr))
+        total = min(total, int(round(duration * params.sr))) if duration is not None else total
+    else:
+        y = array_signal(audio, sr, params)
+        total = len(y)
+    grid = window_starts(total, window)
+    if total <= 0 or len(grid) <= max_windows:
+        return None
+    starts = [grid[i] for i in np.unique(np.linspace(0, len(grid) - 1, max_windows).round().astype(int))]
+    pieces = [load_audio(audio, sr=params.sr, offset=offset + start / params.sr, duration=window_seconds)
+              if is_file else y[start:start + window] for start in starts]
+    return starts, pieces, total
+
+
+def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None, max_windows=None):
     """`AudioScores` of a file (`offset`/`duration` in seconds pick a span) or of samples at `sr` Hz; once
     `stop` (a `threading.Event`) is set, `Stopped` is raised before the next block is scored.
+
+    `max_windows`: score only that many windows of the grid, spread evenly over the signal (`sampled_windows`;
+    a file's other windows are not even decoded), when it has more; the song's score is then their average.
 
     Raises AudioError for a file without samples, shorter than `MIN_SECONDS`, or silent (or constant).
     """
     source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
     params, window = scorer.params, window_length("waveform", scorer.window_seconds, scorer.params)
-    scores, frames, times, total, loud = [], [], [], 0, False
-    for block in signal_blocks(audio, params, scorer.window_seconds, sr=sr, offset=offset, duration=duration):
+    sampled = max_windows and sampled_windows(audio, params, scorer.window_seconds, max_windows, sr=sr,
+                                              offset=offset, duration=duration)
+    if sampled:
+        starts, pieces, total = sampled
+    else:
+        pieces = signal_blocks(audio, params, scorer.window_seconds, sr=sr, offset=offset, duration=duration)
+    scores, frames, times, position, loud = [], [], [], 0, False
+    for i, block in enumerate(pieces):
+        start = starts[i] if sampled else position
         loud = loud or not is_silent(block)
         if stop is not None and stop.is_set():
             raise Stopped
-        if len(block) >= window or total == 0:
-            features, windows, starts = block_windows(block, params, scorer.window_seconds, scorer.representations)
+        if len(block) >= window or position == 0:
+            features, windows, block_starts = block_windows(block, params, scorer.window_seconds,
+                                                            scorer.representations)
             scores.append(scorer.member_log_probs(windows))
             if scorer.gated:
                 frames.append(gate_frames(features))
-            times.extend((total + starts) / params.sr)
-        total += len(block)
+            times.extend((start + block_starts) / params.sr)
+        position += len(block)
+    total = total if sampled else position
     if total == 0:
         raise AudioError(source, "contains no audio samples")
     if total < MIN_SECONDS * params.sr:
         raise AudioError(source, f"too short to classify ({total / params.sr:.2f} s; the minimum is {MIN_SECONDS:g} s)")
     if not loud:
+        if sampled:  # the sampled windows are quiet: look at all of it
+            return score_audio(scorer, audio, sr=sr, offset=offset, duration=duration, stop=stop)
         raise AudioError(source, "silent (never above -80 dBFS, its DC offset aside): nothing to classify")
     stats = gate_statistics_of_frames(np.concatenate(frames, axis=1)) if scorer.gated else None
     return AudioScores(np.concatenate(scores, axis=1), np.asarray(times), stats, total / params.sr)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from genrekit.models.musicnn import MUSICNN_SR, N_FRAMES, WEIGHTS, MusicnnFrontEnd, Resampler, load_musicnn
+from genrekit.models.musicnn import (MUSICNN_SR, N_FRAMES, WEIGHTS, MusicnnFrontEnd, Resampler, frequency_max,
+                                    load_musicnn)
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
 SIGNAL_SECONDS = 6.0
@@ -110,6 +111,15 @@ def test_port_matches_tensorflow(reference, musicnn):
         embedding, taggram = musicnn.embed(patches).numpy(), musicnn(patches).numpy()
     assert np.abs(embedding - reference["embedding"]).max() < 1e-4  # embeddings reach about 4
     assert np.abs(taggram - reference["taggram"]).max() < 1e-5
+
+
+def test_pooling_before_the_batch_norm_gives_the_blocks_output(musicnn):
+    """The reordered front end (pool, then ReLU and batch norm) equals conv -> ReLU -> batch norm -> max
+    (musicnn's blocks have channels with positive and with negative batch-norm scales)."""
+    x = torch.randn(3, 1, 200, 96)
+    for block in (*musicnn.timbral, *musicnn.temporal):
+        assert (block[2].weight < 0).any() and (block[2].weight > 0).any()
+        torch.testing.assert_close(frequency_max(block, x), block(x).amax(3), rtol=0, atol=1e-5)
 
 
 def test_backbone_stays_frozen_and_in_eval_mode(musicnn):

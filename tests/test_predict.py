@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import BAD_INPUTS, tone, write_bad_inputs, write_tone
+from conftest import BAD_INPUTS, tone, unknown_length, write_bad_inputs, write_tone
 from genrekit.audio import load_audio, stream_audio
 from genrekit.datasets import select
 from genrekit.checkpoints import load_members
@@ -70,6 +70,24 @@ def test_long_stereo_song_at_another_rate_gets_a_timeline(classifiers, tmp_path)
     d = result.to_dict(top=2, timeline=True)
     assert len(d["top"]) == 2 and len(d["timeline"]) == 80 and set(d["probabilities"]) == set(labels)
     assert (d["timeline"][0]["start"], d["timeline"][0]["end"], d["timeline"][-1]["end"]) == (0.0, 1.0, 80.0)
+
+
+@pytest.mark.parametrize("kind", ["single", "gated"])
+def test_sampled_windows_are_windows_of_the_full_grid(classifiers, tmp_path, kind):
+    """`max_windows`: that many windows of the grid, evenly spread, decoded alone from a file (44.1 kHz stereo
+    here) or cut from an array, each scored as the full run scores it; fewer windows than asked: all."""
+    classifier, sr = classifiers[kind], 44100
+    y = np.concatenate([tone(220, 20.0, sr, amplitude=0.4), tone(1760, 20.5, sr, amplitude=0.4)])
+    sf.write(tmp_path / "song.flac", np.stack([y, y], axis=1), sr)
+    full = classifier.predict(tmp_path / "song.flac")
+    for audio in (tmp_path / "song.flac", y):
+        sampled = classifier.predict(audio, sr=sr, max_windows=5)
+        assert list(sampled.times) == [0.0, 10.0, 20.0, 29.0, 39.0] and sampled.duration == pytest.approx(40.5, abs=0.01)
+        assert np.allclose(sampled.timeline, full.timeline[[0, 10, 20, 29, 39]], atol=0.02)
+        assert sampled.genre == full.genre and np.abs(sampled.probabilities - full.probabilities).max() < 0.1
+    assert np.allclose(classifier.predict(y, sr=sr, max_windows=50).timeline, full.timeline, atol=0.02)
+    streamed = unknown_length(tmp_path / "song.flac")  # its length unknown: every window, as without max_windows
+    assert np.allclose(classifier.predict(streamed, max_windows=5).timeline, full.timeline, atol=1e-4)
 
 
 @pytest.mark.parametrize("seconds, end", [(3.0, 3.0), (0.6, 0.6), (2.5, 2.0)])

@@ -33,6 +33,8 @@ N_MELS = 96
 N_FRAMES = 187
 """Frames of musicnn's 3 s input patches."""
 EMBEDDING_SIZE = 200
+LAYERS_SIZE = 1756
+"""Pooled layers (1506), penultimate embedding (200) and tag logits (50)."""
 BN_EPS = 1e-3
 """TensorFlow's batch-norm epsilon (PyTorch's default is 1e-5)."""
 
@@ -98,6 +100,20 @@ def _block(conv, norm):
     return nn.Sequential(conv, nn.ReLU(), norm)
 
 
+def frequency_max(block, x):
+    """A front-end block's output max-pooled over frequency [shape=(batch, channels, frames)]. With fixed
+    batch-norm statistics (eval mode) the pooling runs on the convolution's output, before the ReLU and the
+    batch norm, which then see a tensor ~60x smaller (the same result): ReLU commutes with max, and so does a
+    channel's batch norm where its scale is positive; where it is negative it commutes with min, which is
+    max of the channel's negated convolution, negated."""
+    conv, relu, norm = block
+    if norm.training:
+        return block(x).amax(3)
+    sign = torch.where(norm.weight < 0, -1.0, 1.0)
+    pooled = F.conv2d(x, conv.weight * sign[:, None, None, None], conv.bias * sign).amax(3) * sign[:, None]
+    return F.batch_norm(relu(pooled), norm.running_mean, norm.running_var, norm.weight, norm.bias, eps=norm.eps)
+
+
 class Musicnn(nn.Module):
     """The MSD_musicnn network: timbral (7x38, 7x67) and temporal (128, 64, 32 frames) convolutions max-pooled
     over frequency, three 1-D mid-end convolutions with residual connections, then max and mean over time,
@@ -120,24 +136,35 @@ class Musicnn(nn.Module):
 
     def front(self, patches):
         """The front end's features [shape=(batch, 561, frames)] of log-mel patches [shape=(batch, frames, 96)]:
-        timbral and temporal convolutions, max-pooled over frequency (93 % of the network's cost)."""
+        timbral and temporal convolutions, max-pooled over frequency (most of the network's cost)."""
         x = self.input_norm(patches.unsqueeze(1))
-        front = [block(F.pad(x, (0, 0, 3, 3))).amax(3) for block in self.timbral]
+        front = [frequency_max(block, F.pad(x, (0, 0, 3, 3))) for block in self.timbral]
         for block in self.temporal:  # TensorFlow's "same" padding: the extra row goes after
             length = block[0].kernel_size[0]
-            front.append(block(F.pad(x, (0, 0, (length - 1) // 2, length // 2))).amax(3))
+            front.append(frequency_max(block, F.pad(x, (0, 0, (length - 1) // 2, length // 2))))
         return torch.cat(front, 1)
 
-    def back(self, front):
-        """Penultimate-layer embeddings [shape=(batch, 200)] of front-end features: the mid-end convolutions,
-        max and mean over time and the dense layer."""
+    def pooled(self, front):
+        """Every layer's features max- and mean-pooled over time, batch-normed [shape=(batch, 1506)] (the dense
+        layer's input) from front-end features: front end and the three mid-end convolutions."""
         features = [front]
         for i, block in enumerate(self.midend):
             out = block(features[-1])
             features.append(out if i == 0 else out + features[-1])
         features = torch.cat(features, 1)
         pooled = torch.stack([features.amax(2), features.mean(2)], 2).flatten(1)  # TF's order: max, mean per channel
-        return self.dense_norm(torch.relu(self.dense(self.pool_norm(pooled))))
+        return self.pool_norm(pooled)
+
+    def back(self, front):
+        """Penultimate-layer embeddings [shape=(batch, 200)] of front-end features: the mid-end convolutions,
+        max and mean over time and the dense layer."""
+        return self.dense_norm(torch.relu(self.dense(self.pooled(front))))
+
+    def layers(self, patches):
+        """Pooled layers, penultimate embeddings and tag logits of patches, side by side [shape=(batch, 1756)]."""
+        pooled = self.pooled(self.front(patches))
+        embedding = self.dense_norm(torch.relu(self.dense(pooled)))
+        return torch.cat([pooled, embedding, self.output(embedding)], 1)
 
     def embed(self, patches):
         """Penultimate-layer embeddings [shape=(batch, 200)] of log-mel patches [shape=(batch, frames, 96)]."""
@@ -161,7 +188,7 @@ FINE_TUNE = {"head": ("frontend.", "backbone."),
              "midend": ("frontend.", "backbone.input_norm.", "backbone.timbral.", "backbone.temporal.")}
 """What stays frozen, by `fine_tune`: `head` trains only the MLP head on the penultimate embeddings;
 `midend` also adapts the mid-end convolutions and the dense layer to the genres, on frozen front-end
-features."""
+features. A `head` reads the penultimate embeddings or (`layers="all"`) every pooled layer and the tags."""
 
 
 class MusicnnClassifier(nn.Module):
@@ -169,18 +196,21 @@ class MusicnnClassifier(nn.Module):
     and a one-hidden-layer MLP head with dropout (`trainable`). musicnn sees 3 s of each window (its patch):
     the first 3 s of longer windows, shorter ones repeated. Batch norms keep musicnn's statistics."""
 
-    def __init__(self, n_classes, *, hidden=64, dropout=0.3, fine_tune="head"):
+    def __init__(self, n_classes, *, hidden=64, dropout=0.3, fine_tune="head", layers="penultimate"):
         super().__init__()
         if fine_tune not in FINE_TUNE:
             raise ParameterError(f"fine_tune must be one of {', '.join(FINE_TUNE)}, got {fine_tune!r}")
-        self.representation, self.n_classes, self.fine_tune = "waveform", n_classes, fine_tune
+        if layers not in ("penultimate", "all") or (layers == "all" and fine_tune != "head"):
+            raise ParameterError(f"layers must be penultimate or (with fine_tune='head') all, got {layers!r}")
+        self.representation, self.n_classes, self.fine_tune, self.layers = "waveform", n_classes, fine_tune, layers
         self.frozen_prefixes = FINE_TUNE[fine_tune]
         """State-dict entries loaded from the bundled musicnn weights, which checkpoints leave out."""
         self.frontend = MusicnnFrontEnd()
         self.backbone = load_musicnn().requires_grad_(False)
         for name, parameter in self.named_parameters():
             parameter.requires_grad_(not name.startswith(self.frozen_prefixes))
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(EMBEDDING_SIZE, hidden), nn.ReLU(),
+        width = LAYERS_SIZE if layers == "all" else EMBEDDING_SIZE
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(),
                                   nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 
     def train(self, mode=True):
@@ -192,10 +222,13 @@ class MusicnnClassifier(nn.Module):
 
     def embed(self, x):
         """The frozen part's output for windows (training computes it once per window and trains `trainable`
-        on it): penultimate embeddings [shape=(batch, 200)] for `head`, front-end features for `midend`."""
+        on it): for `head`, penultimate embeddings [shape=(batch, 200)] or all layers (`layers="all"`,
+        [shape=(batch, 1756)]); front-end features for `midend`."""
         with torch.no_grad():
             patches = self.frontend(x)
-            return self.backbone.embed(patches) if self.fine_tune == "head" else self.backbone.front(patches)
+            if self.fine_tune == "midend":
+                return self.backbone.front(patches)
+            return self.backbone.layers(patches) if self.layers == "all" else self.backbone.embed(patches)
 
     def trainable(self, frozen):
         """Genre logits from the frozen part's output."""
@@ -207,6 +240,8 @@ class MusicnnClassifier(nn.Module):
         digest = hashlib.sha1(f"musicnn {SAMPLE_RATE} {MUSICNN_SR} {N_FFT} {HOP_LENGTH} {N_MELS} {N_FRAMES}".encode())
         if self.fine_tune != "head":
             digest.update(self.fine_tune.encode())
+        if self.layers != "penultimate":
+            digest.update(self.layers.encode())
         for prefix, module in (("frontend.", self.frontend), ("backbone.", self.backbone)):
             for name, tensor in module.state_dict().items():
                 if (prefix + name).startswith(self.frozen_prefixes):
