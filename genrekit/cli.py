@@ -599,7 +599,8 @@ def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the exam
     from .predict import DEFAULT_MODEL
 
     if DEFAULT_MODEL.is_file():
-        predict(songs, model=None, top=3, output_format="table", timeline=True, timeline_dir=output / "timelines")
+        predict(songs, model=None, top=3, output_format="table", timeline=True, timeline_dir=output / "timelines",
+                windows=None)
     else:
         console.print(f"no bundled model at {DEFAULT_MODEL}: run benchmarks/real_music.py --write-default")
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-mini"
