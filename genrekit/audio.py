@@ -1,6 +1,12 @@
 """Audio in: any file soundfile reads, to mono float32 at the project's sample rate."""
 
+import logging
 import os
+import stat
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,11 +17,20 @@ import soxr
 from .constants import SAMPLE_RATE
 from .exceptions import AudioError, ParameterError
 
+log = logging.getLogger(__name__)
+_DECODER_OUTPUT = threading.Lock()
+
 MAX_LOAD_SECONDS = 3600.0
 """Longest span `load_audio` decodes in one piece; longer files are read in windows."""
 
 SILENCE_PEAK = 1e-4
 """A signal whose absolute peak stays below this (-80 dBFS) counts as silent."""
+
+UNKNOWN_FRAMES = 2**63 - 1
+"""libsndfile's frame count for a file whose header does not give its length (e.g. a streamed FLAC)."""
+
+COMPLETE = 0.99
+"""A decoded span shorter than this share of what the header promises counts as truncated."""
 
 
 @dataclass(frozen=True)
@@ -33,27 +48,84 @@ class AudioInfo:
         return self.frames / self.samplerate
 
 
+@contextmanager
+def _decoder_output_named(path):
+    """Catch what decoders print on the process's stderr meanwhile (libmpg123 warns there about damaged MP3s,
+    naming no file) and log each line as `PATH: line`. One decoding call at a time holds stderr."""
+    with _DECODER_OUTPUT, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    log.warning("%s: %s", path, line.strip())
+
+
 def _open(path):
     """Open `path` with soundfile, turning every failure into an `AudioError` with a reason."""
     path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
+    try:
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode):
+            os.close(os.open(path, os.O_RDONLY))  # may it be read?
+    except FileNotFoundError:
+        raise AudioError(path, "broken link: its target is missing" if path.is_symlink() else "file not found") from None
+    except OSError as error:  # a symlink loop, no permission to read it or to search its folder
+        raise AudioError(path, f"cannot be read ({error.strerror.lower()})") from None
+    if stat.S_ISDIR(info.st_mode):
         raise AudioError(path, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioError(path, "not a regular file (a pipe, socket or device)")
+    if info.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not UTF-8 open too
+        with _decoder_output_named(path):
+            handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not UTF-8 open too
     except sf.LibsndfileError as error:
         # libsndfile says "File does not exist" for an existing file its MPEG decoder rejects
         detail = "no audio stream found" if "does not exist" in error.error_string else error.error_string
         raise AudioError(path, f"not a readable audio file or unsupported format ({detail})") from None
     except (RuntimeError, TypeError, ValueError) as error:
         raise AudioError(path, f"not a readable audio file ({error})") from None
+    if handle.format == "RAW":  # libsndfile takes a .au/.snd file without its header for headerless samples
+        handle.close()
+        raise AudioError(path, "not an audio file (no audio header)")
     if handle.frames <= 0:
         handle.close()
         raise AudioError(path, "contains no audio samples")
     return handle
+
+
+def _read(handle, path, frames):
+    """Up to `frames` frames from the current position as float32 [shape=(n, channels)].
+
+    On a file of unknown length (a streamed FLAC) libsndfile fails the read that reaches the end; the frames
+    it decoded up to there (found by the NaN the buffer was filled with) are the rest of the file.
+    """
+    unknown = handle.frames == UNKNOWN_FRAMES
+    out = np.full((frames, handle.channels), np.nan, np.float32) if unknown else None
+    try:
+        with _decoder_output_named(path):
+            return handle.read(frames, dtype="float32", always_2d=True, out=out)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        if not unknown:
+            raise AudioError(path, f"decoding failed ({error})") from None
+    undecoded = np.isnan(out).any(axis=1)
+    return out[:int(np.argmax(undecoded)) if undecoded.any() else frames]
+
+
+def _check_complete(path, handle, promised, decoded):
+    """Refuse a file that decodes to fewer frames than its header promised (e.g. a download cut short)."""
+    if decoded == 0:
+        raise AudioError(path, "truncated: no samples could be decoded")
+    if handle.frames != UNKNOWN_FRAMES and decoded < promised * COMPLETE:
+        raise AudioError(path, f"truncated: header promises {promised} frames, only {decoded} could be decoded")
 
 
 def audio_info(path):
@@ -89,35 +161,27 @@ def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
     Raises
     ------
     AudioError
-        The file is missing, empty, truncated, not audio, unsupported, or holds non-finite samples.
+        The file is missing, empty, truncated (shorter than its header says), not audio, unsupported, or holds
+        non-finite samples.
     ParameterError
         `offset`/`duration`/`sr` are out of range.
     """
     if offset < 0 or (duration is not None and duration <= 0) or sr <= 0:
         raise ParameterError(f"need offset >= 0, duration > 0 and sr > 0; got offset={offset}, duration={duration}, sr={sr}")
     with _open(path) as handle:
-        native_sr = handle.samplerate
-        start = int(round(offset * native_sr))
-        if start >= handle.frames:
-            raise AudioError(path, f"offset {offset:.2f} s is past the end ({handle.frames / native_sr:.2f} s)")
-        wanted = handle.frames - start if duration is None else min(int(round(duration * native_sr)), handle.frames - start)
-        if wanted / native_sr > MAX_LOAD_SECONDS:
-            raise AudioError(path, f"too long to decode at once ({wanted / native_sr:.0f} s > {MAX_LOAD_SECONDS:.0f} s); "
+        native_sr, known = handle.samplerate, handle.frames != UNKNOWN_FRAMES
+        frames, limit = _seek_span(handle, path, offset, duration), int(MAX_LOAD_SECONDS * handle.samplerate)
+        if known and frames > limit:
+            raise AudioError(path, f"too long to decode at once ({frames / native_sr:.0f} s > {MAX_LOAD_SECONDS:.0f} s); "
                                    "ask for a duration or read it in windows")
-        try:
-            if start:
-                handle.seek(start)
-            data = handle.read(wanted, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as error:
-            raise AudioError(path, f"decoding failed ({error})") from None
-    if len(data) == 0:
-        raise AudioError(path, "truncated: no samples could be decoded")
-    if len(data) < wanted * 0.99:
-        raise AudioError(path, f"truncated: header promises {wanted} frames, only {len(data)} could be decoded")
-    y = to_mono(data)
-    if not np.isfinite(y).all():
-        raise AudioError(path, "contains NaN or infinite samples")
-    return resample(y, native_sr, sr)
+        pieces, total = [], 0  # one piece, unless the header does not say how long the file is
+        for y, _ in _mono_blocks(handle, path, frames, frames if known else int(60 * native_sr)):
+            pieces.append(y)
+            total += len(y)
+            if total > limit:
+                raise AudioError(path, f"too long to decode at once (over {MAX_LOAD_SECONDS:.0f} s); ask for a "
+                                       "duration or read it in windows")
+    return resample(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), native_sr, sr)
 
 
 def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, duration=None):
@@ -133,33 +197,48 @@ def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, durati
     with _open(path) as handle:
         native_sr = handle.samplerate
         stream = None if native_sr == sr else soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
-        frames = max(1, int(block_seconds * native_sr))
-        start = int(round(offset * native_sr))
-        if start:
-            if start >= handle.frames:
-                raise AudioError(path, f"offset {offset:.2f} s is past the end ({handle.frames / native_sr:.2f} s)")
-            handle.seek(start)
-        left = None if duration is None else int(round(duration * native_sr))
-        while True:
-            wanted = frames if left is None else min(frames, left)
-            try:
-                data = handle.read(wanted, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as error:
-                raise AudioError(path, f"decoding failed ({error})") from None
-            if left is not None:
-                left -= len(data)
-            last = len(data) < wanted or left == 0
-            y = to_mono(data)
-            if not np.isfinite(y).all():
-                raise AudioError(path, "contains NaN or infinite samples")
+        frames = _seek_span(handle, path, offset, duration)
+        for y, last in _mono_blocks(handle, path, frames, max(1, int(block_seconds * native_sr))):
             if stream is not None:
                 y = stream.resample_chunk(y, last=last)
             if len(y):
                 yield y
-            if last:
-                return
+
+
+def _seek_span(handle, path, offset, duration):
+    """The number of frames to decode from `offset` s for `duration` s (None: to the end), with the handle
+    moved to the first."""
+    start, rate = int(round(offset * handle.samplerate)), handle.samplerate
+    if start >= handle.frames:
+        raise AudioError(path, f"offset {offset:.2f} s is past the end ({handle.frames / rate:.2f} s)")
+    try:
+        if start:
+            handle.seek(start)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioError(path, f"decoding failed ({error})") from None
+    left = handle.frames - start
+    return left if duration is None else min(int(round(duration * rate)), left)
+
+
+def _mono_blocks(handle, path, frames, block):
+    """`frames` frames from the handle's position (fewer when the file ends first) as (mono float32 samples of
+    at most `block` frames, whether it is the last); a file that ends before its header says is refused."""
+    decoded = 0
+    while True:
+        wanted = min(block, frames - decoded)
+        data = _read(handle, path, wanted)
+        decoded += len(data)
+        last = len(data) < wanted or decoded == frames
+        if last:
+            _check_complete(path, handle, frames, decoded)
+        y = to_mono(data)
+        if not np.isfinite(y).all():
+            raise AudioError(path, "contains NaN or infinite samples")
+        yield y, last
+        if last:
+            return
 
 
 def is_silent(y):
-    """True when a signal never rises above -80 dBFS."""
-    return y.size == 0 or float(np.max(np.abs(y))) < SILENCE_PEAK
+    """True when a signal, its DC offset removed, never rises above -80 dBFS (silence, or a constant)."""
+    return y.size == 0 or float(np.max(np.abs(y - np.mean(y)))) < SILENCE_PEAK

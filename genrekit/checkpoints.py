@@ -50,8 +50,13 @@ def compact(ckpt, model):
     return {**ckpt, "state_dict": own, "frozen": {"prefixes": list(prefixes), "key": model.embedding_key()}}
 
 
-def read_file(path):
-    """The raw dict of a genrekit checkpoint or ensemble file (weights as tensors)."""
+CHECKPOINT_KEYS = ("model", "config", "labels", "feature_params", "window_seconds", "state_dict")
+ENSEMBLE_KEYS = ("kind", "labels", "members", "combiner")
+
+
+def read_file(path, what="genrekit checkpoint"):
+    """The raw contents of a file `torch.save` wrote (a checkpoint, an ensemble, a training state), read
+    without running pickled code: tensors and plain Python values only."""
     import torch
 
     try:
@@ -59,7 +64,14 @@ def read_file(path):
     except FileNotFoundError:
         raise GenrekitError(f"{path}: file not found") from None
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
-        raise GenrekitError(f"{path}: not a genrekit checkpoint ({type(error).__name__})") from None
+        raise GenrekitError(f"{path}: not a {what} ({type(error).__name__})") from None
+
+
+def _check_keys(path, data, keys):
+    """Refuse a genrekit file that lacks some of the `keys` its format needs (damaged, or not genrekit's)."""
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise GenrekitError(f"{path}: damaged genrekit file (no {', '.join(missing)})")
 
 
 def model_from_checkpoint(ckpt):
@@ -88,6 +100,7 @@ def load_checkpoint(path):
     ckpt = read_file(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise GenrekitError(f"{path}: not a genrekit checkpoint")
+    _check_keys(path, ckpt, CHECKPOINT_KEYS)
     return model_from_checkpoint(ckpt)
 
 
@@ -120,6 +133,7 @@ def load_members(paths):
         data = read_file(path)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ParameterError(f"{path}: not a model checkpoint (an ensemble cannot be a member)")
+        _check_keys(path, data, CHECKPOINT_KEYS)
         members.append(Member.from_checkpoint(data))
     return members
 
@@ -169,8 +183,12 @@ def read_model(path):
     data = read_file(path)
     kind = data.get("format") if isinstance(data, dict) else None
     if kind == FORMAT:
+        _check_keys(path, data, CHECKPOINT_KEYS)
         return ModelFile([Member.from_checkpoint(data)])
     if kind == ENSEMBLE_FORMAT:
+        _check_keys(path, data, ENSEMBLE_KEYS)
+        for member in data["members"]:
+            _check_keys(path, member, CHECKPOINT_KEYS)
         return ModelFile([Member.from_checkpoint(ckpt) for ckpt in data["members"]], data["kind"],
                          make_combiner(data["kind"]).set_state(data["combiner"]), data.get("temperature", 1.0),
                          data.get("card", {}))

@@ -1,6 +1,7 @@
 """The `genrekit` command: thin typer wrappers around the library."""
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -49,7 +50,7 @@ experiment_app = typer.Typer(help="The paper's experiments: song variants, instr
 app.add_typer(experiment_app, name="experiment")
 cache_app = typer.Typer(help="The feature cache: its size, and clearing it.", no_args_is_help=True, cls=Group)
 app.add_typer(cache_app, name="cache")
-console = Console(soft_wrap=True)
+console = Console(soft_wrap=True, markup=False)  # file names may hold [brackets]: never markup
 
 def _show_version(value):
     if value:
@@ -91,8 +92,8 @@ def _count(n, word):
 
 @app.command(cls=Command)
 def show(file: Path = typer.Argument(..., help="Audio file to draw."),
-         output: Path = typer.Option(None, "--output", "-o", help="PNG to write (default: FILE's name with .png in "
-                                     "the working folder, never beside the input)."),
+         output: Path = typer.Option(None, "--output", "-o", help="PNG to write, or a folder for it (default: FILE's "
+                                     "name with .png in the working folder, never beside the input)."),
          offset: float = typer.Option(0.0, help="Start, in seconds."),
          duration: float = typer.Option(30.0, help="Length to draw, in seconds.")):
     """Draw the four representations of a clip (waveform, spectrogram, log-mel, chroma) in one PNG."""
@@ -101,7 +102,8 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
     from .plots import plot_representations
 
     y = load_audio(file, offset=offset, duration=duration)
-    output = output or Path(file.stem + ".png")
+    output = output or Path(".")
+    output = output / f"{file.stem}.png" if output.is_dir() else output
     plot_representations(compute_features(y), output, title=file.name, offset=offset)
     console.print(f"wrote {output}")
 
@@ -135,7 +137,7 @@ def _engine(engine, address, local, ray_engine):
 @app.command(cls=Command)
 def features(dataset: str = DatasetArg,
              cache_dir: Path = CacheDirOption,
-             workers: int = typer.Option(0, help="Worker processes (0: one per core).")):
+             workers: int = typer.Option(0, min=0, help="Worker processes (0: one per core).")):
     """Compute and cache the four representations of every clip of a dataset."""
     from .cache import FeatureCache, fill_cache
     from .datasets import load_dataset
@@ -147,7 +149,7 @@ def features(dataset: str = DatasetArg,
     console.print(f"{computed} computed, {len(status) - computed - len(failed)} already cached, "
                   f"{len(failed)} failed; {_cache_line(cache_dir)}", highlight=False, markup=False)
     for key, state in failed.items():
-        console.print(f"[red]{key}: {state}[/red]", highlight=False, markup=True)
+        console.print(f"{key}: {state}", style="red", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -181,7 +183,8 @@ def models():
             console.print(f"no bundled {bundled} model ({path}); run benchmarks/real_music.py --write-default")
             continue
         info = json.loads(card.read_text())
-        console.print(f"[bold]Bundled model {bundled!r}[/bold] ({path.name}, {info['kind']}): {', '.join(info['labels'])}")
+        console.print(f"[bold]Bundled model {bundled!r}[/bold] ({path.name}, {info['kind']}): {', '.join(info['labels'])}",
+                      markup=True)
         console.print(f"  members and weights: {info['members']}")
         console.print(f"  trained on: {info['training_data']}")
         for name, result in info["held_out"].items():
@@ -209,7 +212,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
           patience: int = typer.Option(6, help="Epochs without validation gain before stopping."),
           seed: int = typer.Option(0, help="Random seed (weights, windows, and splits of datasets without one)."),
           cache_dir: Path = CacheDirOption,
-          workers: int = typer.Option(0, help="Feature worker processes (0: one per core)."),
+          workers: int = typer.Option(0, min=0, help="Feature worker processes (0: one per core)."),
           features: Path = typer.Option(None, help="Window features `genrekit embed` wrote of these data, "
                                         "read instead of computed (models with a frozen part, no --augment).")):
     """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
@@ -269,17 +272,19 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
 
 
 @app.command(cls=Command)
-def predict(files: list[Path] = typer.Argument(..., help="Audio files (any length and format soundfile reads)."),
+def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked per file: one cannot stop the batch
+                                              help="Audio files (any length and format soundfile reads)."),
             model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                   "(default: the bundled model; 'fast': the faster bundled one)."),
-            top: int = typer.Option(3, help="How many genres to show per file."),
+            top: int = typer.Option(3, min=1, help="How many genres to show per file."),
             output_format: str = typer.Option("table", "--format", help="table, json or csv."),
             timeline: bool = typer.Option(False, help="Also give genre probabilities per window (JSON) and a PNG."),
             timeline_dir: Path = typer.Option(Path("timelines"), help="Folder for the timeline PNGs."),
             windows: int = typer.Option(None, min=1, help="Score only this many windows per song, spread evenly "
                                         "over it (faster on long songs; not with --timeline). Default: every "
                                         "window.")):
-    """Predict the genre of songs; a file that fails gets one line and the others go on (exit code 1)."""
+    """Predict the genre of songs; a file that fails gets one line and the others go on (exit code 1; 2 when
+    none could be predicted)."""
     import csv as csv_module
     import json
 
@@ -288,8 +293,6 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
 
     if output_format not in ("table", "json", "csv"):
         raise GenrekitError(f"--format must be table, json or csv, got {output_format!r}")
-    if top < 1:
-        raise GenrekitError(f"--top must be at least 1, got {top}")
     if windows and timeline:
         raise GenrekitError("--windows and --timeline: a timeline scores every window")
     classifier = load(model)
@@ -297,8 +300,11 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:
-        for result in good:
-            plot_timeline(result, timeline_dir / f"{Path(result.source).name}.timeline.png")
+        for result, picture in zip(good, _timeline_paths([result.source for result in good], timeline_dir)):
+            try:
+                plot_timeline(result, picture)
+            except OSError as error:  # the prediction stands; its picture is reported
+                failed.append((result.source, GenrekitError(f"{picture}: timeline not written ({error.strerror})")))
     if output_format == "json":
         rows = [{"source": str(path), "error": str(result)} if isinstance(result, GenrekitError)
                 else result.to_dict(top=top, timeline=timeline) for path, result in zip(files, results)]
@@ -323,13 +329,28 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
             table.add_row(Path(result.source).name, ranked[0][0], f"{ranked[0][1]:.0%}",
                           ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
         # piped or redirected: one line per file, whole names (on a terminal, long names fold)
-        (console if console.is_terminal else Console(soft_wrap=True, width=10_000)).print(table)
+        (console if console.is_terminal else Console(soft_wrap=True, width=10_000, markup=False)).print(table)
         if timeline:
             console.print(f"timelines: {timeline_dir}/")
     for path, error in failed:
         print(f"error: {error}", file=sys.stderr)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(1 if good else 2)
+
+
+def _timeline_paths(sources, folder):
+    """Where the timeline PNG of each source goes: `NAME.timeline.png` in `folder`, the name cut to fit a
+    file name's 255 bytes and numbered (`NAME-2`) when sources in different folders share it."""
+    paths, used = [], set()
+    for source in sources:
+        name = os.fsdecode(os.fsencode(Path(source).name)[:200])
+        unique, n = name, 1
+        while unique in used:
+            n += 1
+            unique = f"{name}-{n}"
+        used.add(unique)
+        paths.append(folder / f"{unique}.timeline.png")
+    return paths
 
 
 @app.command(cls=Command)
@@ -372,8 +393,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         db: Path = typer.Option(..., help="SQLite file of results (created; a re-run continues where it stopped)."),
         model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                               "(default: the bundled model; 'fast': the faster bundled one)."),
-        workers: int = typer.Option(0, help="Worker processes, or Ray tasks at once (0: one per core, or per CPU "
-                                    "of the Ray cluster)."),
+        workers: int = typer.Option(0, min=0, help="Worker processes, or Ray tasks at once (0: one per core, or "
+                                    "per CPU of the Ray cluster)."),
         engine: str = EngineOption,
         address: str = AddressOption,
         export: str = typer.Option(None, help="Also export the table: csv or json."),
@@ -421,7 +442,7 @@ def embed(dataset: str = DatasetArg,
                                    "dataset."),
           model: str = typer.Option("backbone-musicnn", help="Registered model whose frozen part embeds."),
           window_seconds: float = typer.Option(3.0, help="Window length, as `genrekit train --window-seconds`."),
-          workers: int = typer.Option(0, help="Worker processes, or Ray tasks at once (0: one per core, or per CPU "
+          workers: int = typer.Option(0, min=0, help="Worker processes, or Ray tasks at once (0: one per core, or per CPU "
                                       "of the Ray cluster)."),
           engine: str = EngineOption,
           address: str = AddressOption):
@@ -445,13 +466,14 @@ def embed(dataset: str = DatasetArg,
 def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                 "(default: the bundled model; 'fast': the faster bundled one)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
-          port: int = typer.Option(8000, help="Port to listen on."),
-          max_upload_mb: float = typer.Option(200.0, help="Largest upload accepted, in MB (larger: HTTP 413)."),
-          max_duration: float = typer.Option(20.0, help="Longest audio accepted, in minutes (longer: HTTP 413, "
-                                             "before decoding more than that)."),
-          max_concurrent: int = typer.Option(2, help="Predictions run at once."),
-          max_waiting: int = typer.Option(4, help="Further requests admitted to wait (more: HTTP 503, Retry-After)."),
-          timeout: float = typer.Option(30.0, help="Seconds a client may take for its request headers, or pause "
+          port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on (0: any free one)."),
+          max_upload_mb: float = typer.Option(200.0, min=0, max=2**20, help="Largest upload accepted, in MB "
+                                              "(larger: HTTP 413)."),
+          max_duration: float = typer.Option(20.0, min=0, max=10_000, help="Longest audio accepted, in minutes "
+                                             "(longer: HTTP 413, before decoding more than that)."),
+          max_concurrent: int = typer.Option(2, min=1, help="Predictions run at once."),
+          max_waiting: int = typer.Option(4, min=0, help="Further requests admitted to wait (more: HTTP 503, Retry-After)."),
+          timeout: float = typer.Option(30.0, min=0, max=86_400, help="Seconds a client may take for its request headers, or pause "
                                         "its upload (then disconnected, or HTTP 408).")):
     """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
     import uvicorn
@@ -516,7 +538,7 @@ def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv a
                 out: Path = typer.Argument(..., help="Folder for the WAV clips and manifest.csv."),
                 mode: str = typer.Option("middle", help="middle: one excerpt per song; all: every 30 s snippet."),
                 clip_seconds: float = typer.Option(30.0, help="Length of each clip."),
-                workers: int = typer.Option(0, help="Rendering processes (0: one per core)."),
+                workers: int = typer.Option(0, min=0, help="Rendering processes (0: one per core)."),
                 timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take."),
                 split: list[str] = typer.Option(None, help="Only songs of these splits of songs.csv (train, valid, "
                                                 "test; repeat, or comma-separated)."),
@@ -594,7 +616,7 @@ def experiment_instrumental_acappella(
         separation: bool = typer.Option(True, help="Also evaluate background / foreground separated from the "
                                                    "original audio (approximate)."),
         limit_per_genre: int = typer.Option(None, help="At most this many songs per genre."),
-        workers: int = typer.Option(0, help="Rendering processes (0: one per core)."),
+        workers: int = typer.Option(0, min=0, help="Rendering processes (0: one per core)."),
         timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take.")):
     """Accuracy on original, instrumental and a-cappella renders of MIDI songs (exact) and on background /
     foreground separated from the audio (approximate), per genre (paper 3.2)."""
@@ -635,7 +657,8 @@ def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the exam
     from .predict import DEFAULT_MODEL
 
     if DEFAULT_MODEL.is_file():
-        predict(songs, model=None, top=3, output_format="table", timeline=True, timeline_dir=output / "timelines")
+        predict(songs, model=None, top=3, output_format="table", timeline=True, timeline_dir=output / "timelines",
+                windows=None)
     else:
         console.print(f"no bundled model at {DEFAULT_MODEL}: run benchmarks/real_music.py --write-default")
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-mini"
@@ -647,10 +670,15 @@ def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the exam
 
 
 def main():
-    """Entry point: run the app, turning genrekit's errors into one line and exit code 2."""
+    """Entry point: run the app, turning genrekit's errors, and files that cannot be written or read, into one
+    line and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         app()
     except GenrekitError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as error:  # e.g. an output in a folder that may not be written, or a full disk
+        where = f"{os.fsdecode(error.filename)}: " if error.filename is not None else ""
+        print(f"error: {where}{(error.strerror or str(error)).lower()}", file=sys.stderr)
         sys.exit(2)

@@ -6,6 +6,7 @@ evaluation) and combines the members as the ensemble was fitted to; the timeline
 window. A trailing piece shorter than one window is left out unless it is all there is.
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,17 +116,40 @@ class Classifier:
         return results
 
 
+EXPORTING_CODE = sorted((Path(__file__).parent / "models").glob("*.py")) + [Path(__file__).with_name("export.py")]
+"""What an export is made by, besides the model file: a change to it makes the cached exports again."""
+
+
 def cached_onnx_export(model_path, cache_dir=DEFAULT_CACHE_DIR):
     """The ONNX export of a checkpoint or ensemble, made on first use and kept under `cache_dir/onnx`, keyed by
-    the file's content (the bundled models ship as `.pt` only; the export is deterministic)."""
+    the file's content and the code that exports it (the bundled models ship as `.pt` only; the export is
+    deterministic)."""
     model_path = Path(model_path)
-    out = Path(cache_dir) / "onnx" / f"{model_path.stem}-{file_digest(model_path)[:16]}.onnx"
+    key = hashlib.sha1("".join(file_digest(path) for path in [model_path, *EXPORTING_CODE]).encode()).hexdigest()
+    out = Path(cache_dir) / "onnx" / f"{model_path.stem}-{key[:16]}.onnx"
     if not out.is_file():
-        from .export import export_onnx  # torch, loaded only to export: predicting from the export needs none
-
-        log.warning("%s: exporting it to ONNX once, for onnxruntime (%s)", model_path, out)
-        export_onnx(model_path, out)
+        make_onnx_export(model_path, out)
     return out
+
+
+def make_onnx_export(model_path, out):
+    """Write the ONNX export of a model file to `out` (genrekit.export), saying so."""
+    from .export import export_onnx  # torch, loaded only to export: predicting from the export needs none
+
+    log.warning("%s: exporting it to ONNX once, for onnxruntime (%s)", model_path, out)
+    export_onnx(model_path, out)
+
+
+def cached_onnx_scorer(model_path, cache_dir=DEFAULT_CACHE_DIR):
+    """(scorer, export path) of the cached ONNX export of a checkpoint or ensemble (`cached_onnx_export`);
+    an export that onnxruntime cannot read (damaged in the cache) is made again."""
+    out = cached_onnx_export(model_path, cache_dir)
+    try:
+        return load_scorer(out), out
+    except GenrekitError as error:
+        log.warning("%s; exporting it again", error)
+        make_onnx_export(model_path, out)
+        return load_scorer(out), out
 
 
 def onnxruntime_available():
@@ -152,7 +176,8 @@ def load(model=None, *, backend="auto"):
             raise GenrekitError(f"{path}: the bundled {name} model is missing (run benchmarks/real_music.py --write-default)")
         if backend == "onnx" or (backend == "auto" and onnxruntime_available()):
             try:
-                path = cached_onnx_export(path)
+                scorer, export = cached_onnx_scorer(path)
+                return Classifier(scorer, export, name)
             except OSError as error:  # e.g. a read-only cache folder
                 if backend == "onnx":
                     raise GenrekitError(f"{path}: cannot write its ONNX export ({error})") from None

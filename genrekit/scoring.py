@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import audio_info, is_silent, load_audio, resample, stream_audio, to_mono
+from .audio import UNKNOWN_FRAMES, audio_info, is_silent, load_audio, resample, stream_audio, to_mono
 from .combiners import GATE_REPRESENTATIONS, gate_frames, gate_statistics_of_frames, temper
 from .exceptions import AudioError, ParameterError
 from .feature_params import FeatureParams
 
 BLOCK_SECONDS = 30.0
+MIN_SECONDS = 0.5
+"""Shortest audio given a genre: anything shorter (a click, a stray sample) is refused, not looped into a window."""
 
 
 def window_length(representation, window_seconds, params=FeatureParams()):
@@ -213,6 +215,8 @@ def sampled_windows(audio, params, window_seconds, max_windows, *, sr=None, offs
     window, is_file, y = window_length("waveform", window_seconds, params), isinstance(audio, (str, Path)), None
     if is_file:
         info = audio_info(audio)
+        if info.frames == UNKNOWN_FRAMES:  # e.g. a streamed FLAC: only decoding all of it tells
+            return None
         total = int(info.frames * params.sr / info.samplerate) - int(round(offset * params.sr))
         total = min(total, int(round(duration * params.sr))) if duration is not None else total
     else:
@@ -234,7 +238,7 @@ def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None,
     `max_windows`: score only that many windows of the grid, spread evenly over the signal (`sampled_windows`;
     a file's other windows are not even decoded), when it has more; the song's score is then their average.
 
-    Raises AudioError for a file without samples or a silent one.
+    Raises AudioError for a file without samples, shorter than `MIN_SECONDS`, or silent (or constant).
     """
     source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
     params, window = scorer.params, window_length("waveform", scorer.window_seconds, scorer.params)
@@ -261,10 +265,12 @@ def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None,
     total = total if sampled else position
     if total == 0:
         raise AudioError(source, "contains no audio samples")
+    if total < MIN_SECONDS * params.sr:
+        raise AudioError(source, f"too short to classify ({total / params.sr:.2f} s; the minimum is {MIN_SECONDS:g} s)")
     if not loud:
         if sampled:  # the sampled windows are quiet: look at all of it
             return score_audio(scorer, audio, sr=sr, offset=offset, duration=duration, stop=stop)
-        raise AudioError(source, "silent (never above -80 dBFS): nothing to classify")
+        raise AudioError(source, "silent (never above -80 dBFS, its DC offset aside): nothing to classify")
     stats = gate_statistics_of_frames(np.concatenate(frames, axis=1)) if scorer.gated else None
     return AudioScores(np.concatenate(scores, axis=1), np.asarray(times), stats, total / params.sr)
 

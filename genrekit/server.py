@@ -13,13 +13,14 @@ worker thread, so the event loop keeps serving other requests meanwhile.
 
 Under load it stays bounded: at most `max_concurrent` predictions run and `max_waiting` more requests
 are admitted (receiving their upload or waiting for a turn); the rest get 503 with `Retry-After` at once.
-Audio longer than `max_minutes` gets 413, from its header before any decoding, or as soon as decoding
-passes the limit when the header does not tell (or lies). A client that disconnects stops its prediction
+Audio longer than `max_minutes` gets 413, from its header before any decoding, or, when the header does
+not tell, as soon as decoding (without scoring) passes the limit. A client that disconnects stops its prediction
 at the next 30 s block. With `server_config`, a client must finish its request headers within `timeout`
 seconds and may pause its body at most that long (408); every temporary file goes when its request ends.
 """
 
 import asyncio
+import math
 import threading
 from functools import partial
 from pathlib import Path
@@ -36,7 +37,7 @@ from uvicorn import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import __version__
-from .audio import audio_info
+from .audio import UNKNOWN_FRAMES, audio_info, stream_audio
 from .exceptions import AudioError, ParameterError
 from .predict import Classifier, load
 from .scoring import Stopped
@@ -49,8 +50,6 @@ DEFAULT_MAX_CONCURRENT = 2
 DEFAULT_MAX_WAITING = 4
 DEFAULT_TIMEOUT = 30.0
 RETRY_AFTER_S = 5
-UNKNOWN_FRAMES = 2**63 - 1
-"""libsndfile's frame count for a file whose header does not give its length (e.g. a streamed FLAC)."""
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
@@ -102,10 +101,15 @@ def _predict_upload(classifier, upload, max_seconds, stop):
     too_long = f"{upload.name}: longer than the limit of {_length(max_seconds)}"
     if info.frames != UNKNOWN_FRAMES and info.duration > max_seconds:
         raise UploadError(413, f"{too_long} ({_length(info.duration)})")
-    result = classifier.predict(upload.path, duration=max_seconds + 1.0, stop=stop)
-    if result.duration > max_seconds:
-        raise UploadError(413, f"{too_long} (decoding stopped there; its header says otherwise)")
-    return result
+    if info.frames == UNKNOWN_FRAMES:  # only decoding tells; it costs little next to scoring
+        decoded = 0
+        for block in stream_audio(upload.path, sr=info.samplerate, duration=max_seconds + 1.0):
+            if stop.is_set():
+                raise Stopped
+            decoded += len(block)
+        if decoded > max_seconds * info.samplerate:
+            raise UploadError(413, f"{too_long} (found by decoding up to there: its header does not say)")
+    return classifier.predict(upload.path, duration=max_seconds, stop=stop)
 
 
 def _validation_message(error):
@@ -120,12 +124,12 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=D
     that pause for `timeout` s with 408; `max_concurrent` and `max_waiting` bound the load (see above)."""
     for name, value in (("max_upload_mb", max_upload_mb), ("max_minutes", max_minutes), ("timeout", timeout),
                         ("max_concurrent", max_concurrent)):
-        if not value > 0:
-            raise ParameterError(f"{name} must be positive, got {value}")
+        if not 0 < value < math.inf:
+            raise ParameterError(f"{name} must be a positive number, got {value}")
     if not max_waiting >= 0:
         raise ParameterError(f"max_waiting must be 0 or more, got {max_waiting}")
     classifier = model if isinstance(model, Classifier) else load(model)
-    labels, max_bytes = classifier.labels, int(max_upload_mb * MB)
+    labels, max_bytes, model_name = classifier.labels, int(max_upload_mb * MB), Path(classifier.name).name
     admission = _Admission(max_concurrent, max_waiting)
     page = PAGE.read_text(encoding="utf-8")
     app = FastAPI(title="genrekit", version=__version__, description="Music genre prediction from audio.",
@@ -133,7 +137,8 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=D
     app.state.classifier = classifier
     app.add_exception_handler(UploadError, lambda request, error: _error(error.status, str(error), error.headers))
     app.add_exception_handler(ClientDisconnect, lambda request, error: _error(499, "the client disconnected"))
-    app.add_exception_handler(HTTPException, lambda request, error: _error(error.status_code, str(error.detail)))
+    app.add_exception_handler(HTTPException, lambda request, error: _error(error.status_code, str(error.detail),
+                                                                           error.headers))  # e.g. a 405's Allow
     app.add_exception_handler(RequestValidationError, lambda request, error: _error(422, _validation_message(error)))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -142,8 +147,8 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=D
 
     @app.get("/api/health")
     def health():
-        """The server is up; the model it serves and its labels."""
-        return {"status": "ok", "model": classifier.name, "members": classifier.member_names, "labels": labels,
+        """The server is up; the model it serves (its name, not where it is) and its labels."""
+        return {"status": "ok", "model": model_name, "members": classifier.member_names, "labels": labels,
                 "max_upload_mb": max_upload_mb, "max_minutes": max_minutes, "version": __version__}
 
     @app.get("/api/labels")

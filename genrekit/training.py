@@ -12,6 +12,7 @@ and its curves as `<out>/<model>.curves.png`.
 
 import copy
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,18 +21,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .audio import audio_info
 from .augment import Augmentation
 from .cache import EmbeddingStore, FeatureCache
-from .checkpoints import atomic_save, load_checkpoint, save_checkpoint
+from .checkpoints import atomic_save, load_checkpoint, read_file, save_checkpoint
 from .clips import ClipSet
 from .datasets import class_weights, labels_of
 from .embedding import embedded_clips
 from .evaluation import classification_metrics
-from .exceptions import ParameterError
+from .exceptions import AudioError, ParameterError
 from .feature_params import FeatureParams
 from .models import create_model
 from .plots import plot_training_curves
-from .scoring import clip_log_probs, model_log_probs, window_length
+from .scoring import MIN_SECONDS, clip_log_probs, model_log_probs, window_length
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,15 @@ class TrainConfig:
             raise ParameterError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.balance not in ("weights", "sampler", "none"):
             raise ParameterError(f"balance must be 'weights', 'sampler' or 'none', got {self.balance!r}")
-        if min(self.epochs, self.batch_size, self.windows_per_clip, self.views) < 1 or self.window_seconds <= 0:
-            raise ParameterError("epochs, batch_size, windows_per_clip, views and window_seconds must be positive")
+        for name in ("epochs", "batch_size", "windows_per_clip", "views", "patience"):
+            if getattr(self, name) < 1:
+                raise ParameterError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.lr < math.inf:
+            raise ParameterError(f"lr must be a positive number, got {self.lr}")
+        if not 0 <= self.dropout < 1:
+            raise ParameterError(f"dropout must be at least 0 and below 1, got {self.dropout}")
+        if not MIN_SECONDS <= self.window_seconds < math.inf:  # and no longer than the clips: check_window
+            raise ParameterError(f"window_seconds must be at least {MIN_SECONDS:g} s, got {self.window_seconds}")
 
 
 class TrainablePart(torch.nn.Module):
@@ -128,6 +137,22 @@ def validate(model, clips, window_seconds, labels):
     return metrics
 
 
+def check_window(window_seconds, tracks):
+    """Refuse a window longer than every one of `tracks` (each would only be looped to fill it); reads
+    file headers until one is long enough."""
+    longest = 0.0
+    for track in tracks:
+        try:
+            seconds = track.duration or audio_info(track.path).duration
+        except AudioError:  # left to the feature step, which lists failures
+            continue
+        if seconds >= window_seconds:
+            return
+        longest = max(longest, seconds)
+    raise ParameterError(f"the {window_seconds:g} s window is longer than every training clip (the longest is "
+                         f"{longest:.1f} s): choose a shorter window")
+
+
 def _same_record(saved, record):
     """Whether a saved training record is `record`; settings added to TrainConfig later count as their
     defaults in records written before them."""
@@ -154,6 +179,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         log.warning("%s: already trained with this configuration; delete it to train again", checkpoint_path)
         return checkpoint_path
 
+    check_window(config.window_seconds, train_tracks)
     torch.manual_seed(config.seed)
     model = create_model(config.model, len(labels), dropout=config.dropout, **config.model_kwargs)
     representation = model.representation
@@ -203,8 +229,8 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     state = {"record": record, "epoch": 0, "history": [], "best": None, "best_state": None, "bad_epochs": 0,
              "seconds": 0.0}
     if state_path.is_file():
-        saved = torch.load(state_path, map_location="cpu", weights_only=False)
-        if _same_record(saved["record"], record):
+        saved = read_file(state_path, "genrekit training state (delete it to start again)")
+        if _same_record(saved.get("record") if isinstance(saved, dict) else None, record):
             model.load_state_dict(saved.pop("model"))
             optimizer.load_state_dict(saved.pop("optimizer"))
             if scheduler:

@@ -1,7 +1,8 @@
 """Receiving an uploaded file: a multipart/form-data body streamed to a temporary file, capped in size.
 
 The body is parsed as it arrives, so memory stays bounded and an upload over the cap is refused as soon as
-it crosses it (at once when its Content-Length already says so). The temporary file keeps the upload's
+it crosses it (at once when its Content-Length already says so); the whole body counts, not only the file,
+so neither chunked encoding nor other form fields get around the cap. The temporary file keeps the upload's
 extension, since some decoders go by it, and is removed when the `receive_upload` block ends.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from python_multipart import MultipartParser
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
 MB = 1024 * 1024
@@ -128,19 +129,22 @@ async def receive_upload(headers, chunks, *, max_bytes, field="file", read_timeo
     mime, options = parse_options_header(headers.get("content-type", ""))
     if mime != b"multipart/form-data" or not options.get(b"boundary"):
         raise UploadError(415, f"send the audio as multipart/form-data, in the form field {field!r}")
-    length = headers.get("content-length", "")
-    if length.isdigit() and int(length) > max_bytes + MULTIPART_SLACK:
+    length, max_body = headers.get("content-length", ""), max_bytes + MULTIPART_SLACK
+    if length.isdigit() and int(length) > max_body:
         raise UploadError(413, f"upload of {_megabytes(int(length))} is larger than the upload limit of "
                                f"{_megabytes(max_bytes)}")
-    receiver = _Receiver(field, max_bytes)
+    receiver, received = _Receiver(field, max_bytes), 0
     try:
-        parser = MultipartParser(options[b"boundary"], receiver.callbacks())
         try:
+            parser = MultipartParser(options[b"boundary"], receiver.callbacks())
             chunks = aiter(chunks)
             while (chunk := await _next(chunks, read_timeout)) is not None:
-                parser.write(chunk)
+                parser.write(chunk)  # first: an over-long file is named
+                received += len(chunk)
+                if received > max_body:
+                    raise UploadError(413, f"upload larger than the upload limit of {_megabytes(max_bytes)}")
             parser.finalize()
-        except MultipartParseError as error:
+        except FormParserError as error:  # a malformed body, or a boundary over 256 characters
             raise UploadError(400, f"malformed multipart body ({error})") from None
         if receiver.path is None:
             raise UploadError(422, f"no file in the request: send it in the form field {field!r}")

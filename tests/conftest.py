@@ -129,3 +129,45 @@ def assert_workers_die_with(parent, pid_folder, workers=2):
         for pid in found:
             if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def unknown_length(path):
+    """Make a FLAC's header say "length unknown" (total samples 0), as a streamed FLAC does."""
+    data = bytearray(path.read_bytes())
+    data[21] &= 0xF0
+    data[22:26] = bytes(4)
+    path.write_bytes(data)
+    assert sf.info(path).frames == 2**63 - 1
+    return path
+
+
+BAD_INPUTS = {"empty.wav": "empty file (0 bytes)", "text.au": "not an audio file (no audio header)",
+              "noise.snd": "not an audio file (no audio header)", "random.wav": "not a readable audio file",
+              "corrupt.flac": "not a readable audio file", "cut.mp3": "truncated: header promises",
+              "one-sample.wav": "too short to classify (0.00 s; the minimum is 0.5 s)",
+              "tenth.wav": "too short to classify (0.10 s; the minimum is 0.5 s)",
+              "dc.wav": "silent", "silent.wav": "silent", "nan.wav": "NaN"}
+"""The bad-input corpus `write_bad_inputs` makes: file name -> what the error about it says."""
+
+
+def write_bad_inputs(folder):
+    """Write the files of `BAD_INPUTS` (kinds of bad input seen in the wild) into `folder`; returns it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "text.au").write_text("just some text, not audio\n" * 200)
+    (folder / "noise.snd").write_bytes(rng.bytes(40_000))
+    (folder / "random.wav").write_bytes(rng.bytes(3000))
+    (folder / "corrupt.flac").write_bytes(b"fLaC" + bytes(200))
+    mp3 = write_tone(folder / "cut.mp3", 1500, seconds=4.0).read_bytes()
+    (folder / "cut.mp3").write_bytes(mp3[:len(mp3) // 2])
+    sf.write(folder / "one-sample.wav", np.full(1, 0.5, np.float32), 22050)
+    write_tone(folder / "tenth.wav", 1700, seconds=0.1)
+    sf.write(folder / "dc.wav", np.full(22050 * 2, 0.5, np.float32), 22050)
+    sf.write(folder / "silent.wav", np.zeros(22050 * 2, np.float32), 22050)
+    y = tone(1700, 2.0)
+    y[100] = np.nan
+    sf.write(folder / "nan.wav", y, 22050, subtype="FLOAT")
+    assert sorted(path.name for path in folder.iterdir()) == sorted(BAD_INPUTS)
+    return folder

@@ -1,9 +1,12 @@
+import os
+import shutil
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import tone, write_tone
-from genrekit.audio import audio_info, is_silent, load_audio
+from conftest import tone, unknown_length, write_tone
+from genrekit.audio import audio_info, is_silent, load_audio, stream_audio
 from genrekit.exceptions import AudioError, ParameterError
 
 
@@ -114,8 +117,70 @@ def test_huge_file_needs_a_window(tmp_path, monkeypatch):
     with pytest.raises(AudioError, match="too long to decode at once"):
         load_audio(path)
     assert len(load_audio(path, duration=0.5)) == 11025
+    streamed = unknown_length(write_tone(tmp_path / "streamed.flac", seconds=3.0))  # found out while decoding
+    with pytest.raises(AudioError, match=r"streamed.flac: too long to decode at once \(over 1 s\)"):
+        load_audio(streamed)
 
 
 def test_silence_detection(tmp_path):
     assert is_silent(np.zeros(1000, dtype=np.float32))
-    assert not is_silent(tone(seconds=0.1))
+    assert is_silent(np.full(1000, 0.5, dtype=np.float32))  # a DC offset alone is no sound
+    assert not is_silent(tone(seconds=0.1)) and not is_silent(tone(seconds=0.1) + 0.5)
+
+
+def _streamed(path):
+    return np.concatenate(list(stream_audio(path, block_seconds=1.0)))
+
+
+@pytest.mark.parametrize("name, content", [("text.au", b"just some text, not audio\n" * 200),
+                                           ("noise.snd", np.random.default_rng(0).bytes(40_000))])
+def test_au_and_snd_files_without_their_header_are_not_audio(tmp_path, name, content):
+    """libsndfile would read them as headerless 8 kHz samples."""
+    (tmp_path / name).write_bytes(content)
+    for read in (audio_info, load_audio, _streamed):
+        with pytest.raises(AudioError, match=rf"{name}: not an audio file \(no audio header\)"):
+            read(tmp_path / name)
+
+
+def test_a_truncated_mp3_is_refused_whole_or_streamed(tmp_path):
+    path = write_tone(tmp_path / "cut.mp3", seconds=4.0)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    for read in (load_audio, _streamed):
+        with pytest.raises(AudioError, match=r"cut.mp3: truncated: header promises 88\d+ frames, only 4\d+ could"):
+            read(path)
+
+
+def test_a_flac_of_unknown_length_streams_to_its_end(tmp_path):
+    whole = write_tone(tmp_path / "whole.flac", 440, seconds=5.0)
+    streamed = unknown_length(shutil.copy(whole, tmp_path / "streamed.flac"))
+    y = _streamed(streamed)
+    assert len(y) == 5 * 22050 and np.allclose(y, load_audio(whole), atol=1e-6)
+    assert len(load_audio(streamed, duration=10.0)) == len(load_audio(streamed)) == 5 * 22050
+
+
+def test_links_that_loop_or_dangle_paths_through_a_file_and_pipes(tmp_path):
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    (tmp_path / "dangling.wav").symlink_to(tmp_path / "gone.wav")
+    song = write_tone(tmp_path / "a.wav")
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)  # libsndfile would wait for a writer for ever
+    for path, reason in ((tmp_path / "loop.wav", "cannot be read (too many levels of symbolic links)"),
+                         (tmp_path / "dangling.wav", "broken link: its target is missing"),
+                         (song / "b.wav", "cannot be read (not a directory)"),
+                         (fifo, "not a regular file (a pipe, socket or device)")):
+        with pytest.raises(AudioError) as error:
+            audio_info(path)
+        assert str(error.value) == f"{path}: {reason}"
+
+
+
+def test_what_the_mp3_decoder_prints_names_its_file(tmp_path, capfd, caplog):
+    path = write_tone(tmp_path / "cut.mp3", seconds=4.0)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(AudioError, match="truncated"):
+        load_audio(path)
+    assert capfd.readouterr().err == ""  # libmpg123's line does not reach stderr without a name: it is logged
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith(f"{path}: ") and "Xing stream size" in line for line in warnings), warnings

@@ -90,3 +90,33 @@ def test_evaluate_known_labels_only_leaves_out_and_counts_unknown_labels(members
     assert result.exit_code == 0, result.output
     assert "left out 2 clip(s) with labels the model lacks: jazz" in result.output
     assert json.loads(next((tmp_path / "r").glob("*.json")).read_text())["n"] == 3
+
+
+def _run_main(monkeypatch, capsys, *args):
+    """(exit code, stderr) of `genrekit ARGS` as the installed command runs it."""
+    monkeypatch.setattr("sys.argv", ["genrekit", *map(str, args)])
+    monkeypatch.setenv("COLUMNS", "200")
+    try:
+        main()
+    except SystemExit as stop:
+        return stop.code, capsys.readouterr().err
+    return 0, capsys.readouterr().err
+
+
+def test_outputs_that_are_folders_or_cannot_be_written_are_one_line(members, tmp_path, monkeypatch, capsys):
+    clip = write_tone(tmp_path / "a.wav", seconds=1.0)
+    (tmp_path / "pictures").mkdir()
+    assert _run_main(monkeypatch, capsys, "show", clip, "-o", tmp_path / "pictures")[0] == 0
+    assert (tmp_path / "pictures" / "a.png").read_bytes()[:4] == b"\x89PNG"  # a folder: the PNG goes in it
+    for args, path, reason in ((["export", members[0][0], "--onnx", tmp_path / "pictures"], tmp_path / "pictures",
+                                "is a folder, not a file to write"),
+                               (["show", clip, "-o", clip / "out.png"], clip, "is a file, not a folder to write in")):
+        code, err = _run_main(monkeypatch, capsys, *args)
+        assert code == 2 and err == f"error: {path}: {reason}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "pictures"]  # no temporary file left
+
+
+def test_negative_workers_are_refused(tmp_path, monkeypatch, capsys):
+    code, err = _run_main(monkeypatch, capsys, "features", tmp_path, "--workers", "-3")
+    assert code == 2 and "Invalid value for '--workers': Input should be greater than or equal to 0" in \
+        " ".join(err.replace("│", " ").split()) and "Traceback" not in err

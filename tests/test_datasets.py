@@ -126,6 +126,12 @@ def test_manifest_errors(tmp_path):
     bad.write_text("path,label,group,split\nx.wav,rock,g,train\ny.wav,rock,g,test\n")
     with pytest.raises(DatasetError, match="leakage"):
         load_manifest(bad)
+    bad.write_bytes("path,label\nx.wav,rock\ncafé.wav,jazz\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"bad.csv:3: not UTF-8 text \(save the table as UTF-8\)"):
+        load_manifest(bad)
+    write_tone(tmp_path / "é.wav")
+    bad.write_bytes("\ufeffpath,label\né.wav,jazz\n".encode("utf-8"))  # as spreadsheets save it, with a BOM
+    assert [(Path(t.path).name, t.label) for t in load_manifest(bad)] == [("é.wav", "jazz")]
 
 
 def test_split_by_group_is_disjoint_and_stratified():

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from conftest import assert_workers_die_with, write_tone
+from conftest import BAD_INPUTS, assert_workers_die_with, write_bad_inputs, write_tone
 from genrekit import library, predict
 from genrekit.cli import app, main
 from genrekit.datasets.folder import PARTIAL_COPY
@@ -166,6 +166,17 @@ def test_killed_run_loses_nothing_and_duplicates_nothing(tmp_path, classifier, m
     same_results(finished, rows(reference))
 
 
+def test_the_bad_input_corpus_is_recorded_as_failures_and_the_rest_is_tagged(tmp_path, classifier):
+    root = write_bad_inputs(tmp_path / "music")
+    write_tone(root / "good.wav", 1700, seconds=2.0)
+    summary = tag_library(root, tmp_path / "lib.sqlite", classifier, workers=1, progress=False)
+    assert (summary.tagged, summary.failed) == (1, len(BAD_INPUTS))
+    reasons = {Path(path).name: reason for path, reason in summary.failures}
+    assert sorted(reasons) == sorted(BAD_INPUTS)
+    for name, reason in BAD_INPUTS.items():
+        assert reason in reasons[name], name
+
+
 def test_parallel_workers_give_the_same_table(tmp_path, classifier):
     root = make_library(tmp_path / "music")
     summary = tag_library(root, tmp_path / "pool.sqlite", classifier, workers=2, progress=False)
@@ -267,6 +278,20 @@ def test_cli_tag_exit_codes_and_export(tmp_path, model, monkeypatch, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bundled default model is missing" in err
+
+
+def test_an_export_that_cannot_be_written_is_one_line_and_the_table_stays(tmp_path, model, monkeypatch, capsys):
+    root, db = tmp_path / "music", tmp_path / "lib.sqlite"
+    write_tone(root / "a.wav", 220, seconds=2.0)
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    monkeypatch.setattr("sys.argv", ["genrekit", "tag", str(root), "--db", str(db), "--model", str(model),
+                                     "--workers", "1", "--output", str(tmp_path / "notes.txt" / "lib.csv")])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"error: {tmp_path / 'notes.txt'}: is a file, not a folder to write in"
+    assert [bool(row["genre"]) for row in rows(db).values()] == [True]  # the tagging is kept
 
 
 def test_min_confidence_leaves_unsure_files_without_a_genre_or_tag(tmp_path, classifier):

@@ -1,8 +1,14 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import tone, write_tone
+from conftest import BAD_INPUTS, tone, unknown_length, write_bad_inputs, write_tone
 from genrekit.audio import load_audio, stream_audio
 from genrekit.datasets import select
 from genrekit.checkpoints import load_members
@@ -80,6 +86,8 @@ def test_sampled_windows_are_windows_of_the_full_grid(classifiers, tmp_path, kin
         assert np.allclose(sampled.timeline, full.timeline[[0, 10, 20, 29, 39]], atol=0.02)
         assert sampled.genre == full.genre and np.abs(sampled.probabilities - full.probabilities).max() < 0.1
     assert np.allclose(classifier.predict(y, sr=sr, max_windows=50).timeline, full.timeline, atol=0.02)
+    streamed = unknown_length(tmp_path / "song.flac")  # its length unknown: every window, as without max_windows
+    assert np.allclose(classifier.predict(streamed, max_windows=5).timeline, full.timeline, atol=1e-4)
 
 
 @pytest.mark.parametrize("seconds, end", [(3.0, 3.0), (0.6, 0.6), (2.5, 2.0)])
@@ -157,8 +165,8 @@ def test_cli_predict_formats_timeline_and_failures(members, tmp_path):
     table = list(csv.DictReader(io.StringIO(result.stdout)))
     assert result.exit_code == 0 and table[0]["genre"] and table[0]["top3"].count(":") == 1
 
-    result = runner.invoke(app, ["predict", str(bad), "--model", model])
-    assert result.exit_code == 1 and "broken.flac" in result.stderr and "Genres" not in result.stdout
+    result = runner.invoke(app, ["predict", str(bad), "--model", model])  # nothing predicted: 2, as errors are
+    assert result.exit_code == 2 and "broken.flac" in result.stderr and "Genres" not in result.stdout
 
     result = runner.invoke(app, ["predict", str(good), "--model", model, "--format", "yaml"])
     assert result.exit_code != 0
@@ -188,6 +196,81 @@ def test_cli_predict_many_files_progress_names_and_timelines(members, tmp_path):
     result = runner.invoke(app, ["predict", str(files[2]), "--model", model])
     assert result.exit_code == 0 and files[2].name in result.stdout  # piped: the whole name on one line
     assert "predicting" not in result.stderr  # one file: no progress bar
+
+
+def test_cli_predict_refuses_the_bad_input_corpus_and_predicts_the_rest(members, tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    bad = sorted(write_bad_inputs(tmp_path / "bad").iterdir())
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    good = write_tone(tmp_path / "good.wav", freq=1700, seconds=2.0)
+    files = [*bad, tmp_path / "loop.wav", good / "under-a-file.wav", good]
+    result = CliRunner().invoke(app, ["predict", *map(str, files), "--model", str(members[0][0])])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "good.wav" in result.stdout and "high" in result.stdout
+    errors = result.stderr.strip().splitlines()[-len(files) + 1:]
+    expected = {**{str(path): BAD_INPUTS[path.name] for path in bad},
+                str(tmp_path / "loop.wav"): "cannot be read (too many levels of symbolic links)",
+                str(good / "under-a-file.wav"): "cannot be read (not a directory)"}
+    assert len(errors) == len(expected)
+    for line, (path, reason) in zip(errors, expected.items()):
+        assert line.startswith(f"error: {path}: ") and reason in line, line
+
+
+def _as_a_user_who_may_not_read_everything():
+    """The command prefix that runs a process without root's power to read any file (none when not root)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root, without setpriv to give up reading every file")
+    return [shutil.which("setpriv"), "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_cli_predict_reports_unreadable_files_and_unsearchable_folders_and_goes_on(members, tmp_path):
+    hidden = write_tone(tmp_path / "locked" / "hidden.wav", freq=1700, seconds=2.0)
+    unreadable = write_tone(tmp_path / "unreadable.wav", freq=1700, seconds=2.0)
+    good = write_tone(tmp_path / "good.wav", freq=1700, seconds=2.0)
+    unreadable.chmod(0)
+    (tmp_path / "locked").chmod(0o600)  # its files may not be reached
+    try:
+        result = subprocess.run([*_as_a_user_who_may_not_read_everything(), sys.executable, "-c",
+                                 "from genrekit.cli import main; main()", "predict", str(hidden), str(unreadable),
+                                 str(good), "--model", str(members[0][0]), "--format", "csv"],
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"{good},high," in result.stdout
+    for path in (hidden, unreadable):
+        assert f"error: {path}: cannot be read (permission denied)" in result.stderr.splitlines()
+
+
+def test_cli_timelines_of_same_and_long_names_and_names_with_brackets(members, tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    long_name = "n" * 250 + ".wav"
+    files = [write_tone(tmp_path / "a" / "song.wav", freq=1700, seconds=2.0),
+             write_tone(tmp_path / "b" / "song.wav", freq=220, seconds=2.0),
+             write_tone(tmp_path / long_name, freq=500, seconds=2.0),
+             write_tone(tmp_path / "markup[bold]y.wav", freq=500, seconds=2.0)]
+    result = CliRunner().invoke(app, ["predict", *map(str, files), "--model", str(members[0][0]), "--timeline",
+                                      "--timeline-dir", str(tmp_path / "tl")])
+    assert result.exit_code == 0, result.output
+    assert "markup[bold]y.wav" in result.stdout and long_name in result.stdout
+    assert sorted(path.name for path in (tmp_path / "tl").iterdir()) == sorted(
+        ["song.wav.timeline.png", "song.wav-2.timeline.png", "n" * 200 + ".timeline.png",
+         "markup[bold]y.wav.timeline.png"])
+    (tmp_path / "tl" / "song.wav.timeline.png").unlink()
+    (tmp_path / "tl" / "song.wav.timeline.png").mkdir()  # this chart cannot be written: the others still are
+    result = CliRunner().invoke(app, ["predict", *map(str, files[:2]), "--model", str(members[0][0]), "--timeline",
+                                      "--timeline-dir", str(tmp_path / "tl"), "--format", "json"])
+    assert result.exit_code == 1 and len(json.loads(result.stdout)) == 2
+    assert f"error: {tmp_path / 'tl' / 'song.wav.timeline.png'}: timeline not written" in result.stderr
+    assert (tmp_path / "tl" / "song.wav-2.timeline.png").is_file()
 
 
 @pytest.mark.parametrize("kind", ["single", "gated"])
@@ -222,6 +305,34 @@ def test_onnx_export_is_made_once_per_model_content(classifiers, tmp_path, monke
     assert load(first).predict(tone(1700, 2.0), sr=22050).probabilities.shape == (3,)
     shutil.copy(classifiers["gated"].source, model)  # other content: exported again, to another file
     assert predict.cached_onnx_export(model, tmp_path / "cache") != first and len(made) == 2
+
+
+def test_a_damaged_cached_onnx_export_is_made_again(classifiers, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from genrekit import predict
+
+    model = shutil.copy(classifiers["single"].source, tmp_path / "model.pt")
+    _, first = predict.cached_onnx_scorer(model, tmp_path / "cache")
+    first.write_bytes(first.read_bytes()[:1000])  # e.g. a disk that filled up
+    scorer, again = predict.cached_onnx_scorer(model, tmp_path / "cache")
+    assert again == first and scorer.labels == classifiers["single"].labels
+    assert load(again).predict(tone(1700, 2.0), sr=22050).genre == "high"
+
+
+def test_a_checkpoint_missing_keys_is_one_error(classifiers, tmp_path):
+    import torch
+
+    from genrekit.checkpoints import load_checkpoint, load_members
+
+    single, gated = (torch.load(classifiers[kind].source, weights_only=True) for kind in ("single", "gated"))
+    torch.save({key: value for key, value in single.items() if key != "labels"}, tmp_path / "single.pt")
+    torch.save({key: value for key, value in gated.items() if key != "combiner"}, tmp_path / "gated.pt")
+    for read, path, key in ((load, "single.pt", "labels"), (load_checkpoint, "single.pt", "labels"),
+                            (lambda p: load_members([p]), "single.pt", "labels"), (load, "gated.pt", "combiner")):
+        with pytest.raises(GenrekitError, match=f"{path}: damaged genrekit file \\(no {key}\\)"):
+            read(tmp_path / path)
 
 
 def test_waveform_and_frame_members_see_the_same_windows(members, toy_dataset, tmp_path):

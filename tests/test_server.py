@@ -6,6 +6,7 @@ import socket
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -14,7 +15,7 @@ import soundfile as sf
 import uvicorn
 from fastapi.testclient import TestClient
 
-from conftest import tone, write_tone
+from conftest import BAD_INPUTS, tone, unknown_length, write_bad_inputs, write_tone
 from genrekit.predict import load
 from genrekit.server import create_app, server_config
 
@@ -102,6 +103,26 @@ def test_bad_audio_is_422_with_the_file_name(client, uploads_dir, name, content,
     assert list(uploads_dir.iterdir()) == []
 
 
+def test_the_bad_input_corpus_is_refused_with_422(client, uploads_dir, tmp_path):
+    for path in sorted(write_bad_inputs(tmp_path / "bad").iterdir()):
+        response = post(client, path.name, path.read_bytes())
+        assert response.status_code == 422, path.name
+        error = response.json()["error"]
+        assert error.startswith(f"{path.name}: ") and BAD_INPUTS[path.name] in error and "\n" not in error
+    assert list(uploads_dir.iterdir()) == []
+
+
+def test_a_streamed_flac_without_a_length_is_predicted_to_its_end(client, classifier, tmp_path):
+    whole = write_tone(tmp_path / "whole.flac", 1700, seconds=5.0)
+    streamed = tmp_path / "streamed.flac"
+    streamed.write_bytes(whole.read_bytes())
+    response = post(client, "streamed.flac", unknown_length(streamed).read_bytes())
+    assert response.status_code == 200, response.text
+    expected = classifier.predict(whole)
+    assert response.json()["duration"] == 5.0
+    assert np.allclose(list(response.json()["probabilities"].values()), expected.probabilities, atol=1e-4)
+
+
 def test_upload_over_the_cap_is_413(classifier, uploads_dir, tmp_path):
     song = write_tone(tmp_path / "big.wav", seconds=3.0).read_bytes()  # 132 kB
     with TestClient(create_app(classifier, max_upload_mb=0.05)) as small:
@@ -116,6 +137,32 @@ def test_upload_over_the_cap_is_413(classifier, uploads_dir, tmp_path):
         assert response.json()["error"] == "big.wav: larger than the upload limit of 0.05 MB"
         assert post(small, "small.wav", song[:40000]).status_code == 200
     assert list(uploads_dir.iterdir()) == []
+
+
+def test_the_whole_chunked_body_counts_towards_the_cap(classifier, uploads_dir, tmp_path):
+    song = write_tone(tmp_path / "a.wav", seconds=0.5).read_bytes()  # 22 kB, under the 50 kB cap
+    boundary = "b0undary"
+    extra = f'--{boundary}\r\nContent-Disposition: form-data; name="extra"\r\n\r\n'.encode() + b"x" * 2**20 + b"\r\n"
+    body = extra + multipart("a.wav", song, boundary)
+    with TestClient(create_app(classifier, max_upload_mb=0.05)) as small:
+        response = small.post("/api/predict", content=iter([body[i:i + 8192] for i in range(0, len(body), 8192)]),
+                              headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 413 and response.json()["error"] == "upload larger than the upload limit of 0.05 MB"
+    assert list(uploads_dir.iterdir()) == []
+
+
+def test_a_boundary_over_256_characters_is_a_json_400(client):
+    boundary = "x" * 300
+    response = client.post("/api/predict", content=multipart("a.wav", b"RIFF", boundary),
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 400 and "Boundary length 300 exceeds maximum of 256" in response.json()["error"]
+
+
+def test_405_says_which_methods_are_allowed(client):
+    for path, allowed in (("/api/predict", "POST"), ("/api/health", "GET")):
+        response = client.put(path)
+        assert response.status_code == 405 and response.headers["allow"] == allowed
+        assert response.json() == {"error": "Method Not Allowed"}
 
 
 def test_requests_without_a_usable_file(client, uploads_dir):
@@ -173,8 +220,10 @@ def test_prediction_runs_off_the_event_loop(classifier, tmp_path, monkeypatch):
 
 
 def test_health_and_labels(client, classifier):
-    health = client.get("/api/health").json()
-    assert health["status"] == "ok" and health["model"] == classifier.source
+    response = client.get("/api/health")
+    health = response.json()
+    assert health["status"] == "ok" and health["model"] == Path(classifier.source).name  # not where it is
+    assert str(Path(classifier.source).parent) not in response.text
     assert health["labels"] == classifier.labels == ["high", "low", "noisy"] and health["max_upload_mb"] == 200
     assert client.get("/api/labels").json() == {"labels": classifier.labels}
     assert client.get("/no/such/page").json() == {"error": "Not Found"}
@@ -199,6 +248,26 @@ def test_serve_with_a_bad_model_is_a_one_line_error(monkeypatch, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error: /no/such/file: ")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--port", "99999", "Invalid value for '--port': Input should be less than or equal to 65535"),
+    ("--port", "-1", "Invalid value for '--port': Input should be greater than or equal to 0"),
+    ("--max-upload-mb", "inf", "Invalid value for '--max-upload-mb': Input should be less than or equal to 1048576"),
+    ("--timeout", "0", "error: timeout must be a positive number, got 0.0"),
+    ("--max-duration", "nan", "Invalid value for '--max-duration': Input should be less than or equal to 10000"),
+    ("--max-concurrent", "0", "Invalid value for '--max-concurrent': Input should be greater than or equal to 1")])
+def test_serve_with_bad_limits_says_so_without_a_traceback(monkeypatch, capsys, option, value, message):
+    from genrekit.cli import main
+
+    monkeypatch.setattr("genrekit.predict.load", lambda *args, **kwargs: pytest.fail("no model should load"))
+    monkeypatch.setattr("sys.argv", ["genrekit", "serve", option, value])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.replace("│", " ").split()) and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------------------------------- under abuse
@@ -251,20 +320,10 @@ def scored(classifier, monkeypatch):
     return calls
 
 
-def _unknown_length(path):
-    """Make a FLAC's header say "length unknown" (total samples 0), as a streamed FLAC does."""
-    data = bytearray(path.read_bytes())
-    data[21] &= 0xF0
-    data[22:26] = bytes(4)
-    path.write_bytes(data)
-    assert sf.info(path).frames == 2**63 - 1
-    return path
-
-
 def test_audio_over_max_minutes_is_413_before_decoding_more(classifier, scored, uploads_dir, tmp_path):
     app = create_app(classifier, max_minutes=0.1)  # 6 s
     honest = write_tone(tmp_path / "long.flac", 1700, seconds=10.0)
-    hidden = _unknown_length(write_tone(tmp_path / "hidden.flac", 1700, seconds=40.0))
+    hidden = unknown_length(write_tone(tmp_path / "hidden.flac", 1700, seconds=40.0))
     short = write_tone(tmp_path / "short.flac", 1700, seconds=5.0)
     with live_server(app) as (host, port), httpx.Client(base_url=f"http://{host}:{port}") as http:
         response = http.post("/api/predict", files={"file": ("long.flac", honest.read_bytes())})
@@ -272,9 +331,9 @@ def test_audio_over_max_minutes_is_413_before_decoding_more(classifier, scored, 
             "long.flac: longer than the limit of 6.0 s (10.0 s)"
         assert scored == []  # refused from the header: nothing decoded
         response = http.post("/api/predict", files={"file": ("hidden.flac", hidden.read_bytes())})
-        assert response.status_code == 413 and response.json()["error"].startswith(
-            "hidden.flac: longer than the limit of 6.0 s (decoding stopped")
-        assert 0 < sum(scored) <= 8  # 1 s windows: at most the 6 s limit and 1 s more, not 40
+        assert response.status_code == 413 and response.json()["error"] == \
+            "hidden.flac: longer than the limit of 6.0 s (found by decoding up to there: its header does not say)"
+        assert scored == []  # decoded up to the limit, but nothing scored
         assert http.post("/api/predict", files={"file": ("short.flac", short.read_bytes())}).status_code == 200
     assert list(uploads_dir.iterdir()) == []
 

@@ -9,12 +9,12 @@ from typer.testing import CliRunner
 import genrekit.training as training
 from genrekit.cache import FeatureCache
 from genrekit.checkpoints import load_checkpoint
-from genrekit.cli import app
+from genrekit.cli import app, main
 from genrekit.clips import ClipSet
 from genrekit.datasets import select
 from genrekit.evaluation import classification_metrics
 from genrekit.scoring import window_length
-from genrekit.exceptions import ParameterError
+from genrekit.exceptions import GenrekitError, ParameterError
 from genrekit.feature_params import FeatureParams
 from genrekit.training import TrainConfig, train, validate
 
@@ -176,3 +176,53 @@ def test_records_written_before_a_new_setting_still_match_its_default():
     assert training._same_record(old, record)
     augmented = {**record, "config": {**record["config"], "augment": True}}
     assert not training._same_record(old, augmented) and not training._same_record(None, record)
+
+
+class _Planted:
+    """Unpickled, it would create the file `marker` (as a planted state file could run any code)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_a_planted_or_corrupt_resume_state_runs_no_code_and_is_one_error(toy_dataset, cache, tmp_path):
+    _, tracks = toy_dataset
+    config, marker = _config(epochs=1), tmp_path / "code-ran"
+    state = tmp_path / "out" / "cnn-logmel.state.pt"
+    state.parent.mkdir()
+    for content in (lambda: torch.save({"record": _Planted(marker), "epoch": 0}, state),
+                    lambda: state.write_bytes(b"not a state file")):
+        content()
+        with pytest.raises(GenrekitError, match=r"cnn-logmel.state.pt: not a genrekit training state \(delete it"):
+            train(config, select(tracks, "train"), select(tracks, "valid"), tmp_path / "out", labels=LABELS,
+                  cache=cache, workers=1, progress=False)
+        assert not marker.exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--patience", "0", "patience must be at least 1, got 0"), ("--lr", "-1", "lr must be a positive number, got -1.0"),
+    ("--lr", "nan", "lr must be a positive number, got nan"),
+    ("--dropout", "1.5", "dropout must be at least 0 and below 1, got 1.5"),
+    ("--window-seconds", "0.01", "window_seconds must be at least 0.5 s, got 0.01")])
+def test_cli_train_refuses_bad_settings_in_one_line_before_any_work(toy_dataset, tmp_path, monkeypatch, capsys,
+                                                                     option, value, message):
+    monkeypatch.setattr(ClipSet, "from_tracks", lambda *a, **kw: pytest.fail("features were computed"))
+    monkeypatch.setattr("sys.argv", ["genrekit", "train", "--model", "cnn-chroma", "--data", str(toy_dataset[0]),
+                                     "--out", str(tmp_path), option, value])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2 and capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_cli_train_refuses_a_window_longer_than_every_clip(toy_dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["genrekit", "train", "--model", "cnn-chroma", "--data", str(toy_dataset[0]),
+                                     "--out", str(tmp_path), "--window-seconds", "100", "--workers", "1",
+                                     "--cache-dir", str(tmp_path / "cache")])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == \
+        "error: the 100 s window is longer than every training clip (the longest is 2.0 s): choose a shorter window"
+    assert not list(tmp_path.glob("*.pt")) and not (tmp_path / "cache").exists()  # before any feature work

@@ -16,7 +16,6 @@ A folder whose `tracks.csv` lists the files itself (columns `path`, `genre`, `tr
 (`genrekit.datasets.merge`), the files of one `track_id` form one group (`unify_track_groups`).
 """
 
-import csv
 import logging
 import os
 import re
@@ -26,7 +25,7 @@ from ..audio import audio_info
 from ..constants import AUDIO_EXTENSIONS
 from ..exceptions import AudioError, DatasetError
 from .splits import split_by_group
-from .track import SPLITS, Track, read_track_table
+from .track import SPLITS, Track, csv_reader, read_track_table
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 KNOWN_CORRUPT = frozenset({"jazz.00054"})
@@ -86,8 +85,7 @@ def read_split_lists(splits_dir):
 
 def read_artists(path):
     """Track id -> artist from a CSV with `track_id` and `artist` columns (empty artists skipped)."""
-    with open(path, newline="") as handle:
-        return {row["track_id"]: row["artist"] for row in csv.DictReader(handle) if row.get("artist")}
+    return {row["track_id"]: row["artist"] for row in csv_reader(path) if row.get("artist")}
 
 
 def _readable(path):
@@ -105,8 +103,7 @@ def is_listed(root):
     table = Path(root) / "tracks.csv"
     if not table.is_file():
         return False
-    with open(table, newline="") as handle:
-        return {"path", "genre", "track_id", "split"} <= set(csv.DictReader(handle).fieldnames or [])
+    return {"path", "genre", "track_id", "split"} <= set(csv_reader(table).fieldnames or [])
 
 
 def load_listed(root, *, check_audio=True):

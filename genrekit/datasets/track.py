@@ -1,8 +1,10 @@
 """The one record every dataset loader returns."""
 
 import csv
+import io
 from collections import Counter
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -80,16 +82,26 @@ def labels_of(tracks):
     return sorted({track.label for track in tracks})
 
 
+def csv_reader(table):
+    """A `csv.DictReader` over a UTF-8 CSV file (a byte-order mark allowed); `DatasetError` for other text."""
+    data = Path(table).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DatasetError(f"{table}:{line}: not UTF-8 text (save the table as UTF-8)") from None
+    return csv.DictReader(io.StringIO(text, newline=""))
+
+
 def read_track_table(table, required):
     """Rows of a CSV table of tracks as (line number, row, split or None), after checking that it has the
     `required` columns and that every split is one of SPLITS."""
-    with open(table, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(required) - set(reader.fieldnames or [])
-        if missing:
-            raise DatasetError(f"{table}: missing column(s) {sorted(missing)}")
-        for line, row in enumerate(reader, start=2):
-            split = (row.get("split") or "").strip() or None
-            if split is not None and split not in SPLITS:
-                raise DatasetError(f"{table}:{line}: split {split!r} is not one of {SPLITS}")
-            yield line, row, split
+    reader = csv_reader(table)
+    missing = set(required) - set(reader.fieldnames or [])
+    if missing:
+        raise DatasetError(f"{table}: missing column(s) {sorted(missing)}")
+    for line, row in enumerate(reader, start=2):
+        split = (row.get("split") or "").strip() or None
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"{table}:{line}: split {split!r} is not one of {SPLITS}")
+        yield line, row, split
