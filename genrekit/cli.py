@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 import typer
@@ -240,6 +241,20 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
     console.print(f"wrote {report} and its .json and .png files")
 
 
+def _timeline_paths(sources, folder):
+    """A chart per source in `folder`, `NAME.timeline.png`; a name several sources share gets its folder's name
+    before it (`a-song.mp3`, `b-song.mp3`), and one still shared a counter (`song.mp3.2`)."""
+    names = [Path(source).name for source in sources]
+    names = [name if names.count(name) == 1 else f"{Path(source).resolve().parent.name}-{name}"
+             for source, name in zip(sources, names)]
+    seen = Counter()
+    paths = []
+    for name in names:
+        seen[name] += 1
+        paths.append(folder / f"{name}{'' if names.count(name) == 1 else f'.{seen[name]}'}.timeline.png")
+    return paths
+
+
 @app.command(cls=Command)
 def predict(files: list[Path] = typer.Argument(..., help="Audio files (any length and format soundfile reads)."),
             model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
@@ -264,8 +279,14 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:
-        for result in good:
-            plot_timeline(result, timeline_dir / f"{Path(result.source).name}.timeline.png")
+        charts = _timeline_paths([result.source for result in good], timeline_dir)
+        for result, chart in zip(good, charts):
+            plot_timeline(result, chart)
+        renamed = [f"{result.source} -> {chart.name}" for result, chart in zip(good, charts)
+                   if chart.name != f"{Path(result.source).name}.timeline.png"]
+        if good:
+            print(f"timelines: {_count(len(good), 'PNG')} in {timeline_dir}/"
+                  + "".join(f"\n  {line}" for line in renamed), file=sys.stderr)
     if output_format == "json":
         rows = [{"source": str(path), "error": str(result)} if isinstance(result, GenrekitError)
                 else result.to_dict(top=top, timeline=timeline) for path, result in zip(files, results)]
@@ -291,8 +312,6 @@ def predict(files: list[Path] = typer.Argument(..., help="Audio files (any lengt
                           ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
         # piped or redirected: one line per file, whole names (on a terminal, long names fold)
         (console if console.is_terminal else Console(soft_wrap=True, width=10_000)).print(table)
-        if timeline:
-            console.print(f"timelines: {timeline_dir}/")
     for path, error in failed:
         print(f"error: {error}", file=sys.stderr)
     if failed:

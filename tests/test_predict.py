@@ -174,6 +174,28 @@ def test_cli_predict_many_files_progress_names_and_timelines(members, tmp_path):
     assert "predicting" not in result.stderr  # one file: no progress bar
 
 
+def test_cli_predict_timelines_of_files_with_one_name_in_different_folders(members, tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    first, second = (write_tone(tmp_path / folder / "song.wav", freq=freq, seconds=2.0)
+                     for folder, freq in (("a", 1700), ("b", 220)))
+    result = CliRunner().invoke(app, ["predict", str(first), str(second), str(first), "--model",
+                                      str(members[0][0]), "--timeline", "--timeline-dir", str(tmp_path / "tl")])
+    assert result.exit_code == 0, result.output
+    charts = {name: tmp_path / "tl" / name
+              for name in ("a-song.wav.1.timeline.png", "b-song.wav.timeline.png", "a-song.wav.2.timeline.png")}
+    assert sorted(p.name for p in (tmp_path / "tl").iterdir()) == sorted(charts)
+    pictures = {name: path.read_bytes() for name, path in charts.items()}
+    assert all(picture[:4] == b"\x89PNG" for picture in pictures.values())
+    assert pictures["a-song.wav.1.timeline.png"] != pictures["b-song.wav.timeline.png"]  # not one over the other
+    assert f"timelines: 3 PNGs in {tmp_path / 'tl'}/" in result.stderr
+    assert f"{second} -> b-song.wav.timeline.png" in result.stderr and "timelines" not in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "tl"]
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["song.wav"]  # nothing written beside the inputs
+
+
 @pytest.mark.parametrize("kind", ["single", "gated"])
 def test_onnx_export_predicts_like_torch(classifiers, toy_dataset, tmp_path, kind):
     pytest.importorskip("onnxruntime")
