@@ -412,13 +412,14 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
     """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
     import uvicorn
 
-    from .server import create_app, server_config
+    from .server import create_app, listen, server_config
 
+    sock = listen(host, port)  # an address in use fails here, before the page is announced
     web_app = create_app(model, max_upload_mb=max_upload_mb, max_minutes=max_duration, max_concurrent=max_concurrent,
                          max_waiting=max_waiting, timeout=timeout)
-    console.print(f"model {web_app.state.classifier.name}; page at http://{host}:{port}/ (Ctrl-C stops)",
-                  highlight=False, markup=False)
-    uvicorn.Server(server_config(web_app, host=host, port=port, timeout=timeout)).run()
+    console.print(f"model {web_app.state.classifier.name}; page at http://{host}:{sock.getsockname()[1]}/ "
+                  "(Ctrl-C stops)", highlight=False, markup=False)
+    uvicorn.Server(server_config(web_app, host=host, port=port, timeout=timeout)).run(sockets=[sock])
 
 
 def _size(n):

@@ -201,6 +201,22 @@ def test_serve_with_a_bad_model_is_a_one_line_error(monkeypatch, capsys):
     assert err.count("\n") == 0 and err.startswith("error: /no/such/file: ")
 
 
+def test_serve_on_a_port_in_use_fails_before_announcing_the_page(members, monkeypatch, capsys):
+    from genrekit.cli import main
+
+    monkeypatch.setattr("uvicorn.Server.run", lambda *args, **kwargs: pytest.fail("the server should not start"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr("sys.argv", ["genrekit", "serve", "--model", str(members[0][0]), "--port", str(port)])
+        with pytest.raises(SystemExit) as stop:
+            main()
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    assert "page at" not in out and err.strip() == f"error: 127.0.0.1:{port}: cannot listen there (Address already in use)"
+
+
 # ---------------------------------------------------------------------------------------------- under abuse
 
 @contextlib.contextmanager
