@@ -1,5 +1,4 @@
 import asyncio
-import contextlib
 import io
 import re
 import socket
@@ -11,12 +10,11 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-import uvicorn
 from fastapi.testclient import TestClient
 
-from conftest import tone, write_tone
+from conftest import live_server, tone, write_tone
 from genrekit.predict import load
-from genrekit.server import create_app, server_config
+from genrekit.server import create_app
 
 
 @pytest.fixture(scope="module")
@@ -218,24 +216,6 @@ def test_serve_on_a_port_in_use_fails_before_announcing_the_page(members, monkey
 
 
 # ---------------------------------------------------------------------------------------------- under abuse
-
-@contextlib.contextmanager
-def live_server(app, timeout=30.0):
-    """A real uvicorn server for `app` on 127.0.0.1 (a free port), in a thread; yields its base URL."""
-    server = uvicorn.Server(server_config(app, port=0, timeout=timeout, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started, "the server did not start"
-        host, port = server.servers[0].sockets[0].getsockname()[:2]
-        yield host, port
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
 
 def _wait_until(condition, seconds):
     deadline = time.monotonic() + seconds
