@@ -1,4 +1,4 @@
-"""What the README claims about the bundled models holds: its Python example's output and the models' figures."""
+"""What the README claims about the bundled models holds: its Python and API examples' output, the models' figures."""
 
 import ast
 import json
@@ -39,6 +39,8 @@ def test_the_python_example_shows_real_output(tmp_path):
         assert [genre for genre, _ in ranked] == [genre for genre, _ in shown[call]], call
         assert np.allclose([p for _, p in ranked], [p for _, p in shown[call]], atol=1e-4), call
     assert f"# {np.array_repr(result.times)}:" in example
+    for genre, p in result.top(3):  # the API example shows the same song
+        assert f'{{"genre":"{genre}","probability":{round(p, 4)}}}' in README, genre
     assert f"shape {result.timeline.shape}" in example
 
 
