@@ -1,15 +1,16 @@
 # make demo: set up a virtual environment and run the main job on the built-in default.
-# make test: run the test suite.
+# make test: run the test suite (with the exact versions of constraints.txt).
+# make test-lowest: run it with the lowest versions pyproject.toml allows (constraints-lowest.txt), in .venv-lowest.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-lowest clean
 
-$(BIN)/genrekit: pyproject.toml
+$(BIN)/genrekit: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,ray]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,ray]'
 	touch $(BIN)/genrekit
 
 setup: $(BIN)/genrekit
@@ -21,5 +22,12 @@ demo: setup
 test: setup
 	$(BIN)/pytest -q
 
+test-lowest:
+	test -x .venv-lowest/bin/python || $(PYTHON) -m venv .venv-lowest
+	.venv-lowest/bin/pip install -q torch==2.13.0
+	.venv-lowest/bin/pip install -q -c constraints-lowest.txt -e '.[test]'
+	bash scripts/system_deps.sh
+	.venv-lowest/bin/pytest -q
+
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) .venv-lowest out

@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import typer
@@ -271,6 +272,22 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
     console.print(f"wrote {report} and its .json and .png files")
 
 
+def _timeline_paths(sources, folder):
+    """A chart per source in `folder`, `NAME.timeline.png`, the name cut to fit a file name's 255 bytes; a
+    name several sources share gets its folder's name before it (`a-song.mp3`, `b-song.mp3`), and one still
+    shared a counter (`song.mp3.2`)."""
+    names = [Path(source).name for source in sources]
+    names = [name if names.count(name) == 1 else f"{Path(source).resolve().parent.name}-{name}"
+             for source, name in zip(sources, names)]
+    names = [os.fsdecode(os.fsencode(name)[:200]) for name in names]
+    seen = Counter()
+    paths = []
+    for name in names:
+        seen[name] += 1
+        paths.append(folder / f"{name}{'' if names.count(name) == 1 else f'.{seen[name]}'}.timeline.png")
+    return paths
+
+
 @app.command(cls=Command)
 def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked per file: one cannot stop the batch
                                               help="Audio files (any length and format soundfile reads)."),
@@ -300,11 +317,19 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:
-        for result, picture in zip(good, _timeline_paths([result.source for result in good], timeline_dir)):
+        charts = _timeline_paths([result.source for result in good], timeline_dir)
+        written = []
+        for result, chart in zip(good, charts):
             try:
-                plot_timeline(result, picture)
+                plot_timeline(result, chart)
+                written.append((result, chart))
             except OSError as error:  # the prediction stands; its picture is reported
-                failed.append((result.source, GenrekitError(f"{picture}: timeline not written ({error.strerror})")))
+                failed.append((result.source, GenrekitError(f"{chart}: timeline not written ({error.strerror})")))
+        renamed = [f"{result.source} -> {chart.name}" for result, chart in written
+                   if chart.name != f"{Path(result.source).name}.timeline.png"]
+        if written:
+            print(f"timelines: {_count(len(written), 'PNG')} in {timeline_dir}/"
+                  + "".join(f"\n  {line}" for line in renamed), file=sys.stderr)
     if output_format == "json":
         rows = [{"source": str(path), "error": str(result)} if isinstance(result, GenrekitError)
                 else result.to_dict(top=top, timeline=timeline) for path, result in zip(files, results)]
@@ -330,27 +355,10 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
                           ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
         # piped or redirected: one line per file, whole names (on a terminal, long names fold)
         (console if console.is_terminal else Console(soft_wrap=True, width=10_000, markup=False)).print(table)
-        if timeline:
-            console.print(f"timelines: {timeline_dir}/")
     for path, error in failed:
         print(f"error: {error}", file=sys.stderr)
     if failed:
         raise typer.Exit(1 if good else 2)
-
-
-def _timeline_paths(sources, folder):
-    """Where the timeline PNG of each source goes: `NAME.timeline.png` in `folder`, the name cut to fit a
-    file name's 255 bytes and numbered (`NAME-2`) when sources in different folders share it."""
-    paths, used = [], set()
-    for source in sources:
-        name = os.fsdecode(os.fsencode(Path(source).name)[:200])
-        unique, n = name, 1
-        while unique in used:
-            n += 1
-            unique = f"{name}-{n}"
-        used.add(unique)
-        paths.append(folder / f"{unique}.timeline.png")
-    return paths
 
 
 @app.command(cls=Command)
@@ -478,13 +486,14 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
     """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
     import uvicorn
 
-    from .server import create_app, server_config
+    from .server import create_app, listen, server_config
 
+    sock = listen(host, port)  # an address in use fails here, before the page is announced
     web_app = create_app(model, max_upload_mb=max_upload_mb, max_minutes=max_duration, max_concurrent=max_concurrent,
                          max_waiting=max_waiting, timeout=timeout)
-    console.print(f"model {web_app.state.classifier.name}; page at http://{host}:{port}/ (Ctrl-C stops)",
-                  highlight=False, markup=False)
-    uvicorn.Server(server_config(web_app, host=host, port=port, timeout=timeout)).run()
+    console.print(f"model {web_app.state.classifier.name}; page at http://{host}:{sock.getsockname()[1]}/ "
+                  "(Ctrl-C stops)", highlight=False, markup=False)
+    uvicorn.Server(server_config(web_app, host=host, port=port, timeout=timeout)).run(sockets=[sock])
 
 
 def _size(n):

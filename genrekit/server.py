@@ -21,6 +21,7 @@ seconds and may pause its body at most that long (408); every temporary file goe
 
 import asyncio
 import math
+import socket
 import threading
 from functools import partial
 from pathlib import Path
@@ -222,6 +223,23 @@ class _HeaderDeadline(H11Protocol):
     def connection_lost(self, exc):
         self.deadline.cancel()
         super().connection_lost(exc)
+
+
+def listen(host="127.0.0.1", port=8000):
+    """A socket bound to `host`:`port` for `uvicorn.Server.run(sockets=[...])`, or ParameterError with the
+    address and the reason (e.g. already in use) before anything says the page is there."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        raise ParameterError(f"{host}:{port}: cannot listen there ({error.strerror or error})") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ParameterError(f"{host}:{port}: cannot listen there ({error.strerror or error})") from None
+    return sock
 
 
 def server_config(app, *, host="127.0.0.1", port=8000, timeout=DEFAULT_TIMEOUT, **kwargs):

@@ -1,7 +1,9 @@
 """Shared fixtures: generated audio on disk and the real clips in ../shared/data (skipped when absent)."""
 
+import contextlib
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -94,6 +96,26 @@ def members(toy_dataset, tmp_path_factory):
                    cache=cache, workers=1, progress=False)
              for name, kw in (("cnn-logmel", {"channels": (4, 8)}), ("rnn-chroma", {"hidden": 8}))]
     return paths, cache
+
+
+@contextlib.contextmanager
+def live_server(app, timeout=30.0):
+    """A real uvicorn server for `app` on 127.0.0.1 (a free port), in a thread; yields its host and port."""
+    import uvicorn
+
+    from genrekit.server import server_config
+
+    server = uvicorn.Server(server_config(app, port=0, timeout=timeout, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: server.started or not thread.is_alive(), 30) and server.started, \
+            "the server did not start"
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        yield host, port
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 def process_alive(pid):

@@ -28,6 +28,18 @@ def test_second_load_reads_from_disk_and_matches(tmp_path, monkeypatch):
     assert np.array_equal(mapped, load_audio(track.path))  # training reads the samples serving decodes
 
 
+def test_entries_store_the_images_as_float16_within_what_the_readme_states(tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    track = _track(write_tone(tmp_path / "a.wav", freq=330, seconds=3.0))
+    fresh, stored = compute_features(load_audio(track.path)), cache.load(track)
+    files = {name: np.load(cache.entry_path(track) / f"{name}.npy", mmap_mode="r") for name in fresh}
+    assert {name: array.dtype.name for name, array in files.items()} == {
+        "waveform": "float32", "spectrogram": "float16", "logmel": "float16", "chroma": "float16"}
+    assert np.array_equal(stored["waveform"], fresh["waveform"])
+    for name, bound in (("spectrogram", 0.016), ("logmel", 0.016), ("chroma", 0.00025)):  # README, cache_dtype.md
+        assert stored[name].dtype == np.float32 and np.abs(stored[name] - fresh[name]).max() <= bound, name
+
+
 def test_a_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
     import hashlib
 

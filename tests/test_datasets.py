@@ -1,3 +1,4 @@
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -7,6 +8,7 @@ import soundfile as sf
 
 import pytest
 
+import genrekit
 from conftest import write_tone
 from genrekit.datasets import (Track, check_disjoint, class_weights, load_dataset, load_folder, load_gtzan,
                                load_manifest, merge, snippets, split_by_group, write_manifest)
@@ -168,10 +170,20 @@ def test_merge_maps_labels_and_weights_balance(tmp_path, caplog):
                for i, label in enumerate(["Opera", "Soul_or_RnB", "Pop", "Pop", "Martian"])]
     with caplog.at_level(logging.WARNING):
         merged = merge(gtzan, ccmusic)
-    assert [t.label for t in merged] == ["classical", "classical", "classical", "rnb", "pop", "pop"]
+    assert [t.label for t in merged] == ["classical", "classical", "classical", "rnb_soul", "pop", "pop"]
     assert "Martian" in caplog.text
-    weights = class_weights(merged, ["classical", "pop", "rnb"])
+    weights = class_weights(merged, ["classical", "pop", "rnb_soul"])
     assert weights.tolist() == pytest.approx([6 / (3 * 3), 6 / (3 * 2), 6 / (3 * 1)])
+
+
+def test_merged_labels_are_those_of_the_bundled_models():
+    from genrekit.datasets import load_taxonomy
+
+    mapping = load_taxonomy()
+    for card in ("default.json", "fast.json"):
+        labels = json.loads((Path(genrekit.__file__).parent / "weights" / card).read_text())["labels"]
+        assert all(mapping[label] == label for label in labels), card  # e.g. rnb_soul, not rnb
+    assert mapping["rnb"] == mapping["soul_or_rnb"] == "rnb_soul"
 
 
 def test_taxonomy_file_errors(tmp_path):

@@ -262,15 +262,37 @@ def test_cli_timelines_of_same_and_long_names_and_names_with_brackets(members, t
     assert result.exit_code == 0, result.output
     assert "markup[bold]y.wav" in result.stdout and long_name in result.stdout
     assert sorted(path.name for path in (tmp_path / "tl").iterdir()) == sorted(
-        ["song.wav.timeline.png", "song.wav-2.timeline.png", "n" * 200 + ".timeline.png",
+        ["a-song.wav.timeline.png", "b-song.wav.timeline.png", "n" * 200 + ".timeline.png",
          "markup[bold]y.wav.timeline.png"])
-    (tmp_path / "tl" / "song.wav.timeline.png").unlink()
-    (tmp_path / "tl" / "song.wav.timeline.png").mkdir()  # this chart cannot be written: the others still are
+    (tmp_path / "tl" / "a-song.wav.timeline.png").unlink()
+    (tmp_path / "tl" / "a-song.wav.timeline.png").mkdir()  # this chart cannot be written: the others still are
     result = CliRunner().invoke(app, ["predict", *map(str, files[:2]), "--model", str(members[0][0]), "--timeline",
                                       "--timeline-dir", str(tmp_path / "tl"), "--format", "json"])
     assert result.exit_code == 1 and len(json.loads(result.stdout)) == 2
-    assert f"error: {tmp_path / 'tl' / 'song.wav.timeline.png'}: timeline not written" in result.stderr
-    assert (tmp_path / "tl" / "song.wav-2.timeline.png").is_file()
+    assert f"error: {tmp_path / 'tl' / 'a-song.wav.timeline.png'}: timeline not written" in result.stderr
+    assert (tmp_path / "tl" / "b-song.wav.timeline.png").is_file()
+
+
+def test_cli_predict_timelines_of_files_with_one_name_in_different_folders(members, tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    first, second = (write_tone(tmp_path / folder / "song.wav", freq=freq, seconds=2.0)
+                     for folder, freq in (("a", 1700), ("b", 220)))
+    result = CliRunner().invoke(app, ["predict", str(first), str(second), str(first), "--model",
+                                      str(members[0][0]), "--timeline", "--timeline-dir", str(tmp_path / "tl")])
+    assert result.exit_code == 0, result.output
+    charts = {name: tmp_path / "tl" / name
+              for name in ("a-song.wav.1.timeline.png", "b-song.wav.timeline.png", "a-song.wav.2.timeline.png")}
+    assert sorted(p.name for p in (tmp_path / "tl").iterdir()) == sorted(charts)
+    pictures = {name: path.read_bytes() for name, path in charts.items()}
+    assert all(picture[:4] == b"\x89PNG" for picture in pictures.values())
+    assert pictures["a-song.wav.1.timeline.png"] != pictures["b-song.wav.timeline.png"]  # not one over the other
+    assert f"timelines: 3 PNGs in {tmp_path / 'tl'}/" in result.stderr
+    assert f"{second} -> b-song.wav.timeline.png" in result.stderr and "timelines" not in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "tl"]
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["song.wav"]  # nothing written beside the inputs
 
 
 @pytest.mark.parametrize("kind", ["single", "gated"])

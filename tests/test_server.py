@@ -1,5 +1,4 @@
 import asyncio
-import contextlib
 import io
 import re
 import socket
@@ -12,12 +11,11 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-import uvicorn
 from fastapi.testclient import TestClient
 
-from conftest import BAD_INPUTS, tone, unknown_length, write_bad_inputs, write_tone
+from conftest import BAD_INPUTS, live_server, tone, unknown_length, write_bad_inputs, write_tone
 from genrekit.predict import load
-from genrekit.server import create_app, server_config
+from genrekit.server import create_app
 
 
 @pytest.fixture(scope="module")
@@ -270,25 +268,23 @@ def test_serve_with_bad_limits_says_so_without_a_traceback(monkeypatch, capsys, 
     assert message in " ".join(err.replace("│", " ").split()) and "Traceback" not in err
 
 
+def test_serve_on_a_port_in_use_fails_before_announcing_the_page(members, monkeypatch, capsys):
+    from genrekit.cli import main
+
+    monkeypatch.setattr("uvicorn.Server.run", lambda *args, **kwargs: pytest.fail("the server should not start"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr("sys.argv", ["genrekit", "serve", "--model", str(members[0][0]), "--port", str(port)])
+        with pytest.raises(SystemExit) as stop:
+            main()
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    assert "page at" not in out and err.strip() == f"error: 127.0.0.1:{port}: cannot listen there (Address already in use)"
+
+
 # ---------------------------------------------------------------------------------------------- under abuse
-
-@contextlib.contextmanager
-def live_server(app, timeout=30.0):
-    """A real uvicorn server for `app` on 127.0.0.1 (a free port), in a thread; yields its base URL."""
-    server = uvicorn.Server(server_config(app, port=0, timeout=timeout, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.started, "the server did not start"
-        host, port = server.servers[0].sockets[0].getsockname()[:2]
-        yield host, port
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
 
 def _wait_until(condition, seconds):
     deadline = time.monotonic() + seconds
