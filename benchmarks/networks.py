@@ -8,7 +8,7 @@ an MLP head). Input: a 30 s clip (the first gtzan-mini clip when --gtzan-mini ex
 into its 10 windows of 3 s, and genrekit's log-mel patches of them (`MusicnnFrontEnd`) [shape=(10, 187, 96)].
 
 Variants, each timed on the batch of 10 per call, all in one loop (A B C ... A B C ...) so that background load
-hits them alike; one warm-up, median of --repeats:
+hits them alike; one warm-up, median of --repeats (the ratio to TensorFlow: median of the rounds' ratios):
 
   tensorflow   musicnn 0.1.0's own graph (scripts/musicnn_tf.py, built once), 2 intra-op threads, in a
                subprocess of a throwaway venv (--tf-env, made on first use as scripts/convert_musicnn.py says:
@@ -306,15 +306,17 @@ def measure(args, folder):
         tf.close()
     load_timing = os.getloadavg()
 
-    tf_ms = 1000 * statistics.median(times[("tensorflow", args.threads, "patches")]) / n
+    tf_times = times[("tensorflow", args.threads, "patches")]
     rows = []
     for (name, threads, scope), values in times.items():
         ms = 1000 * statistics.median(values) / n
+        paired = statistics.median(tf_s / s for tf_s, s in zip(tf_times, values))  # the same round's TF run
         rows.append({"network": NETWORK, "variant": name, "threads": threads,
                      "input": "log-mel patches -> penultimate embedding" if scope == "patches"
                      else f"{seconds:g} s waveform -> genre log-probs (front end + network + head)",
                      "ms_per_patch": ms, "ms_per_patch_all": [1000 * v / n for v in values],
-                     "realtime_x": 1000 * seconds / ms, "speed_vs_tensorflow": tf_ms / ms})
+                     "min_ms_per_patch": 1000 * min(values) / n, "realtime_x": 1000 * seconds / ms,
+                     "speed_vs_tensorflow": paired})
     checks = {"max_abs_tf_vs_torch_embedding": float(np.abs(tf.embedding - embedding).max()),
               "embedding_max_abs": float(np.abs(embedding).max())}
     result = {"network": NETWORK, "patches": {"n": n, "seconds": seconds, "source": source,
@@ -345,13 +347,14 @@ def report(meta, result):
              f"({result['patches']['source']}); median of {meta['repeats']} alternating rounds after one warm-up; "
              f"{meta['cpu_count']} CPUs, load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load['start'])} "
              f"at start, {'/'.join(f'{x:.1f}' for x in load['after_timing'])} after timing",
-             "", f"{'variant':<12}{'threads':>8}  {'ms/patch':>9}{'x realtime':>11}{'vs TF':>8}  input",
-             "-" * 100]
+             "", f"{'variant':<12}{'threads':>8}  {'ms/patch':>9}{'(min)':>8}{'x realtime':>11}{'vs TF':>8}  input",
+             "-" * 108]
     for r in result["rows"]:
-        lines.append(f"{r['variant']:<12}{r['threads']:>8}  {r['ms_per_patch']:>9.2f}{r['realtime_x']:>10.0f}x"
-                     f"{r['speed_vs_tensorflow']:>7.2f}x  {r['input']}")
+        lines.append(f"{r['variant']:<12}{r['threads']:>8}  {r['ms_per_patch']:>9.2f}{r['min_ms_per_patch']:>8.2f}"
+                     f"{r['realtime_x']:>10.0f}x{r['speed_vs_tensorflow']:>7.2f}x  {r['input']}")
     checks = result["checks"]
-    lines += ["", "vs TF = TensorFlow's ms / the row's ms (> 1: faster than the original musicnn)",
+    lines += ["", "ms/patch: median (min) over the rounds; x realtime = patch seconds / median; vs TF = median over "
+              "the rounds of TensorFlow's time / the row's time in the same round (> 1: faster than the original musicnn)",
               f"same network: max |TF - torch| penultimate embedding {checks['max_abs_tf_vs_torch_embedding']:.2e} "
               f"(values up to {checks['embedding_max_abs']:.1f})"]
     if result.get("accuracy"):
