@@ -38,8 +38,13 @@ repeats; the median is kept. Each repeat has two passes over the input:
 
 Goal: the full ensemble at >= 300x realtime.
 
+`--networks` runs benchmarks/networks.py instead (per network: ms per 3 s patch with torch, onnxruntime fp32
+and int8, against the original musicnn on TensorFlow on the same patches; int8 accuracy; cold start), with
+the other arguments (its own), and writes benchmarks/results/networks.{json,md}.
+
 Run:  .venv/bin/python benchmarks/inference.py [--model PATH] [--repeats 3] [--threads N]
                                                [--inputs clip-30s ...] [--no-members] [--batch 100]
+      .venv/bin/python benchmarks/inference.py --networks [--repeats 15] [--threads 2]
 Prints a table and where the time goes; writes benchmarks/results/inference.{json,md} (atomically).
 """
 
@@ -358,6 +363,12 @@ def markdown(meta, rows):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--networks" in argv:
+        import networks  # beside this file
+
+        networks.main([a for a in argv if a != "--networks"])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -369,6 +380,8 @@ def main(argv=None):
     parser.add_argument("--inputs", nargs="+", choices=INPUTS, default=list(INPUTS), help="inputs to time (default: all)")
     parser.add_argument("--batch", type=int, default=100, help="clips in the batch input (default: %(default)s)")
     parser.add_argument("--no-members", action="store_true", help="time only the full model, not each member")
+    parser.add_argument("--networks", action="store_true",
+                        help="per-network figures instead (benchmarks/networks.py, which takes the other arguments)")
     parser.add_argument("--out", type=Path, default=RESULTS / "inference.json",
                         help="JSON results; the markdown goes beside it (default: %(default)s)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

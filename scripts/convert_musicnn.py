@@ -18,7 +18,8 @@ the test module that defines the synthetic signal.) It writes
 
 and prints the largest differences between TensorFlow and the port on the audio files of --check-clips (files
 or folders; nothing of them is stored): the network alone (the same patches in) and end to end (genrekit's
-front end on the 22050 Hz audio against musicnn's librosa front end).
+front end on the 22050 Hz audio against musicnn's librosa front end). musicnn's TensorFlow graph is built by
+scripts/musicnn_tf.py (also the baseline of benchmarks/networks.py).
 
 musicnn's front end casts the mel power to float16, which overflows to inf on ordinary loud music; the
 reference here keeps float32.
@@ -27,12 +28,12 @@ reference here keeps float32.
 import argparse
 import importlib.metadata
 import sys
-import warnings
 from pathlib import Path
 
 import librosa
 import numpy as np
 import torch
+from musicnn_tf import CHECKPOINT, MODEL, TensorFlowMusicnn  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -42,7 +43,6 @@ from genrekit.models.musicnn import (HOP_LENGTH, MUSICNN_SR, N_FFT, N_FRAMES, N_
                                      MusicnnFrontEnd)
 from test_musicnn import REFERENCE, SIGNAL_SECONDS, reference_signal  # noqa: E402
 
-MODEL = "MSD_musicnn"
 BLOCKS = ["timbral.0", "timbral.1", "temporal.0", "temporal.1", "temporal.2", "midend.0", "midend.1", "midend.2"]
 
 
@@ -99,29 +99,6 @@ def patches_of(frames):
     return np.stack([frames[s:s + N_FRAMES] for s in range(0, len(frames) - N_FRAMES + 1, N_FRAMES)])
 
 
-class TensorFlowMusicnn:
-    """musicnn's own graph and checkpoint: patches -> (penultimate embeddings, taggram)."""
-
-    def __init__(self, checkpoint):
-        import tensorflow as tf
-        from musicnn import configuration, models
-
-        tf.compat.v1.disable_eager_execution()
-        with tf.name_scope("model"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.compat.v1.layers is deprecated
-            self.x = tf.compat.v1.placeholder(tf.float32, [None, N_FRAMES, N_MELS])
-            self.is_training = tf.compat.v1.placeholder(tf.bool)
-            logits, *_, penultimate = models.define_model(self.x, self.is_training, MODEL,
-                                                          len(configuration.MSD_LABELS))
-            self.outputs = [penultimate, tf.nn.sigmoid(logits)]
-        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-        self.session = tf.compat.v1.Session(config=config)
-        tf.compat.v1.train.Saver().restore(self.session, checkpoint)
-
-    def __call__(self, patches):
-        return self.session.run(self.outputs, feed_dict={self.x: patches, self.is_training: False})
-
-
 def port_outputs(port, patches):
     """The port's (penultimate embeddings, taggram) of numpy patches."""
     with torch.no_grad():
@@ -176,19 +153,17 @@ def main():
     parser.add_argument("--check-clips", nargs="*", default=[], help="audio files or folders to compare on")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    import musicnn
     import tensorflow as tf
 
     version = importlib.metadata.version("musicnn")
-    checkpoint = str(Path(musicnn.__file__).parent / MODEL) + "/"
-    port = port_weights(tf.compat.v1.train.NewCheckpointReader(checkpoint))
+    port = port_weights(tf.compat.v1.train.NewCheckpointReader(CHECKPOINT))
     WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
     torch.save(port.state_dict(), WEIGHTS)
     write_licence(version)
     print(f"wrote {WEIGHTS.relative_to(ROOT)} ({WEIGHTS.stat().st_size / 1e6:.1f} MB) and LICENSE.txt "
           f"from musicnn {version}")
 
-    tf_model = TensorFlowMusicnn(checkpoint)
+    tf_model = TensorFlowMusicnn(n_frames=N_FRAMES, n_mels=N_MELS)
     signal = reference_signal(MUSICNN_SR)
     patches = patches_of(musicnn_frames(signal))
     tf_embedding, tf_taggram = tf_model(patches)
