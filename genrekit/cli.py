@@ -312,8 +312,8 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
         raise GenrekitError(f"--format must be table, json or csv, got {output_format!r}")
     if windows and timeline:
         raise GenrekitError("--windows and --timeline: a timeline scores every window")
-    classifier = load(model)
-    results = classifier.predict_many(files, progress=len(files) > 1, max_windows=windows)
+    classifier = load(model, max_windows=windows)
+    results = classifier.predict_many(files, progress=len(files) > 1)
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:
@@ -412,7 +412,10 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Try unchanged files that failed before again."),
         min_confidence: float = typer.Option(0.0, help="Give a file a genre (in the table and its tags) only when "
                                              "the top genre is at least this likely (0-1); the rest are "
-                                             "'uncertain', with their top 3 in exports.")):
+                                             "'uncertain', with their top 3 in exports."),
+        windows: int = typer.Option(None, min=1, help="Score only this many windows per song, spread evenly over "
+                                    "it (much faster on long songs; a change re-tags the library). Default: "
+                                    "every window.")):
     """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
     from .exceptions import ParameterError
     from .library import EXPORT_FORMATS, check_export_target, export_library, printable, run_local, tag_library
@@ -427,8 +430,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
             raise ParameterError(f"--export must be one of {', '.join(EXPORT_FORMATS)}, got {export!r}")
         output = output or db.with_suffix(f".{export}")
         check_export_target(output, export, db)  # before the work, not after it
-    summary = tag_library(directory, db, load(model), workers=workers or None, engine=run, write_tags=write_tags,
-                          retry_failed=retry_failed, min_confidence=min_confidence)
+    summary = tag_library(directory, db, load(model, max_windows=windows), workers=workers or None, engine=run,
+                          write_tags=write_tags, retry_failed=retry_failed, min_confidence=min_confidence)
     console.print(summary.line(), highlight=False, markup=False)
     for path, reason in summary.failures + summary.not_scanned:
         console.print(f"{printable(path)}: {reason}", style="red", highlight=False, markup=False)

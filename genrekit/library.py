@@ -160,12 +160,15 @@ class _Job(NamedTuple):
 
 
 def model_id(classifier):
-    """Identifies the model: the SHA-1 of its file, or of its member names and labels when it has none."""
+    """Identifies the model: the SHA-1 of its file, or of its member names and labels when it has none, and
+    the windows it scores when they are sampled (`Classifier.max_windows`)."""
     source = Path(classifier.source)
     if source.is_file():
-        return file_digest(source)
-    spec = json.dumps({"members": classifier.member_names, "labels": list(classifier.labels)})
-    return hashlib.sha1(spec.encode()).hexdigest()
+        digest = file_digest(source)
+    else:
+        spec = json.dumps({"members": classifier.member_names, "labels": list(classifier.labels)})
+        digest = hashlib.sha1(spec.encode()).hexdigest()
+    return digest if classifier.max_windows is None else f"{digest}/windows={classifier.max_windows}"
 
 
 # ---------------------------------------------------------------------------------------------- classifying
@@ -190,15 +193,15 @@ def classify(classifier, path):
 _WORKER_CLASSIFIER = None
 
 
-def worker_classifier(model_path):
+def worker_classifier(model_path, max_windows=None):
     """The classifier a worker process of an engine runs: onnxruntime (for an `.onnx` file) with one thread,
     as torch has one in workers, so that a worker per core does not oversubscribe the cores."""
-    return Classifier(load_scorer(model_path, threads=1), model_path)
+    return Classifier(load_scorer(model_path, threads=1), model_path, max_windows=max_windows)
 
 
-def _init_worker(model_path):
+def _init_worker(model_path, max_windows):
     global _WORKER_CLASSIFIER
-    _WORKER_CLASSIFIER = worker_classifier(model_path)
+    _WORKER_CLASSIFIER = worker_classifier(model_path, max_windows)
 
 
 def _work(path):
@@ -215,13 +218,13 @@ def _drain(queue):
         yield queue.popleft()
 
 
-def _run_pool(jobs, model_path, workers, handle):
+def _run_pool(jobs, classifier, workers, handle):
     """Classify `jobs` in a process pool, at most 2 per worker in flight, handing each result to `handle` as
     it arrives. When a worker dies (a decoder crash), the files that were in flight are retried one at a
     time in a fresh pool; a file that kills a worker on its own is recorded as failed."""
     jobs, suspects = iter(jobs), deque()
     while True:
-        pool, crashed = worker_pool(workers, _init_worker, (model_path,)), []
+        pool, crashed = worker_pool(workers, _init_worker, (str(classifier.source), classifier.max_windows)), []
         try:
             for source, limit in ((_drain(suspects), 1), (jobs, 2 * workers)):
                 for job, future in submit_bounded(pool, _work, source, limit, arg=lambda job: job.path):
@@ -251,7 +254,7 @@ def run_local(jobs, count, classifier, workers, handle):
     if workers == 1:
         _run_in_process(jobs, classifier, handle)
     else:
-        _run_pool(jobs, str(classifier.source), workers, handle)
+        _run_pool(jobs, classifier, workers, handle)
 
 
 # ---------------------------------------------------------------------------------------------- database

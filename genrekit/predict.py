@@ -68,10 +68,13 @@ class Classifier:
 
     `name` is what the user called it (`default`, `fast`, or the file given); `source` is the file it runs
     from (for a bundled model run by onnxruntime, its cached export), which `load` accepts again.
+    `max_windows`: a song's genre from that many windows spread evenly over it (`genrekit.scoring.score_audio`;
+    a timeline then holds only those) when it has more; None: every window.
     """
 
-    def __init__(self, scorer, source, name=None):
+    def __init__(self, scorer, source, name=None, max_windows=None):
         self.scorer, self.source, self.name = scorer, str(source), str(name or source)
+        self.max_windows = max_windows
 
     @property
     def labels(self):
@@ -88,27 +91,25 @@ class Classifier:
     def __repr__(self):
         return f"Classifier({self.name!r}, members={self.member_names}, labels={self.labels})"
 
-    def predict(self, audio, sr=None, *, duration=None, stop=None, max_windows=None):
+    def predict(self, audio, sr=None, *, duration=None, stop=None):
         """Genres of a file (any format soundfile reads) or of an array of samples at `sr` Hz.
 
         Only the first `duration` seconds are decoded when given. Once `stop` (a `threading.Event`) is set,
-        the work ends at the next block of about 30 s with `genrekit.scoring.Stopped`. `max_windows`: the
-        song's genre from that many windows spread evenly over it (the timeline then holds only those; see
-        `genrekit.scoring.score_audio`), when it has more.
+        the work ends at the next block of about 30 s with `genrekit.scoring.Stopped`.
         """
-        scores = score_audio(self.scorer, audio, sr=sr, duration=duration, stop=stop, max_windows=max_windows)
+        scores = score_audio(self.scorer, audio, sr=sr, duration=duration, stop=stop, max_windows=self.max_windows)
         probabilities, per_window = song_probabilities(self.scorer, scores)
         source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
         ends = np.minimum(scores.times + self.scorer.window_seconds, scores.duration)
         return Prediction(source, self.labels, probabilities, scores.times, per_window, scores.duration, ends)
 
-    def predict_many(self, paths, *, on_error=None, progress=False, max_windows=None):
+    def predict_many(self, paths, *, on_error=None, progress=False):
         """Predictions for many files, in order; a file that fails gives its `GenrekitError` in its place
         (and is passed to `on_error`), and the others go on. `progress`: a progress bar on stderr."""
         results = []
         for path in tqdm(paths, desc="predicting", unit="file", disable=not progress):
             try:
-                results.append(self.predict(path, max_windows=max_windows))
+                results.append(self.predict(path))
             except GenrekitError as error:
                 if on_error:
                     on_error(path, error)
@@ -160,12 +161,12 @@ def onnxruntime_available():
     return True
 
 
-def load(model=None, *, backend="auto"):
+def load(model=None, *, backend="auto", max_windows=None):
     """A `Classifier` for a checkpoint, ensemble or exported `.onnx` file, or for a bundled model by name
     (`BUNDLED_MODELS`; None is "default").
 
     backend: "torch", "onnx", or "auto" (onnxruntime for `.onnx` files, and for bundled models when
-    onnxruntime is installed, exported on first use; torch otherwise).
+    onnxruntime is installed, exported on first use; torch otherwise). max_windows: see `Classifier`.
     """
     if backend not in ("auto", "torch", "onnx"):
         raise ParameterError(f"backend must be auto, torch or onnx, got {backend!r}")
@@ -177,7 +178,7 @@ def load(model=None, *, backend="auto"):
         if backend == "onnx" or (backend == "auto" and onnxruntime_available()):
             try:
                 scorer, export = cached_onnx_scorer(path)
-                return Classifier(scorer, export, name)
+                return Classifier(scorer, export, name, max_windows)
             except OSError as error:  # e.g. a read-only cache folder
                 if backend == "onnx":
                     raise GenrekitError(f"{path}: cannot write its ONNX export ({error})") from None
@@ -189,4 +190,4 @@ def load(model=None, *, backend="auto"):
         raise ParameterError(f"{path}: an ONNX file runs with onnxruntime, not torch")
     if path.suffix != ".onnx" and backend == "onnx":
         raise ParameterError(f"{path}: export it first (genrekit export {path} --onnx out.onnx)")
-    return Classifier(load_scorer(path), path, name)
+    return Classifier(load_scorer(path), path, name, max_windows)

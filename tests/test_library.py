@@ -185,6 +185,27 @@ def test_parallel_workers_give_the_same_table(tmp_path, classifier):
     same_results(rows(tmp_path / "pool.sqlite"), rows(tmp_path / "one.sqlite"))
 
 
+def test_sampled_windows_tag_long_songs_like_predict_and_a_change_retags(tmp_path, model):
+    """`tag --windows N` (in the workers of a pool too) gives each song what `predict` gives it from N windows;
+    the sampling is part of the model's identity, so tagging with every window again re-tags."""
+    root = tmp_path / "music"
+    for name, freqs in (("long.flac", (220, 1760, 220)), ("other.wav", (1760, 1760, 220))):
+        y = np.concatenate([np.sin(2 * np.pi * f * np.arange(40 * 22050) / 22050) * 0.4 for f in freqs])
+        root.mkdir(exist_ok=True)
+        sf.write(root / name, y.astype(np.float32), 22050)
+    sampled = load(model, max_windows=4)
+    summary = tag_library(root, tmp_path / "lib.sqlite", sampled, workers=2, progress=False)
+    assert (summary.tagged, summary.failed) == (2, 0)
+    table = rows(tmp_path / "lib.sqlite")
+    for path, row in table.items():
+        expected = sampled.predict(path)
+        assert len(expected.times) == 4 and row["model_id"].endswith("/windows=4")
+        probabilities = json.loads(row["probabilities"])
+        assert row["genre"] == expected.genre
+        assert all(abs(probabilities[g] - p) < 1e-4 for g, p in zip(expected.labels, expected.probabilities))
+    assert tag_library(root, tmp_path / "lib.sqlite", load(model), workers=1, progress=False).tagged == 2
+
+
 def _crashing_work(path):
     if path.endswith("crash.wav"):
         os._exit(3)

@@ -15,7 +15,7 @@ from genrekit.checkpoints import load_members
 from genrekit.ensemble import Ensemble
 from genrekit.evaluation import clip_log_probs
 from genrekit.exceptions import AudioError, GenrekitError, ParameterError
-from genrekit.predict import load
+from genrekit.predict import Classifier, load
 
 
 def test_stream_audio_matches_whole_file_decoding(tmp_path):
@@ -81,13 +81,15 @@ def test_sampled_windows_are_windows_of_the_full_grid(classifiers, tmp_path, kin
     sf.write(tmp_path / "song.flac", np.stack([y, y], axis=1), sr)
     full = classifier.predict(tmp_path / "song.flac")
     for audio in (tmp_path / "song.flac", y):
-        sampled = classifier.predict(audio, sr=sr, max_windows=5)
+        sampled = Classifier(classifier.scorer, classifier.source, max_windows=5).predict(audio, sr=sr)
         assert list(sampled.times) == [0.0, 10.0, 20.0, 29.0, 39.0] and sampled.duration == pytest.approx(40.5, abs=0.01)
         assert np.allclose(sampled.timeline, full.timeline[[0, 10, 20, 29, 39]], atol=0.02)
         assert sampled.genre == full.genre and np.abs(sampled.probabilities - full.probabilities).max() < 0.1
-    assert np.allclose(classifier.predict(y, sr=sr, max_windows=50).timeline, full.timeline, atol=0.02)
+    assert np.allclose(Classifier(classifier.scorer, classifier.source, max_windows=50).predict(y, sr=sr).timeline,
+                       full.timeline, atol=0.02)
     streamed = unknown_length(tmp_path / "song.flac")  # its length unknown: every window, as without max_windows
-    assert np.allclose(classifier.predict(streamed, max_windows=5).timeline, full.timeline, atol=1e-4)
+    assert np.allclose(Classifier(classifier.scorer, classifier.source, max_windows=5).predict(streamed).timeline,
+                       full.timeline, atol=1e-4)
 
 
 @pytest.mark.parametrize("seconds, end", [(3.0, 3.0), (0.6, 0.6), (2.5, 2.0)])
