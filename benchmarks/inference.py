@@ -21,7 +21,7 @@ before any audio. For the batch, the largest library worker process is in the JS
 
 Each process: torch threads = `--threads` (default: all cores) for the STFT front end and the torch
 models; onnxruntime with its default session options (intra-op threads = physical cores). The library's
-pool workers use their own settings (one torch thread each). One untimed warm-up, then `--repeats`
+pool workers use their own settings (one torch thread and one onnxruntime thread each). One untimed warm-up, then `--repeats`
 repeats; the median is kept. Each repeat has two passes over the input:
 
   end to end   `Classifier.predict(path)` (or the library run for the batch): the realtime factor
@@ -414,9 +414,9 @@ def main(argv=None):
     from genrekit.exceptions import GenrekitError
 
     tagger = library_tagger()
-    batch_path = ("genrekit.library.tag_library, default workers (one process per core, 1 torch thread each; "
-                  "onnxruntime sessions with default threads in each), SHA-1 hashing and SQLite included, fresh "
-                  "database per repeat" if tagger is not None else
+    batch_path = ("genrekit.library.tag_library, default workers (one process per core, 1 torch thread and "
+                  "1 onnxruntime thread each), SHA-1 hashing and SQLite included, fresh database per repeat"
+                  if tagger is not None else
                   "Classifier.predict_many over the files in one process (genrekit.library.tag_library is NOT "
                   "importable, so the library path could not be timed)")
     with tempfile.TemporaryDirectory(prefix="genrekit-inference-") as tmp:

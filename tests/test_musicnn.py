@@ -143,8 +143,20 @@ def test_backbone_stays_frozen_and_in_eval_mode(musicnn):
     assert all(torch.equal(a, b) for a, b in zip(model.backbone.state_dict().values(), musicnn.state_dict().values()))
 
 
-def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_path):
-    """A tiny backbone-musicnn member beside a tiny waveform CNN: ensemble file, torch and ONNX agree."""
+def test_all_layers_are_the_pooled_layers_the_embedding_and_the_tag_logits(musicnn):
+    patches = torch.randn(2, N_FRAMES, 96)
+    with torch.no_grad():
+        layers = musicnn.layers(patches)
+        assert layers.shape == (2, 1756)
+        torch.testing.assert_close(layers[:, :1506], musicnn.pooled(musicnn.front(patches)))
+        torch.testing.assert_close(layers[:, 1506:1706], musicnn.embed(patches))
+        torch.testing.assert_close(torch.sigmoid(layers[:, 1706:]), musicnn(patches))
+
+
+@pytest.mark.parametrize("layers", ["penultimate", "all"])
+def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_path, layers):
+    """A tiny backbone-musicnn member (a head on its penultimate embedding or on all its layers) beside a tiny
+    waveform CNN: ensemble file, torch and ONNX agree."""
     pytest.importorskip("onnxruntime")
     if not WEIGHTS.is_file():
         pytest.skip(f"{WEIGHTS} not found")
@@ -161,7 +173,8 @@ def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_pat
     paths = [train(TrainConfig(model=name, epochs=1, window_seconds=1.0, batch_size=8, windows_per_clip=1,
                                model_kwargs=kwargs), select(tracks, "train"), select(tracks, "valid"), tmp_path,
                    labels=["high", "low", "noisy"], cache=cache, workers=1, progress=False)
-             for name, kwargs in (("backbone-musicnn", {"hidden": 16}), ("cnn-waveform", {"channels": (4, 8)}))]
+             for name, kwargs in (("backbone-musicnn", {"hidden": 16, "layers": layers}),
+                                  ("cnn-waveform", {"channels": (4, 8)}))]
     ensemble = Ensemble(load_members(paths), "equal").fit(select(tracks, "valid"), progress=False)
     torch_classifier = load(ensemble.save(tmp_path / "ensemble.pt"))
     onnx_classifier = load(export_onnx(tmp_path / "ensemble.pt", tmp_path / "ensemble.onnx"))
