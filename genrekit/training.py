@@ -197,16 +197,16 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
                                           workers=workers, progress=progress)
         valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, window_seconds=seconds,
                                           workers=workers, progress=progress)
-    length = window_length(representation, seconds, params)
-    net = model
-    if frozen:  # a frozen part: computed once per window (or read from `features`), then only the rest trains
-        if features is None:
+        if frozen:  # a frozen part: computed once per window, then only the rest trains
             store = EmbeddingStore(cache.root, model.embedding_key())
             valid_clips = valid_clips.embedded(model.embed, seconds, store=store, progress=progress)
             train_clips = (train_clips.embedded_views(model.embed, seconds, Augmentation(), config.views,
                                                       seed=config.seed, store=store, progress=progress)
                            if config.augment else train_clips.embedded(model.embed, seconds, store=store,
                                                                        progress=progress))
+    length = window_length(representation, seconds, params)
+    net = model
+    if frozen:  # train only what follows the frozen part, on its outputs
         net = TrainablePart(model)
 
         def make_batch(indices, rng):
