@@ -277,14 +277,15 @@ def _timeline_paths(sources, folder):
     name several sources share gets its folder's name before it (`a-song.mp3`, `b-song.mp3`), and one still
     shared a counter (`song.mp3.2`)."""
     names = [Path(source).name for source in sources]
-    names = [name if names.count(name) == 1 else f"{Path(source).resolve().parent.name}-{name}"
+    shared = Counter(names)
+    names = [name if shared[name] == 1 else f"{Path(source).resolve().parent.name}-{name}"
              for source, name in zip(sources, names)]
     names = [os.fsdecode(os.fsencode(name)[:200]) for name in names]
-    seen = Counter()
+    shared, seen = Counter(names), Counter()
     paths = []
     for name in names:
         seen[name] += 1
-        paths.append(folder / f"{name}{'' if names.count(name) == 1 else f'.{seen[name]}'}.timeline.png")
+        paths.append(folder / f"{name}{'' if shared[name] == 1 else f'.{seen[name]}'}.timeline.png")
     return paths
 
 
