@@ -254,7 +254,7 @@ def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None,
         loud = loud or not is_silent(block)
         if stop is not None and stop.is_set():
             raise Stopped
-        if len(block) >= window or position == 0:
+        if sampled or len(block) >= window or position == 0:  # a sampled window a sample short is looped
             features, windows, block_starts = block_windows(block, params, scorer.window_seconds,
                                                             scorer.representations)
             scores.append(scorer.member_log_probs(windows))
