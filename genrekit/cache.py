@@ -34,7 +34,7 @@ class FeatureCache:
     def __init__(self, root=DEFAULT_CACHE_DIR, params=FeatureParams()):
         self.root = Path(root)
         self.params = params
-        self._params_digest = hashlib.sha1(params.key().encode()).hexdigest()[:12]
+        self._params_digest = params.digest()
 
     def entry_path(self, track):
         """The folder of the features of `track` (depends on the file's content, not its name)."""

@@ -215,17 +215,25 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
           cache_dir: Path = CacheDirOption,
           workers: int = typer.Option(0, min=0, help="Feature worker processes (0: one per core)."),
           features: Path = typer.Option(None, help="Window features `genrekit embed` wrote of these data, "
-                                        "read instead of computed (models with a frozen part, no --augment).")):
+                                        "read instead of computed (models with a frozen part, no --augment)."),
+          teacher: str = typer.Option(None, help="Distil this model file or bundled model (default, fast): the "
+                                      "targets mix its probabilities for --views fixed windows per clip with the labels."),
+          teacher_weight: float = typer.Option(0.5, help="Share of the teacher's probabilities in the targets."),
+          views: int = typer.Option(8, min=1, help="With --teacher, fixed (with --augment, augmented) windows per "
+                                    "training clip that the teacher scores once.")):
     """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
     from .cache import FeatureCache
     from .checkpoints import load_checkpoint
     from .datasets import labels_of, select
+    from .predict import BUNDLED_MODELS
     from .training import TrainConfig, train as train_model
 
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          lr_schedule=lr_schedule,
                          dropout=dropout, window_seconds=window_seconds, windows_per_clip=windows_per_clip,
-                         balance=balance, augment=augment, patience=patience, seed=seed, model_kwargs={"se": True} if se else {})
+                         balance=balance, augment=augment, patience=patience, seed=seed, views=views,
+                         teacher=str(BUNDLED_MODELS.get(teacher, teacher)) if teacher else "",
+                         teacher_weight=teacher_weight, model_kwargs={"se": True} if se else {})
     tracks = _load_data(data, seed)
     train_tracks, valid_tracks = select(tracks, "train"), select(tracks, "valid")
     if not train_tracks or not valid_tracks:

@@ -1,6 +1,7 @@
 """What decides a signal's representations (`FeatureParams`), apart from the torch code that computes them
 (`genrekit.features`), so that scoring with onnxruntime needs neither torch nor librosa."""
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 
@@ -22,6 +23,10 @@ class FeatureParams:
     def key(self):
         """A stable text naming these parameters (for cache keys and checkpoints)."""
         return json.dumps(asdict(self), sort_keys=True)
+
+    def digest(self):
+        """A short hexadecimal name for these parameters (folder names)."""
+        return hashlib.sha1(self.key().encode()).hexdigest()[:12]
 
     @property
     def n_bins(self):

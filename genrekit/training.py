@@ -3,6 +3,9 @@
 With `augment=True` the training windows are randomly sped up, pitch-shifted and mixed with noise
 (`genrekit.augment`) before the model's representation is computed from them; validation stays clean.
 
+With a `teacher` (a model file) the model is distilled: it learns the teacher's probabilities for fixed
+augmented views of the training clips as well as their labels (`genrekit.distillation`).
+
 After every epoch the whole training state goes to `<out>/<model>.state.pt` (atomically), so a run
 killed at any moment and started again with the same command continues from its last finished epoch.
 Each epoch's randomness is seeded from (seed, epoch), which makes a resumed run the same as an unbroken
@@ -27,6 +30,7 @@ from .cache import EmbeddingStore, FeatureCache
 from .checkpoints import atomic_save, load_checkpoint, read_file, save_checkpoint
 from .clips import ClipSet
 from .datasets import class_weights, labels_of
+from .distillation import Teacher, distilled_clips
 from .embedding import embedded_clips
 from .evaluation import classification_metrics
 from .exceptions import AudioError, ParameterError
@@ -59,6 +63,10 @@ class TrainConfig:
     """With `augment`, augmented windows per training clip that a model's frozen part computes once."""
     patience: int = 6
     seed: int = 0
+    teacher: str = ""
+    """A model file to distil: the targets become `teacher_weight` of its probabilities plus the rest on the
+    label, for `views` fixed (with `augment`, augmented) windows per training clip."""
+    teacher_weight: float = 0.5
     model_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -75,6 +83,8 @@ class TrainConfig:
             raise ParameterError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.dropout < 1:
             raise ParameterError(f"dropout must be at least 0 and below 1, got {self.dropout}")
+        if not 0 <= self.teacher_weight <= 1:
+            raise ParameterError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight}")
         if not MIN_SECONDS <= self.window_seconds < math.inf:  # and no longer than the clips: check_window
             raise ParameterError(f"window_seconds must be at least {MIN_SECONDS:g} s, got {self.window_seconds}")
 
@@ -115,8 +125,7 @@ def _train_epoch(model, clips, config, optimizer, loss_fn, make_batch, rng):
         batch = order[start:start + config.batch_size]
         if len(batch) < 2:  # batch norm needs two items
             continue
-        x = make_batch(batch, rng)
-        y = torch.from_numpy(clips.targets[batch]).long()
+        x, y = make_batch(batch, rng)
         loss = loss_fn(model(x), y)
         optimizer.zero_grad()
         loss.backward()
@@ -174,7 +183,9 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     state_path = out_dir / f"{config.model}.state.pt"
     labels = list(labels or labels_of(train_tracks))
     cache = cache or FeatureCache()
-    record = {"config": asdict(config), "labels": labels, "feature_params": asdict(params)}
+    teacher = Teacher(config.teacher) if config.teacher else None
+    record = {"config": asdict(config), "labels": labels, "feature_params": asdict(params),
+              **({"teacher": teacher.key} if teacher else {})}
     if checkpoint_path.is_file() and _same_record(load_checkpoint(checkpoint_path)[1]["training"].get("record"), record):
         log.warning("%s: already trained with this configuration; delete it to train again", checkpoint_path)
         return checkpoint_path
@@ -187,7 +198,18 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     train_representation = "waveform" if config.augment else representation
     seconds = config.window_seconds
     frozen = getattr(model, "frozen_prefixes", None)
-    if features is not None:
+    if teacher is not None and (frozen or features is not None):
+        raise ParameterError("a teacher trains a model from scratch: no frozen part, no window features")
+    if teacher is not None:
+        teacher.check(labels, seconds, params)
+        waveforms = ClipSet.from_tracks(train_tracks, "waveform", labels, cache, window_seconds=seconds,
+                                        workers=workers, progress=progress)
+        train_clips = distilled_clips(waveforms, teacher, representation, seconds, augment=config.augment,
+                                      views=config.views, teacher_weight=config.teacher_weight, seed=config.seed,
+                                      cache_root=cache.root, progress=progress)
+        valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, window_seconds=seconds,
+                                          workers=workers, progress=progress)
+    elif features is not None:
         if not frozen or config.augment:
             raise ParameterError("window features train only the part after a frozen one, without augment")
         train_clips, valid_clips = (embedded_clips(features, tracks, labels, model, seconds, params)
@@ -206,20 +228,27 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
                                                                        progress=progress))
     length = window_length(representation, seconds, params)
     net = model
-    if frozen:  # train only what follows the frozen part, on its outputs
+
+    def labelled(x, indices):
+        return x, torch.from_numpy(train_clips.targets[indices]).long()
+
+    if teacher is not None:
+        make_batch = train_clips.batch
+    elif frozen:  # train only what follows the frozen part, on its outputs
         net = TrainablePart(model)
 
         def make_batch(indices, rng):
-            return torch.from_numpy(np.stack([train_clips.random_window(i, rng) for i in indices]))
+            return labelled(torch.from_numpy(np.stack([train_clips.random_window(i, rng) for i in indices])), indices)
     elif config.augment:
         samples = window_length("waveform", config.window_seconds, params)
         augmentation = Augmentation()
 
         def make_batch(indices, rng):
-            return augmentation.batch(train_clips, indices, samples, representation, params, rng)
+            return labelled(augmentation.batch(train_clips, indices, samples, representation, params, rng), indices)
     else:
         def make_batch(indices, rng):
-            return torch.from_numpy(np.stack([train_clips.random_window(i, length, rng) for i in indices]))
+            return labelled(torch.from_numpy(np.stack([train_clips.random_window(i, length, rng) for i in indices])),
+                            indices)
     weights = torch.from_numpy(class_weights(train_tracks, labels)) if config.balance == "weights" else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     optimizer = _optimizer(config, net)

@@ -43,7 +43,8 @@ def test_one_epoch_reduces_the_training_loss(toy_dataset, cache):
     before = validate(model, clips, 1.0, LABELS)["loss"]
     optimizer = training._optimizer(config, model)
     def make_batch(indices, rng):
-        return torch.from_numpy(np.stack([clips.random_window(i, length, rng) for i in indices]))
+        x = torch.from_numpy(np.stack([clips.random_window(i, length, rng) for i in indices]))
+        return x, torch.from_numpy(clips.targets[indices]).long()
 
     training._train_epoch(model, clips, config, optimizer, torch.nn.CrossEntropyLoss(), make_batch,
                           np.random.default_rng(0))
@@ -206,7 +207,8 @@ def test_a_planted_or_corrupt_resume_state_runs_no_code_and_is_one_error(toy_dat
     ("--patience", "0", "patience must be at least 1, got 0"), ("--lr", "-1", "lr must be a positive number, got -1.0"),
     ("--lr", "nan", "lr must be a positive number, got nan"),
     ("--dropout", "1.5", "dropout must be at least 0 and below 1, got 1.5"),
-    ("--window-seconds", "0.01", "window_seconds must be at least 0.5 s, got 0.01")])
+    ("--window-seconds", "0.01", "window_seconds must be at least 0.5 s, got 0.01"),
+    ("--teacher-weight", "1.5", "teacher_weight must be between 0 and 1, got 1.5")])
 def test_cli_train_refuses_bad_settings_in_one_line_before_any_work(toy_dataset, tmp_path, monkeypatch, capsys,
                                                                      option, value, message):
     monkeypatch.setattr(ClipSet, "from_tracks", lambda *a, **kw: pytest.fail("features were computed"))
