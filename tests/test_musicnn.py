@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from genrekit.models.musicnn import (MUSICNN_SR, N_FRAMES, WEIGHTS, MusicnnFrontEnd, Resampler, frequency_max,
-                                    load_musicnn)
+from genrekit.models.musicnn import (CONSTANT_FILTER, MUSICNN_SR, N_FRAMES, WEIGHTS, MusicnnFrontEnd, Resampler,
+                                    convolve_varying, frequency_max, load_musicnn)
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
 SIGNAL_SECONDS = 6.0
@@ -120,6 +120,34 @@ def test_pooling_before_the_batch_norm_gives_the_blocks_output(musicnn):
     for block in (*musicnn.timbral, *musicnn.temporal):
         assert (block[2].weight < 0).any() and (block[2].weight > 0).any()
         torch.testing.assert_close(frequency_max(block, x), block(x).amax(3), rtol=0, atol=1e-5)
+
+
+def test_only_the_filters_that_depend_on_their_input_are_convolved(musicnn, monkeypatch):
+    """488 of the 561 front-end filters have zero weights (their output is ReLU(bias) whatever comes in): they
+    are left out, and the blocks' outputs stay the same, also for inputs ten times beyond the log-mel range."""
+    import torch.nn.functional as F
+
+    blocks = (*musicnn.timbral, *musicnn.temporal)
+    assert sum(int((b[0].weight.flatten(1).abs().sum(1) < CONSTANT_FILTER).sum()) for b in blocks) == 488
+    x = torch.randn(2, 1, 200, 96) * 10
+    with torch.no_grad():
+        every_filter = [block(x).amax(3) for block in blocks]
+        convolved, conv2d = [], F.conv2d
+        monkeypatch.setattr(F, "conv2d", lambda x, weight, *a, **kw: convolved.append(len(weight)) or
+                            conv2d(x, weight, *a, **kw))
+        for block, expected in zip(blocks, every_filter):
+            torch.testing.assert_close(frequency_max(block, x), expected, rtol=0, atol=1e-5)
+    assert sum(convolved) == 561 - 488
+
+
+def test_constant_channels_are_convolved_once_per_batch_with_the_same_result(musicnn):
+    conv = musicnn.midend[0][0]
+    x = torch.randn(3, conv.in_channels, 187)
+    constant = musicnn.constant_front()
+    x[:, constant] = torch.randn(len(constant))[:, None]  # one value per channel, the same in every window
+    with torch.no_grad():
+        torch.testing.assert_close(convolve_varying(conv, x, constant), conv(x), rtol=0, atol=1e-4)
+        torch.testing.assert_close(convolve_varying(conv, x, []), conv(x), rtol=0, atol=0)
 
 
 def test_backbone_stays_frozen_and_in_eval_mode(musicnn):

@@ -100,18 +100,51 @@ def _block(conv, norm):
     return nn.Sequential(conv, nn.ReLU(), norm)
 
 
+CONSTANT_FILTER = 1e-8
+"""A front-end filter whose weights' magnitudes sum to less than this outputs the ReLU of its bias whatever
+its input (to ~1e-7: the input norm keeps log-mel values within +-10). 488 of MSD_musicnn's 561 front-end
+filters are such (trained to zero): neither the front end nor the first mid-end convolution computes them."""
+
+
+def constant_filters(conv):
+    """Indices of the filters of `conv` whose output does not depend on its input (`CONSTANT_FILTER`)."""
+    return (conv.weight.detach().flatten(1).abs().sum(1) < CONSTANT_FILTER).nonzero().flatten().tolist()
+
+
 def frequency_max(block, x):
     """A front-end block's output max-pooled over frequency [shape=(batch, channels, frames)]. With fixed
-    batch-norm statistics (eval mode) the pooling runs on the convolution's output, before the ReLU and the
-    batch norm, which then see a tensor ~60x smaller (the same result): ReLU commutes with max, and so does a
-    channel's batch norm where its scale is positive; where it is negative it commutes with min, which is
-    max of the channel's negated convolution, negated."""
+    batch-norm statistics (eval mode) two exact shortcuts apply:
+    - the pooling runs on the convolution's output, before the ReLU and the batch norm, which then see a
+      tensor ~60x smaller: ReLU commutes with max, and so does a channel's batch norm where its scale is
+      positive; where it is negative it commutes with min, which is max of the channel's negated convolution,
+      negated;
+    - only the filters that depend on their input are convolved (`CONSTANT_FILTER`); the others' channels
+      are their constant ReLU(bias)."""
     conv, relu, norm = block
     if norm.training:
         return block(x).amax(3)
-    sign = torch.where(norm.weight < 0, -1.0, 1.0)
-    pooled = F.conv2d(x, conv.weight * sign[:, None, None, None], conv.bias * sign).amax(3) * sign[:, None]
-    return F.batch_norm(relu(pooled), norm.running_mean, norm.running_var, norm.weight, norm.bias, eps=norm.eps)
+    constant = constant_filters(conv)
+    varying = sorted(set(range(conv.out_channels)) - set(constant))
+    sign = torch.where(norm.weight[varying] < 0, -1.0, 1.0)
+    pooled = relu(F.conv2d(x, conv.weight[varying] * sign[:, None, None, None], conv.bias[varying] * sign).amax(3)
+                  * sign[:, None])
+    if constant:  # the constant channels beside the computed ones, then every channel back in its place
+        fixed = relu(conv.bias[constant])[None, :, None].expand(pooled.shape[0], -1, pooled.shape[2])
+        order = np.argsort(varying + constant).tolist()
+        pooled = torch.cat([pooled, fixed], 1)[:, order]
+    return F.batch_norm(pooled, norm.running_mean, norm.running_var, norm.weight, norm.bias, eps=norm.eps)
+
+
+def convolve_varying(conv, x, constant):
+    """`conv` (1-D, on all of `x`'s channels) of `x` whose `constant` channels hold one value each along time:
+    the varying channels are convolved window by window, the constant ones once for the whole batch (the
+    zero padding at the ends makes their share depend on the position, not on the window)."""
+    if not constant:
+        return conv(x)
+    varying = sorted(set(range(x.shape[1])) - set(constant))
+    padding = conv.padding
+    return (F.conv1d(x[:, varying], conv.weight[:, varying], conv.bias, padding=padding)
+            + F.conv1d(x[:1, constant], conv.weight[:, constant], padding=padding))
 
 
 class Musicnn(nn.Module):
@@ -144,13 +177,21 @@ class Musicnn(nn.Module):
             front.append(frequency_max(block, F.pad(x, (0, 0, (length - 1) // 2, length // 2))))
         return torch.cat(front, 1)
 
+    def constant_front(self):
+        """The front end's output channels that are constants (their filters' weights are zero)."""
+        channels, offset = [], 0
+        for block in (*self.timbral, *self.temporal):
+            channels += [offset + i for i in constant_filters(block[0])]
+            offset += block[0].out_channels
+        return channels
+
     def pooled(self, front):
         """Every layer's features max- and mean-pooled over time, batch-normed [shape=(batch, 1506)] (the dense
         layer's input) from front-end features: front end and the three mid-end convolutions."""
-        features = [front]
-        for i, block in enumerate(self.midend):
-            out = block(features[-1])
-            features.append(out if i == 0 else out + features[-1])
+        conv, relu, norm = self.midend[0]
+        features = [front, norm(relu(convolve_varying(conv, front, self.constant_front())))]
+        for block in self.midend[1:]:
+            features.append(block(features[-1]) + features[-1])
         features = torch.cat(features, 1)
         pooled = torch.stack([features.amax(2), features.mean(2)], 2).flatten(1)  # TF's order: max, mean per channel
         return self.pool_norm(pooled)
