@@ -18,6 +18,9 @@ hits them alike; one warm-up, median of --repeats (the ratio to TensorFlow: medi
                default model on the 3 s waveform windows -> genre log-probs (front end and head included)
   onnx fp32    `genrekit.export.export_onnx` of the default model: waveform windows -> genre log-probs
                (resampler, STFT and mel included, which TensorFlow is not timed for: a conservative ratio)
+  ... every filter   the torch and onnx fp32 rows again with all 561 front-end filters computed (the port as
+               it was before it left out the 488 whose weights are zero, `genrekit.models.musicnn.CONSTANT_FILTER`):
+               what that reformulation gains, on the same patches in the same rounds
   onnx int8    the same graph quantized statically (onnxruntime.quantization.quantize_static: QDQ, per-channel
                int8 weights, uint8 activations, MinMax calibration on the middle window of every GTZAN *train*
                clip): only the two timbral (7x38, 7x67) convolutions; the front end's DFT and resampler
@@ -35,6 +38,7 @@ Prints the figures; writes benchmarks/results/networks.{json,md} (atomically).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -45,6 +49,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -200,6 +205,21 @@ def accuracy(onnx_path, tracks):
 # ---------------------------------------------------------------------------------------------- timing
 
 
+@contextlib.contextmanager
+def every_filter():
+    """musicnn computes all its front-end filters, also those whose weights are zero (as before the port left
+    them out)."""
+    with mock.patch("genrekit.models.musicnn.constant_filters", lambda conv: []):
+        yield
+
+
+def with_every_filter(fn):
+    def run():
+        with every_filter():
+            return fn()
+    return run
+
+
 def alternate(variants, repeats):
     """{name: [seconds]}: every variant once per round (one warm-up round untimed), `repeats` rounds."""
     times = {name: [] for name in variants}
@@ -271,10 +291,12 @@ def measure(args, folder):
     print(f"{NETWORK}: {n} patches of {seconds:g} s ({source}), log-mel {tuple(patches.shape)}", flush=True)
 
     fp32 = export_onnx(DEFAULT_MODEL, folder / "fp32.onnx")
+    with every_filter():
+        every = export_onnx(DEFAULT_MODEL, folder / "fp32-every-filter.onnx")
     have_gtzan = Path(args.gtzan_mini).is_dir() and Path(args.gtzan_extra).is_dir()
     tracks = merge(load_dataset(f"gtzan:{args.gtzan_mini}"), load_dataset(f"gtzan:{args.gtzan_extra}")) \
         if have_gtzan else []
-    onnx_paths, quantized = {"onnx fp32": fp32}, None
+    onnx_paths, quantized = {"onnx fp32": fp32, "onnx fp32 every filter": every}, None
     if have_gtzan:
         train = [t for t in tracks if t.split == "train"]
         calibration = np.stack([w[len(w) // 2] for w in (clip_windows(t.path, scorer.params, seconds, t.duration,
@@ -292,6 +314,8 @@ def measure(args, folder):
         variants = {("tensorflow", args.threads, "patches"): tf}
         for threads in (args.threads, 1):
             variants[("torch", threads, "patches")] = with_threads(threads, timed(backbone.embed, patches))
+            variants[("torch every filter", threads, "patches")] = with_every_filter(
+                with_threads(threads, timed(backbone.embed, patches)))
         variants[("torch", args.threads, "waveform")] = with_threads(
             args.threads, timed(scorer.member_log_probs, {"waveform": windows}))
         sessions = {}
@@ -317,7 +341,10 @@ def measure(args, folder):
                      "ms_per_patch": ms, "ms_per_patch_all": [1000 * v / n for v in values],
                      "min_ms_per_patch": 1000 * min(values) / n, "realtime_x": 1000 * seconds / ms,
                      "speed_vs_tensorflow": paired})
+    with torch.inference_mode(), every_filter():
+        every_embedding = backbone.embed(patches).numpy()
     checks = {"max_abs_tf_vs_torch_embedding": float(np.abs(tf.embedding - embedding).max()),
+              "max_abs_every_filter_vs_torch_embedding": float(np.abs(every_embedding - embedding).max()),
               "embedding_max_abs": float(np.abs(embedding).max())}
     result = {"network": NETWORK, "patches": {"n": n, "seconds": seconds, "source": source,
                                              "shape": list(patches.shape)},
@@ -332,6 +359,7 @@ def measure(args, folder):
         fp32_acc, int8_acc = scores["onnx fp32"][0], scores["onnx int8"][0]
         result["accuracy"] = {"split": f"GTZAN valid (gtzan-mini + gtzan-extra), {len(valid)} clips",
                               "onnx fp32": fp32_acc, "onnx int8": int8_acc,
+                              "onnx fp32 every filter": scores["onnx fp32 every filter"][0],
                               "int8_agrees_with_fp32": float(np.mean(scores["onnx int8"][1].argmax(1)
                                                                      == scores["onnx fp32"][1].argmax(1))),
                               "int8_kept": bool(int8_acc >= fp32_acc - KEEP_POINTS / 100)}
@@ -347,22 +375,24 @@ def report(meta, result):
              f"({result['patches']['source']}); median of {meta['repeats']} alternating rounds after one warm-up; "
              f"{meta['cpu_count']} CPUs, load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load['start'])} "
              f"at start, {'/'.join(f'{x:.1f}' for x in load['after_timing'])} after timing",
-             "", f"{'variant':<12}{'threads':>8}  {'ms/patch':>9}{'(min)':>8}{'x realtime':>11}{'vs TF':>8}  input",
-             "-" * 108]
+             "", f"{'variant':<22}{'threads':>8}  {'ms/patch':>9}{'(min)':>8}{'x realtime':>11}{'vs TF':>8}  input",
+             "-" * 118]
     for r in result["rows"]:
-        lines.append(f"{r['variant']:<12}{r['threads']:>8}  {r['ms_per_patch']:>9.2f}{r['min_ms_per_patch']:>8.2f}"
+        lines.append(f"{r['variant']:<22}{r['threads']:>8}  {r['ms_per_patch']:>9.2f}{r['min_ms_per_patch']:>8.2f}"
                      f"{r['realtime_x']:>10.0f}x{r['speed_vs_tensorflow']:>7.2f}x  {r['input']}")
     checks = result["checks"]
     lines += ["", "ms/patch: median (min) over the rounds; x realtime = patch seconds / median; vs TF = median over "
               "the rounds of TensorFlow's time / the row's time in the same round (> 1: faster than the original musicnn)",
               f"same network: max |TF - torch| penultimate embedding {checks['max_abs_tf_vs_torch_embedding']:.2e} "
-              f"(values up to {checks['embedding_max_abs']:.1f})"]
+              f"(values up to {checks['embedding_max_abs']:.1f}); every filter against the 73 varying ones: "
+              f"{checks['max_abs_every_filter_vs_torch_embedding']:.2e}"]
     if result.get("accuracy"):
         acc = result["accuracy"]
         kept = "within" if acc["int8_kept"] else "NOT within"
         lines += [f"int8 ({', '.join(result['int8_quantized_nodes'])} quantized): max |int8 - fp32| window "
                   f"probability {checks['max_abs_int8_vs_fp32_window_probs']:.3f}",
-                  f"accuracy on {acc['split']}: fp32 {100 * acc['onnx fp32']:.1f} %, int8 {100 * acc['onnx int8']:.1f} % "
+                  f"accuracy on {acc['split']}: fp32 {100 * acc['onnx fp32']:.1f} % (every filter "
+                  f"{100 * acc['onnx fp32 every filter']:.1f} %), int8 {100 * acc['onnx int8']:.1f} % "
                   f"(top-1 agreement {100 * acc['int8_agrees_with_fp32']:.1f} %): {kept} {KEEP_POINTS} points of fp32, "
                   f"int8 {'kept' if acc['int8_kept'] else 'rejected (not adopted)'}"]
     else:

@@ -1,8 +1,9 @@
-"""Train a bundled model on the rendered MIDI corpus: a weighted ensemble of the paper's eight models (and
-optionally the musicnn backbone). The bundled `fast` model was made with it; the default model learns from real
-recordings instead (benchmarks/real_music.py --write-default).
+"""Train a model on the rendered MIDI corpus: a weighted ensemble of the paper's eight models (and optionally
+the musicnn backbone). The bundled `fast` model was made with it until it became a student distilled from the
+default model on real recordings (benchmarks/distillation.py --write-fast); the default model learns from real
+recordings too (benchmarks/real_music.py --write-default).
 
-    .venv/bin/python scripts/train_midi_model.py [--members cnn-logmel rnn-logmel ...] [--name fast]
+    .venv/bin/python scripts/train_midi_model.py [--members cnn-logmel rnn-logmel ...] [--out DIR] [--name midi]
 
 1. Renders ../shared/data/midi-genres (one 30 s excerpt per song, cached) and trains the members on its
    train split, early-stopped on its valid split (the benchmark settings; finished models are reused).
@@ -10,8 +11,8 @@ recordings instead (benchmarks/real_music.py --write-default).
 3. Measures held-out accuracy on the MIDI test split and, as a check across domains, on the real
    recordings of ../shared/data/gtzan-mini whose genres the model knows (classical, country, hiphop, jazz,
    pop, rock; never used for training).
-4. Writes genrekit/weights/NAME.pt and NAME.json (the model card `genrekit models` shows); genrekit
-   exports the ONNX file onnxruntime runs on first use.
+4. Writes DIR/NAME.pt and its card NAME.json (default ~/.cache/genrekit/models/midi.pt; `genrekit predict
+   --model DIR/NAME.pt` runs it, exported to ONNX for onnxruntime on first use).
 
 Label set and training mix: only the MIDI genres, trained only on renderings. Mixing in the real GTZAN
 clips would teach the model "recorded or rendered" instead of genre, since blues, disco, metal and reggae
@@ -35,7 +36,6 @@ from genrekit.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-WEIGHTS = REPO / "genrekit" / "weights"
 
 
 BACKBONE = "backbone-musicnn"
@@ -66,8 +66,8 @@ def main():
                         help="Learning-rate schedule of the from-scratch members.")
     parser.add_argument("--runs", type=Path, default=None,
                         help="Checkpoints (default: the benchmarks' midi or midi-augment folder, so theirs are reused).")
-    parser.add_argument("--out", type=Path, default=WEIGHTS)
-    parser.add_argument("--name", default="fast", help="Bundled model to write (NAME.pt and NAME.json in --out).")
+    parser.add_argument("--out", type=Path, default=DEFAULT_CACHE_DIR / "models")
+    parser.add_argument("--name", default="midi", help="Model to write (NAME.pt and NAME.json in --out).")
     args = parser.parse_args()
     began = time.perf_counter()
     tracks = list(render_midi_corpus(args.midi_source, args.midi_audio))
@@ -77,6 +77,7 @@ def main():
     paths = [train(member_config(name, args.augment, args.epochs, args.patience, args.lr_schedule), select(tracks, "train"), select(tracks, "valid"), runs,
                    labels=labels, cache=cache) for name in args.members]
     ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid")).prune()
+    args.out.mkdir(parents=True, exist_ok=True)
     model_path = ensemble.save(args.out / f"{args.name}.pt")
 
     midi_test = evaluate_checkpoint(model_path, select(tracks, "test"))

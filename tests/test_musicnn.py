@@ -313,6 +313,36 @@ def test_fine_tuning_adapts_the_upper_layers_on_real_clips_and_resumes(gtzan_ext
     assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), model.state_dict().values()))
 
 
+def test_whole_network_fine_tuning_adapts_the_front_end_and_exports(gtzan_extra, tmp_path, musicnn):
+    """fine_tune="all" on a few real excerpts: the loss falls, the front-end filters that vary move (those with
+    zero weights stay constant), the checkpoint stores the network, and its ONNX export scores as torch does."""
+    from genrekit.cache import FeatureCache
+    from genrekit.checkpoints import load_checkpoint, load_scorer
+    from genrekit.datasets import load_dataset, select
+    from genrekit.export import export_onnx
+    from genrekit.models.musicnn import constant_filters
+    from genrekit.training import TrainConfig
+
+    labels = ["classical", "disco", "metal"]
+    tracks = [t for t in load_dataset(str(gtzan_extra)) if t.label in labels and t.path.endswith(".flac")]
+    train_tracks = [t for g in labels for t in [t for t in select(tracks, "train") if t.label == g][:3]]
+    valid_tracks = [t for g in labels for t in [t for t in select(tracks, "valid") if t.label == g][:2]]
+    config = TrainConfig(model="backbone-musicnn", epochs=3, patience=10, batch_size=8, lr=3e-4, augment=True, views=2,
+                         model_kwargs={"fine_tune": "all", "layers": "all", "hidden": 16})
+    path = train(config, train_tracks, valid_tracks, tmp_path / "run", labels, FeatureCache(tmp_path / "cache"))
+    model, info = load_checkpoint(path)
+    assert info["history"][-1]["train_loss"] < info["history"][0]["train_loss"]
+    before, after = musicnn.timbral[0][0], model.backbone.timbral[0][0]
+    assert constant_filters(after) == constant_filters(before)
+    varying = sorted(set(range(before.out_channels)) - set(constant_filters(before)))
+    assert not torch.equal(after.weight[varying], before.weight[varying])
+    assert "backbone.timbral.0.0.weight" in torch.load(path, weights_only=True)["state_dict"]
+    onnx_path = export_onnx(path, tmp_path / "all.onnx")
+    windows = {"waveform": np.random.default_rng(0).standard_normal((3, 66150)).astype(np.float32) * 0.1}
+    np.testing.assert_allclose(load_scorer(onnx_path).member_log_probs(windows),
+                               load_scorer(path).member_log_probs(windows), atol=1e-4)
+
+
 def train(config, train_tracks, valid_tracks, out, labels, cache):
     from genrekit.training import train as train_model
 

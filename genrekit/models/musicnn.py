@@ -226,10 +226,13 @@ def load_musicnn(path=WEIGHTS):
 
 
 FINE_TUNE = {"head": ("frontend.", "backbone."),
-             "midend": ("frontend.", "backbone.input_norm.", "backbone.timbral.", "backbone.temporal.")}
+             "midend": ("frontend.", "backbone.input_norm.", "backbone.timbral.", "backbone.temporal."),
+             "all": ("frontend.",)}
 """What stays frozen, by `fine_tune`: `head` trains only the MLP head on the penultimate embeddings;
 `midend` also adapts the mid-end convolutions and the dense layer to the genres, on frozen front-end
-features. A `head` reads the penultimate embeddings or (`layers="all"`) every pooled layer and the tags."""
+features; `all` adapts the whole network on log-mel patches (only the fixed log-mel front end is frozen).
+A head reads the penultimate embeddings or (`layers="all"`, with `head` or `all`) every pooled layer and
+the tags."""
 
 
 class MusicnnClassifier(nn.Module):
@@ -241,8 +244,8 @@ class MusicnnClassifier(nn.Module):
         super().__init__()
         if fine_tune not in FINE_TUNE:
             raise ParameterError(f"fine_tune must be one of {', '.join(FINE_TUNE)}, got {fine_tune!r}")
-        if layers not in ("penultimate", "all") or (layers == "all" and fine_tune != "head"):
-            raise ParameterError(f"layers must be penultimate or (with fine_tune='head') all, got {layers!r}")
+        if layers not in ("penultimate", "all") or (layers == "all" and fine_tune == "midend"):
+            raise ParameterError(f"layers must be penultimate or (with fine_tune 'head' or 'all') all, got {layers!r}")
         self.representation, self.n_classes, self.fine_tune, self.layers = "waveform", n_classes, fine_tune, layers
         self.frozen_prefixes = FINE_TUNE[fine_tune]
         """State-dict entries loaded from the bundled musicnn weights, which checkpoints leave out."""
@@ -264,15 +267,23 @@ class MusicnnClassifier(nn.Module):
     def embed(self, x):
         """The frozen part's output for windows (training computes it once per window and trains `trainable`
         on it): for `head`, penultimate embeddings [shape=(batch, 200)] or all layers (`layers="all"`,
-        [shape=(batch, 1756)]); front-end features for `midend`."""
+        [shape=(batch, 1756)]); front-end features for `midend`; log-mel patches for `all`."""
         with torch.no_grad():
             patches = self.frontend(x)
+            if self.fine_tune == "all":
+                return patches
             if self.fine_tune == "midend":
                 return self.backbone.front(patches)
-            return self.backbone.layers(patches) if self.layers == "all" else self.backbone.embed(patches)
+            return self.features(patches)
+
+    def features(self, patches):
+        """What the head reads: penultimate embeddings, or all layers (`layers="all"`)."""
+        return self.backbone.layers(patches) if self.layers == "all" else self.backbone.embed(patches)
 
     def trainable(self, frozen):
         """Genre logits from the frozen part's output."""
+        if self.fine_tune == "all":
+            return self.head(self.features(frozen))
         return self.head(frozen if self.fine_tune == "head" else self.backbone.back(frozen))
 
     def embedding_key(self):
