@@ -12,8 +12,8 @@ Members (each trained on the train split, early-stopped on valid, resumable; che
   musicnn-layers   frozen MSD_musicnn, MLP head on all its pooled layers, penultimate embeddings and tags
   musicnn-midend   MSD_musicnn with its mid-end and dense layer adapted (fine-tuned) on frozen front-end
                    features
-  musicnn-all      the whole MSD_musicnn network fine-tuned (its batch-norm statistics kept), with the MLP head
-                   on all its layers
+  musicnn-all      the whole MSD_musicnn network fine-tuned (its batch-norm statistics kept) at a low learning
+                   rate, starting from the bundled default model (musicnn-layers: the head trained first)
   cnn-logmel       the paper's log-mel CNN, from scratch
 all with augmentation (speed 0.8-1.25x, pitch +-2 semitones, noise 10-40 dB SNR); the musicnn members see
 `--views` augmented windows per clip, embedded once.
@@ -62,8 +62,9 @@ MEMBERS = {
                                   augment=True, model_kwargs={"fine_tune": "head", "layers": "all", "hidden": 64}),
     "musicnn-midend": TrainConfig(model="backbone-musicnn", epochs=40, patience=8, lr=3e-4, windows_per_clip=4,
                                   augment=True, model_kwargs={"fine_tune": "midend", "hidden": 64}),
-    "musicnn-all": TrainConfig(model="backbone-musicnn", epochs=40, patience=8, lr=3e-4, windows_per_clip=4,
-                               augment=True, model_kwargs={"fine_tune": "all", "layers": "all", "hidden": 64}),
+    "musicnn-all": TrainConfig(model="backbone-musicnn", epochs=20, patience=6, lr=5e-5, windows_per_clip=4,
+                               augment=True, start_from=str(BUNDLED_MODELS["default"]),
+                               model_kwargs={"fine_tune": "all", "layers": "all", "hidden": 64}),
     "cnn-logmel": TrainConfig(model="cnn-logmel", epochs=30, patience=8, windows_per_clip=4, augment=True),
 }
 SHARED_WITH_MIDI = ["classical", "country", "hiphop", "jazz", "pop", "rock"]

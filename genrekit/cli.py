@@ -220,7 +220,9 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
                                       "targets mix its probabilities for --views fixed windows per clip with the labels."),
           teacher_weight: float = typer.Option(0.5, help="Share of the teacher's probabilities in the targets."),
           views: int = typer.Option(8, min=1, help="With --teacher, fixed (with --augment, augmented) windows per "
-                                    "training clip that the teacher scores once.")):
+                                    "training clip that the teacher scores once."),
+          start_from: str = typer.Option(None, help="Start from the weights this checkpoint or bundled model "
+                                         "shares with the model (e.g. a trained head before fine-tuning all).")):
     """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
     from .cache import FeatureCache
     from .checkpoints import load_checkpoint
@@ -233,7 +235,9 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
                          dropout=dropout, window_seconds=window_seconds, windows_per_clip=windows_per_clip,
                          balance=balance, augment=augment, patience=patience, seed=seed, views=views,
                          teacher=str(BUNDLED_MODELS.get(teacher, teacher)) if teacher else "",
-                         teacher_weight=teacher_weight, model_kwargs={"se": True} if se else {})
+                         teacher_weight=teacher_weight,
+                         start_from=str(BUNDLED_MODELS.get(start_from, start_from)) if start_from else "",
+                         model_kwargs={"se": True} if se else {})
     tracks = _load_data(data, seed)
     train_tracks, valid_tracks = select(tracks, "train"), select(tracks, "valid")
     if not train_tracks or not valid_tracks:

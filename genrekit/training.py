@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .audio import audio_info
 from .augment import Augmentation
 from .cache import EmbeddingStore, FeatureCache
-from .checkpoints import atomic_save, load_checkpoint, read_file, save_checkpoint
+from .checkpoints import atomic_save, load_checkpoint, read_file, read_model, save_checkpoint
 from .clips import ClipSet
 from .datasets import class_weights, labels_of
 from .distillation import Teacher, distilled_clips
@@ -67,6 +67,9 @@ class TrainConfig:
     """A model file to distil: the targets become `teacher_weight` of its probabilities plus the rest on the
     label, for `views` fixed (with `augment`, augmented) windows per training clip."""
     teacher_weight: float = 0.5
+    start_from: str = ""
+    """A checkpoint whose weights the model starts from wherever names and shapes agree (e.g. a head trained on
+    frozen features, before the whole network is fine-tuned)."""
     model_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -87,6 +90,20 @@ class TrainConfig:
             raise ParameterError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight}")
         if not MIN_SECONDS <= self.window_seconds < math.inf:  # and no longer than the clips: check_window
             raise ParameterError(f"window_seconds must be at least {MIN_SECONDS:g} s, got {self.window_seconds}")
+
+
+def start_from(model, path):
+    """Copy into `model` the weights of a checkpoint (or a one-member model file, such as a bundled model) at
+    `path` whose names and shapes it shares."""
+    members = read_model(path).members
+    if len(members) != 1:
+        raise ParameterError(f"{path}: an ensemble of {len(members)} members; start from one model")
+    theirs = members[0].model.state_dict()
+    ours = model.state_dict()
+    shared = {name: tensor for name, tensor in theirs.items() if name in ours and ours[name].shape == tensor.shape}
+    if not set(shared) & {name for name, _ in model.named_parameters()}:
+        raise ParameterError(f"{path}: no weights in common with a {model.name} model")
+    model.load_state_dict(shared, strict=False)
 
 
 class TrainablePart(torch.nn.Module):
@@ -193,6 +210,8 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     check_window(config.window_seconds, train_tracks)
     torch.manual_seed(config.seed)
     model = create_model(config.model, len(labels), dropout=config.dropout, **config.model_kwargs)
+    if config.start_from:
+        start_from(model, config.start_from)
     representation = model.representation
     # augmented windows are cut from the waveform and turned into the model's representation afterwards
     train_representation = "waveform" if config.augment else representation

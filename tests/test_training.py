@@ -228,3 +228,23 @@ def test_cli_train_refuses_a_window_longer_than_every_clip(toy_dataset, tmp_path
     assert stop.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == \
         "error: the 100 s window is longer than every training clip (the longest is 2.0 s): choose a shorter window"
     assert not list(tmp_path.glob("*.pt")) and not (tmp_path / "cache").exists()  # before any feature work
+
+
+def test_a_model_starts_from_the_weights_a_checkpoint_shares_with_it(members, toy_dataset, tmp_path):
+    from genrekit.checkpoints import load_members
+    from genrekit.ensemble import Ensemble
+    from genrekit.models import create_model
+
+    (cnn, rnn), _ = members
+    trained = load_checkpoint(cnn)[0].state_dict()
+    wider = create_model("cnn-logmel", 3, channels=(4, 8, 12))  # its first two blocks have the checkpoint's shapes
+    training.start_from(wider, cnn)
+    ours = wider.state_dict()
+    assert all(torch.equal(ours[name], trained[name]) for name in trained if not name.startswith("head."))
+    assert ours["head.fc.weight"].shape != trained["head.fc.weight"].shape  # left as it was made
+    with pytest.raises(ParameterError, match="no weights in common"):
+        training.start_from(create_model("rnn-waveform", 3, hidden=8), cnn)
+    both = Ensemble(load_members([cnn, rnn]), "equal").fit(select(toy_dataset[1], "valid"), progress=False)
+    both = both.save(tmp_path / "both.pt")
+    with pytest.raises(ParameterError, match="an ensemble of 2 members"):
+        training.start_from(wider, both)
