@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "default.pt"
 BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": DEFAULT_MODEL.with_name("fast.pt")}
 """Models shipped with genrekit, by the name `load` and `--model` accept: `default` (best on real recordings)
-and `fast` (small from-scratch members, several times faster)."""
+and `fast` (a small log-mel CNN distilled from `default`, several times faster)."""
 
 
 @dataclass
