@@ -181,10 +181,11 @@ def test_all_layers_are_the_pooled_layers_the_embedding_and_the_tag_logits(music
         torch.testing.assert_close(torch.sigmoid(layers[:, 1706:]), musicnn(patches))
 
 
-@pytest.mark.parametrize("layers", ["penultimate", "all"])
-def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_path, layers):
-    """A tiny backbone-musicnn member (a head on its penultimate embedding or on all its layers) beside a tiny
-    waveform CNN: ensemble file, torch and ONNX agree."""
+@pytest.mark.parametrize("musicnn_kwargs", [{"layers": "penultimate"}, {"layers": "all"},
+                                            {"layers": "all", "fine_tune": "all"}])
+def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_path, musicnn_kwargs):
+    """A tiny backbone-musicnn member (a head on its penultimate embedding or on all its layers, or the whole
+    network fine-tuned) beside a tiny waveform CNN: ensemble file, torch and ONNX agree."""
     pytest.importorskip("onnxruntime")
     if not WEIGHTS.is_file():
         pytest.skip(f"{WEIGHTS} not found")
@@ -201,7 +202,7 @@ def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_pat
     paths = [train(TrainConfig(model=name, epochs=1, window_seconds=1.0, batch_size=8, windows_per_clip=1,
                                model_kwargs=kwargs), select(tracks, "train"), select(tracks, "valid"), tmp_path,
                    labels=["high", "low", "noisy"], cache=cache, workers=1, progress=False)
-             for name, kwargs in (("backbone-musicnn", {"hidden": 16, "layers": layers}),
+             for name, kwargs in (("backbone-musicnn", {"hidden": 16, **musicnn_kwargs}),
                                   ("cnn-waveform", {"channels": (4, 8)}))]
     ensemble = Ensemble(load_members(paths), "equal").fit(select(tracks, "valid"), progress=False)
     torch_classifier = load(ensemble.save(tmp_path / "ensemble.pt"))
@@ -313,13 +314,12 @@ def test_fine_tuning_adapts_the_upper_layers_on_real_clips_and_resumes(gtzan_ext
     assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), model.state_dict().values()))
 
 
-def test_whole_network_fine_tuning_adapts_the_front_end_and_exports(gtzan_extra, tmp_path, musicnn):
+def test_whole_network_fine_tuning_adapts_the_front_end(gtzan_extra, tmp_path, musicnn):
     """fine_tune="all" on a few real excerpts: the loss falls, the front-end filters that vary move (those with
-    zero weights stay constant), the checkpoint stores the network, and its ONNX export scores as torch does."""
+    zero weights stay constant) and the checkpoint stores the network (its ONNX export: the ensemble test)."""
     from genrekit.cache import FeatureCache
-    from genrekit.checkpoints import load_checkpoint, load_scorer
+    from genrekit.checkpoints import load_checkpoint
     from genrekit.datasets import load_dataset, select
-    from genrekit.export import export_onnx
     from genrekit.models.musicnn import constant_filters
     from genrekit.training import TrainConfig
 
@@ -337,10 +337,6 @@ def test_whole_network_fine_tuning_adapts_the_front_end_and_exports(gtzan_extra,
     varying = sorted(set(range(before.out_channels)) - set(constant_filters(before)))
     assert not torch.equal(after.weight[varying], before.weight[varying])
     assert "backbone.timbral.0.0.weight" in torch.load(path, weights_only=True)["state_dict"]
-    onnx_path = export_onnx(path, tmp_path / "all.onnx")
-    windows = {"waveform": np.random.default_rng(0).standard_normal((3, 66150)).astype(np.float32) * 0.1}
-    np.testing.assert_allclose(load_scorer(onnx_path).member_log_probs(windows),
-                               load_scorer(path).member_log_probs(windows), atol=1e-4)
 
 
 def train(config, train_tracks, valid_tracks, out, labels, cache):
