@@ -20,7 +20,6 @@ unbalanced, and a student that gave up a genre could still win on accuracy), cal
 on valid), as genrekit/weights/fast.pt and its card fast.json.
 """
 
-import json
 import os
 import sys
 import time
@@ -30,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from common import SHARED, new_parser
-from real_music import GENRES, SHARED_WITH_MIDI, midi_test_shared, real_tracks, rendered_midi
+from real_music import (GENRES, SHARED_WITH_MIDI, card_figures, midi_test_shared, real_tracks, rendered_midi,
+                        write_bundled)
 from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.checkpoints import load_members
@@ -112,16 +112,12 @@ def write_fast(name, path, tracks, report, args):
                              f"targets {config.teacher_weight:g} the default model's probabilities and the rest the "
                              "label; early stopping "
                              f"and temperature on {report['valid_clips']} valid clips",
-            "held_out": {"gtzan_valid": {k: row["valid"][k] for k in ("n", "accuracy", "macro_f1", "per_label_accuracy")}},
+            "held_out": {"gtzan_valid": card_figures(row["valid"])},
             "speed_x_realtime": {signal: round(x) for signal, x in row["realtime"].items()},
             "chance": 1 / len(GENRES)}
     if row.get("midi"):
-        card["held_out"]["midi_test_shared_genres"] = {k: row["midi"][k] for k in ("n", "accuracy", "macro_f1",
-                                                                                    "per_label_accuracy")}
-    out = BUNDLED_MODELS["fast"]
-    ensemble.save(out, card=card)
-    write_text(out.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
-    print(json.dumps(card, indent=2))
+        card["held_out"]["midi_test_shared_genres"] = card_figures(row["midi"])
+    write_bundled(ensemble, "fast", card)
 
 
 def main():

@@ -195,6 +195,19 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
+def card_figures(metrics):
+    """What a model card keeps of a held-out measurement."""
+    return {k: metrics[k] for k in ("n", "accuracy", "macro_f1", "per_label_accuracy")}
+
+
+def write_bundled(ensemble, name, card):
+    """`ensemble` as the bundled model `name` with its card (in the file and beside it as JSON)."""
+    out = BUNDLED_MODELS[name]
+    ensemble.save(out, card=card)
+    write_text(out.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
+    print(json.dumps(card, indent=2))
+
+
 def write_default(chosen, paths, tracks, report, args, began):
     """The chosen ensemble, refitted on all of valid and calibrated, as the bundled default model and card."""
     row = report["rows"][chosen]
@@ -208,20 +221,15 @@ def write_default(chosen, paths, tracks, report, args, began):
             "training_data": f"real GTZAN recordings: {report['train_clips']} train clips of gtzan-mini and gtzan-extra "
                              f"(fault-filtered split), weights and temperature fitted on {report['valid_clips']} valid "
                              "clips; augmented (speed, pitch, noise)",
-            "held_out": {"gtzan_valid": {k: row["valid"][k] for k in ("n", "accuracy", "macro_f1", "per_label_accuracy")},
-                         "gtzan_valid_cv": {k: row.get("valid_cv", row["valid"])[k]
-                                            for k in ("n", "accuracy", "macro_f1", "per_label_accuracy")}},
+            "held_out": {"gtzan_valid": card_figures(row["valid"]),
+                         "gtzan_valid_cv": card_figures(row.get("valid_cv", row["valid"]))},
             "calibration": report["calibration"], "chance": 1 / len(GENRES),
             "minutes": round((time.perf_counter() - began) / 60, 1)}
     card["members"] = {name: round(float(w), 4) for name, w in card["members"].items()}
     ensemble.save(out, card=card)
     if args.midi_audio.is_dir():
-        shared = midi_test_shared(out, args)
-        card["held_out"]["midi_test_shared_genres"] = {k: shared[k] for k in ("n", "accuracy", "macro_f1",
-                                                                                "per_label_accuracy")}
-        ensemble.save(out, card=card)
-    write_text(out.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
-    print(json.dumps(card, indent=2))
+        card["held_out"]["midi_test_shared_genres"] = card_figures(midi_test_shared(out, args))
+    write_bundled(ensemble, "default", card)
 
 
 def main():
