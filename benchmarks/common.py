@@ -1,6 +1,7 @@
 """What the model and ensemble benchmarks share: data, training settings, where runs live, timing."""
 
 import argparse
+import platform
 import time
 from pathlib import Path
 
@@ -18,6 +19,21 @@ SHARED = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTED_MEMBERS = ("cnn-logmel", "rnn-spectrogram", "cnn-waveform")
 """The members the weighted ensemble over the eight models gives weight (ensemble benchmark, seed 0)."""
+
+
+def cpu_name():
+    """The CPU's model name and which of the instruction sets int8 and bf16 kernels depend on it has (the
+    same benchmark differs between machine kinds: quote it with the figures)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = fields.get("flags", "").split()
+    sets = [name for flag, name in (("avx512_vnni", "AVX-512 VNNI"), ("amx_int8", "AMX int8"), ("amx_bf16", "AMX bf16"))
+            if flag in flags]
+    return f"{fields.get('model name', platform.machine())}, " + (f"with {', '.join(sets)}" if sets else "no AVX-512 VNNI, no AMX")
 
 
 def add_common_arguments(parser):

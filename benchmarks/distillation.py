@@ -12,7 +12,7 @@ on valid, resumable; `--views` fixed augmented windows per training clip, which 
   distilled-midi  distilled, with the rendered MIDI train songs of the six genres MIDI shares with GTZAN added
                   (`--midi-clips`, a manifest from `genrekit data render-midi --split train,test`)
 
-Reported beside the teacher (the bundled default model): accuracy, macro-F1 and per-genre accuracy on the
+Reported beside the teacher (the bundled default model) and the bundled fast model: accuracy, macro-F1 and per-genre accuracy on the
 real valid split, accuracy on the rendered MIDI test songs of the shared genres, and speed of each through
 onnxruntime (a 30 s clip and a 5-minute signal, model loaded once, runs alternating), as x realtime and as
 a ratio to the teacher. `--write-fast` writes the student with the best valid macro-F1 (valid's genres are
@@ -139,7 +139,7 @@ def main():
     tracks = real_tracks(args)
     valid = select(tracks, "valid")
     paths = {name: train_student(name, tracks, args, cache) for name in args.students}
-    models = {"teacher (default)": TEACHER, **paths}
+    models = {"teacher (default)": TEACHER, "fast (bundled)": BUNDLED_MODELS["fast"], **paths}
     speed = realtime(models, args.repeats)
     rows = {}
     for name, path in models.items():

@@ -340,7 +340,8 @@ def breakdown(rows):
 
 
 def markdown(meta, rows):
-    out = ["# Inference speed", "", f"{meta['date']}; model `{meta['model']}`; {meta['machine']['cpu_count']} CPUs; "
+    out = ["# Inference speed", "", f"{meta['date']}; model `{meta['model']}`; {meta['machine']['cpu_count']} CPUs "
+           f"({meta['machine'].get('cpu', 'CPU not recorded')}); "
            f"torch {meta['machine']['torch']} with {meta['setup']['torch_threads']} threads, onnxruntime "
            f"{meta['machine']['onnxruntime']} with default session options; median of {meta['setup']['repeats']} "
            "after one warm-up. Seconds are medians per stage; x realtime = audio seconds / end-to-end seconds. "
@@ -411,6 +412,7 @@ def main(argv=None):
     import onnxruntime
     import torch
 
+    from common import cpu_name  # beside this file
     from genrekit.exceptions import GenrekitError
 
     tagger = library_tagger()
@@ -444,7 +446,7 @@ def main(argv=None):
                 print(table([row])[-1], flush=True)
 
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": str(model),
-            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "cpu": cpu_name(),
                         "python": platform.python_version(), "torch": torch.__version__,
                         "onnxruntime": onnxruntime.__version__,
                         "load_average_at_end": os.getloadavg()},

@@ -1,7 +1,7 @@
 """Per-network speed on this CPU: ms per 3 s patch and x realtime of each pretrained network, with torch,
 onnxruntime fp32, onnxruntime int8 and the original musicnn 0.1.0 package on TensorFlow as the baseline, on
 the same patches in one run (ratios to TensorFlow); accuracy of the ONNX variants on the real GTZAN valid
-split; cold start of the command line.
+split; what batching windows across files would gain; cold start of the command line.
 
 Network: MSD_musicnn (genrekit/models/musicnn.py), the one the bundled default model runs (frozen musicnn +
 an MLP head). Input: a 30 s clip (the first gtzan-mini clip when --gtzan-mini exists, else synthesised), cut
@@ -26,6 +26,11 @@ hits them alike; one warm-up, median of --repeats (the ratio to TensorFlow: medi
                clip): only the two timbral (7x38, 7x67) convolutions; the front end's DFT and resampler
                convolutions and the single-column temporal ones stay fp32 (the temporal ones run ~8x slower
                as int8 QLinearConv). Kept only if its valid accuracy is within 0.5 points of fp32.
+
+Batch size: the onnx fp32 export on 1, 4, 10, 32 and 64 windows per call (the clip's windows tiled), 1 and
+--threads threads, alternating: ms per window against one call per clip of 10 windows, which is what
+`predict`, `tag` (one thread per worker) and the server do now. Batching windows across files pays only
+where the bigger batch is clearly cheaper per window.
 
 Checks that the same network is timed: max |TF - torch| of the penultimate embeddings on the patches, and
 max |int8 - fp32| of the genre probabilities. Accuracy: `genrekit.evaluation.clip_log_probs` of the fp32 and
@@ -61,6 +66,7 @@ TF_PACKAGES = [["tensorflow-cpu==2.21.0", "tf-keras==2.21.0", "numpy"], ["--no-d
 TF_ENVIRON = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 NETWORK = "MSD_musicnn"
 CLIP_SECONDS = 30.0
+BATCH_SIZES = (1, 4, 10, 32, 64)
 KEEP_POINTS = 0.5
 """A faster variant is kept only if its valid accuracy is within this many points of fp32."""
 
@@ -248,6 +254,23 @@ def with_threads(threads, fn):
     return run
 
 
+def batch_sizes(path, windows, threads, repeats, sizes=BATCH_SIZES):
+    """Rows of ms per window of the ONNX export at each batch size and thread count, alternating."""
+    from genrekit.checkpoints import load_onnx
+
+    variants = {}
+    for n_threads in sorted({1, threads}):
+        session = load_onnx(path, threads=n_threads)
+        for size in sizes:
+            batch = np.resize(windows, (size, windows.shape[1]))
+            variants[size, n_threads] = timed(session.member_log_probs, {"waveform": batch})
+    times = alternate(variants, repeats)
+    return [{"batch": size, "threads": n_threads, "ms_per_window": 1000 * statistics.median(values) / size,
+             "vs_batch_10": statistics.median(values) / size
+             / (statistics.median(times[len(windows), n_threads]) / len(windows))}
+            for (size, n_threads), values in times.items()]
+
+
 def cold_start(clip, repeats=3):
     """Median wall seconds of fresh processes (after one untimed run each)."""
     entry = Path(sys.executable).with_name("genrekit")
@@ -363,6 +386,7 @@ def measure(args, folder):
                               "int8_agrees_with_fp32": float(np.mean(scores["onnx int8"][1].argmax(1)
                                                                      == scores["onnx fp32"][1].argmax(1))),
                               "int8_kept": bool(int8_acc >= fp32_acc - KEEP_POINTS / 100)}
+    result["batch_sizes"] = batch_sizes(fp32, windows, args.threads, args.repeats)
     result["cold_start"] = cold_start(clip)
     result["load_average"] = {"start": load_start, "after_timing": load_timing, "end": os.getloadavg()}
     return result
@@ -373,7 +397,7 @@ def report(meta, result):
     load = result["load_average"]
     lines = [f"{result['network']}: {result['patches']['n']} patches of {result['patches']['seconds']:g} s "
              f"({result['patches']['source']}); median of {meta['repeats']} alternating rounds after one warm-up; "
-             f"{meta['cpu_count']} CPUs, load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load['start'])} "
+             f"{meta['cpu_count']} CPUs ({meta.get('cpu', 'CPU not recorded')}), load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load['start'])} "
              f"at start, {'/'.join(f'{x:.1f}' for x in load['after_timing'])} after timing",
              "", f"{'variant':<22}{'threads':>8}  {'ms/patch':>9}{'(min)':>8}{'x realtime':>11}{'vs TF':>8}  input",
              "-" * 118]
@@ -397,6 +421,10 @@ def report(meta, result):
                   f"int8 {'kept' if acc['int8_kept'] else 'rejected (not adopted)'}"]
     else:
         lines.append("int8 and accuracy: skipped (no gtzan-mini/gtzan-extra: calibration needs the train clips)")
+    lines += ["", "onnx fp32, windows per call (a 30 s clip is 10): ms per window, and its ratio to 10 per call",
+              f"{'batch':>6}{'threads':>8}{'ms/window':>11}{'vs 10':>7}"]
+    lines += [f"{r['batch']:>6}{r['threads']:>8}{r['ms_per_window']:>11.2f}{r['vs_batch_10']:>7.2f}"
+              for r in result["batch_sizes"]]
     lines += ["", "cold start (wall, fresh process, median of 3 after one untimed run):"]
     lines += [f"  {name:<36}{c['median_s']:>7.2f} s" for name, c in result["cold_start"].items()]
     return lines
@@ -421,12 +449,13 @@ def main(argv=None):
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be >= 1")
 
+    from common import cpu_name  # beside this file
     from genrekit.atomic import write_text
 
     with tempfile.TemporaryDirectory(prefix="genrekit-networks-") as folder:
         result = measure(args, folder)
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "repeats": args.repeats,
-            "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "cpu": cpu_name(), "platform": platform.platform(), "python": platform.python_version(),
             "command": "benchmarks/networks.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     lines = report(meta, result)
     print("\n" + "\n".join(lines))
