@@ -222,7 +222,7 @@ def write_default(chosen, paths, tracks, report, args, began):
                              f"(fault-filtered split), weights and temperature fitted on {report['valid_clips']} valid "
                              "clips; augmented (speed, pitch, noise)",
             "held_out": {"gtzan_valid": card_figures(row["valid"]),
-                         "gtzan_valid_cv": card_figures(row.get("valid_cv", row["valid"]))},
+                         **({"gtzan_valid_cv": card_figures(row["valid_cv"])} if "valid_cv" in row else {})},
             "calibration": report["calibration"], "chance": 1 / len(GENRES),
             "minutes": round((time.perf_counter() - began) / 60, 1)}
     card["members"] = {name: round(float(w), 4) for name, w in card["members"].items()}

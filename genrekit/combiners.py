@@ -72,11 +72,16 @@ def temper(probs, temperature):
 def fit_temperature(probs, y):
     """The temperature (temperature scaling, Guo et al. 2017) that minimises the log-loss of combined clip
     probabilities [shape=(n_clips, n_classes)] on labels `y` (validation clips)."""
-    from scipy.optimize import minimize  # only fitting needs scipy
+    from scipy.optimize import minimize_scalar  # only fitting needs scipy
 
-    result = minimize(lambda log_t: _nll(temper(probs, float(np.exp(log_t[0]))), y), np.zeros(1), method="L-BFGS-B",
-                      bounds=[(-3.0, 3.0)])
-    return float(np.exp(result.x[0]))
+    log_odds = np.log(np.asarray(probs, np.float64) + EPS)
+    rows = np.arange(len(y))
+
+    def log_loss(log_t):  # smooth in the temperature (`temper` takes a shortcut at exactly 1)
+        scaled = log_odds / np.exp(log_t)
+        return float(np.mean(np.logaddexp.reduce(scaled, axis=1) - scaled[rows, y]))
+
+    return float(np.exp(minimize_scalar(log_loss, bounds=(-3.0, 3.0), method="bounded").x))
 
 
 COMBINER_KINDS = ("equal", "weighted", "stacking", "gating")

@@ -143,6 +143,22 @@ def test_temperature_scaling_calibrates_overconfident_probabilities():
     assert calibrated.max(1).mean() == pytest.approx(0.6, abs=0.05)
 
 
+def test_temperature_near_one_is_fitted_on_float32_probabilities():
+    """A model slightly under-confident (best temperature a little below 1), as float32 clip probabilities:
+    the fitted temperature is the grid's best, not left at 1."""
+    from genrekit.combiners import _nll, fit_temperature, softmax, temper
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 10, 500)
+    logits = rng.normal(size=(500, 10))
+    logits[np.arange(500), y] += 1.5
+    probs = softmax(logits * 1.4).astype(np.float32)
+    grid = np.linspace(0.5, 1.5, 1001)
+    best = grid[np.argmin([_nll(temper(probs, t), y) for t in grid])]
+    temperature = fit_temperature(probs, y)
+    assert 0.9 < best < 0.98 and temperature == pytest.approx(best, abs=0.005)
+
+
 def test_calibrated_ensemble_round_trips_its_temperature(toy_dataset, members, tmp_path):
     _, tracks = toy_dataset
     paths, _ = members
