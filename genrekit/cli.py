@@ -210,6 +210,8 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
           se: bool = typer.Option(False, help="Squeeze-and-excitation channel gating in a CNN."),
           augment: bool = typer.Option(False, help="Randomly speed up/slow down (0.8-1.25x), pitch-shift (+-2 "
                                        "semitones) and add noise to training windows."),
+          mixup: float = typer.Option(0.0, min=0, help="Mix pairs of training windows and their targets, at a "
+                                      "Beta(mixup, mixup) weight (0.2-0.4 is usual; 0: off)."),
           patience: int = typer.Option(6, help="Epochs without validation gain before stopping."),
           seed: int = typer.Option(0, help="Random seed (weights, windows, and splits of datasets without one)."),
           cache_dir: Path = CacheDirOption,
@@ -233,7 +235,7 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
     config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          lr_schedule=lr_schedule,
                          dropout=dropout, window_seconds=window_seconds, windows_per_clip=windows_per_clip,
-                         balance=balance, augment=augment, patience=patience, seed=seed, views=views,
+                         balance=balance, augment=augment, mixup=mixup, patience=patience, seed=seed, views=views,
                          teacher=str(BUNDLED_MODELS.get(teacher, teacher)) if teacher else "",
                          teacher_weight=teacher_weight,
                          start_from=str(BUNDLED_MODELS.get(start_from, start_from)) if start_from else "",

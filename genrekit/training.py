@@ -3,6 +3,9 @@
 With `augment=True` the training windows are randomly sped up, pitch-shifted and mixed with noise
 (`genrekit.augment`) before the model's representation is computed from them; validation stays clean.
 
+With `mixup` > 0 each training window is mixed with another of its batch, and its target likewise
+(Zhang et al., 2018), the mixing weight drawn from Beta(mixup, mixup).
+
 With a `teacher` (a model file) the model is distilled: it learns the teacher's probabilities for fixed
 augmented views of the training clips as well as their labels (`genrekit.distillation`).
 
@@ -61,6 +64,8 @@ class TrainConfig:
     augment: bool = False
     views: int = 8
     """With `augment`, augmented windows per training clip that a model's frozen part computes once."""
+    mixup: float = 0.0
+    """Beta(mixup, mixup) draws the weight that mixes pairs of training windows and their targets; 0: no mixup."""
     patience: int = 6
     seed: int = 0
     teacher: str = ""
@@ -86,6 +91,8 @@ class TrainConfig:
             raise ParameterError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.dropout < 1:
             raise ParameterError(f"dropout must be at least 0 and below 1, got {self.dropout}")
+        if not 0 <= self.mixup < math.inf:
+            raise ParameterError(f"mixup must be 0 (off) or a positive Beta parameter, got {self.mixup}")
         if not 0 <= self.teacher_weight <= 1:
             raise ParameterError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight}")
         if not MIN_SECONDS <= self.window_seconds < math.inf:  # and no longer than the clips: check_window
@@ -134,6 +141,15 @@ def _epoch_order(config, clips, rng):
     return rng.permutation(n) % len(clips)
 
 
+def mixed(x, y, n_classes, alpha, rng):
+    """Mixup: `x` (a batch) mixed with itself in a random order at a Beta(alpha, alpha) weight, and its
+    targets (class indices or probabilities) likewise, as probabilities."""
+    targets = y if y.is_floating_point() else torch.nn.functional.one_hot(y, n_classes).to(x.dtype)
+    weight = float(rng.beta(alpha, alpha))
+    order = torch.from_numpy(rng.permutation(len(x)))
+    return weight * x + (1 - weight) * x[order], weight * targets + (1 - weight) * targets[order]
+
+
 def _train_epoch(model, clips, config, optimizer, loss_fn, make_batch, rng):
     model.train()
     order = _epoch_order(config, clips, rng)
@@ -143,6 +159,8 @@ def _train_epoch(model, clips, config, optimizer, loss_fn, make_batch, rng):
         if len(batch) < 2:  # batch norm needs two items
             continue
         x, y = make_batch(batch, rng)
+        if config.mixup:
+            x, y = mixed(x, y, model.n_classes, config.mixup, rng)
         loss = loss_fn(model(x), y)
         optimizer.zero_grad()
         loss.backward()

@@ -67,11 +67,11 @@ def test_training_writes_a_checkpoint_that_round_trips(toy_dataset, cache, tmp_p
     assert validate(loaded, clips, 1.0, LABELS) == validate(again, clips, 1.0, LABELS)
 
 
-@pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])
-def test_interrupted_training_resumes_to_the_same_result(toy_dataset, cache, tmp_path, monkeypatch, lr_schedule):
+@pytest.mark.parametrize("settings", [{"lr_schedule": "constant"}, {"lr_schedule": "cosine"}, {"mixup": 0.4}])
+def test_interrupted_training_resumes_to_the_same_result(toy_dataset, cache, tmp_path, monkeypatch, settings):
     _, tracks = toy_dataset
     args = (select(tracks, "train"), select(tracks, "valid"))
-    config = _config(epochs=4, patience=10, lr_schedule=lr_schedule)
+    config = _config(epochs=4, patience=10, **settings)
     reference = load_checkpoint(train(config, *args, tmp_path / "whole", labels=LABELS, cache=cache, workers=1,
                                       progress=False))[1]
 
@@ -113,6 +113,18 @@ def test_cosine_schedule_anneals_the_learning_rate_over_the_epochs(toy_dataset, 
     assert rates == pytest.approx([0.01 * (1 + math.cos(math.pi * epoch / 4)) / 2 for epoch in range(4)])
     with pytest.raises(ParameterError, match="lr_schedule"):
         _config(lr_schedule="step")
+
+
+def test_mixup_mixes_each_window_and_its_target_by_the_same_weight():
+    """Window i is the constant i and of class i: a mixed window's value is then its target's mean class."""
+    x = torch.arange(6, dtype=torch.float32)[:, None].repeat(1, 5)
+    for y in (torch.arange(6), torch.eye(6)):
+        mixed_x, targets = training.mixed(x, y, 6, 0.4, np.random.default_rng(1))
+        assert targets.shape == (6, 6) and torch.allclose(targets.sum(1), torch.ones(6))
+        assert torch.allclose(mixed_x, (targets @ torch.arange(6.0))[:, None].expand(6, 5), atol=1e-5)
+        assert not torch.equal(mixed_x, x)  # some window was mixed with another
+    with pytest.raises(ParameterError, match="mixup"):
+        _config(mixup=-0.1)
 
 
 def test_metrics_on_a_hand_checked_example():
