@@ -9,6 +9,7 @@ on valid, resumable; `--views` fixed augmented windows per training clip, which 
   distilled       half the target the teacher's probabilities, half the label
   teacher         the teacher's probabilities only
   distilled-32    32 views per clip, targets 0.7 the teacher's
+  distilled-mixup distilled, with mixup (Beta(0.4, 0.4)) of its views and their targets
   distilled-midi  distilled, with the rendered MIDI train songs of the six genres MIDI shares with GTZAN added
                   (`--midi-clips`, a manifest from `genrekit data render-midi --split train,test`)
 
@@ -46,7 +47,8 @@ TEACHER = BUNDLED_MODELS["default"]
 STUDENT = TrainConfig(model="cnn-logmel", epochs=50, patience=10, windows_per_clip=4, augment=True,
                       teacher=str(TEACHER), teacher_weight=0.5)
 STUDENTS = {"labels": {"teacher_weight": 0.0}, "distilled": {}, "teacher": {"teacher_weight": 1.0},
-            "distilled-midi": {}, "distilled-32": {"views": 32, "teacher_weight": 0.7}}
+            "distilled-midi": {}, "distilled-32": {"views": 32, "teacher_weight": 0.7},
+            "distilled-mixup": {"mixup": 0.4}}
 
 
 def student_config(name, args):

@@ -10,6 +10,7 @@ given per genre.
 Members (each trained on the train split, early-stopped on valid, resumable; checkpoints under the cache):
   musicnn-head     frozen MSD_musicnn, MLP head on its penultimate embeddings
   musicnn-layers   frozen MSD_musicnn, MLP head on all its pooled layers, penultimate embeddings and tags
+  musicnn-layers-mixup  musicnn-layers trained with mixup (Beta(1, 1)) of its windows' features and labels
   musicnn-midend   MSD_musicnn with its mid-end and dense layer adapted (fine-tuned) on frozen front-end
                    features
   musicnn-all      the whole MSD_musicnn network fine-tuned (its batch-norm statistics kept) at a low learning
@@ -28,7 +29,9 @@ scored on train, on the genres valid has). `--midi` adds members trained on real
 MIDI train split (the genres both share) to measure whether renderings help on real recordings.
 
 `--write-default` writes the chosen ensemble (refitted on all of valid, calibrated) as the bundled default
-model, genrekit/weights/default.pt, and its card default.json.
+model, genrekit/weights/default.pt, and its card default.json. `--choose ROW` ships that row instead (a
+member or weighted average of this run), e.g. one member where an ensemble's edge is within the spread
+across `--seed`s and it would cost twice as much.
 """
 
 import itertools
@@ -60,6 +63,9 @@ MEMBERS = {
                                 augment=True, model_kwargs={"fine_tune": "head", "hidden": 64}),
     "musicnn-layers": TrainConfig(model="backbone-musicnn", epochs=150, patience=20, lr=1e-3, windows_per_clip=4,
                                   augment=True, model_kwargs={"fine_tune": "head", "layers": "all", "hidden": 64}),
+    "musicnn-layers-mixup": TrainConfig(model="backbone-musicnn", epochs=150, patience=20, lr=1e-3,
+                                        windows_per_clip=4, augment=True, mixup=1.0,
+                                        model_kwargs={"fine_tune": "head", "layers": "all", "hidden": 64}),
     "musicnn-midend": TrainConfig(model="backbone-musicnn", epochs=40, patience=8, lr=3e-4, windows_per_clip=4,
                                   augment=True, model_kwargs={"fine_tune": "midend", "hidden": 64}),
     "musicnn-all": TrainConfig(model="backbone-musicnn", epochs=20, patience=6, lr=5e-5, windows_per_clip=4,
@@ -220,14 +226,16 @@ def write_default(chosen, paths, tracks, report, args, began):
             "members": dict(zip(row["members"], getattr(ensemble.combiner, "weights_", [1.0] * len(row["members"])))),
             "training_data": f"real GTZAN recordings: {report['train_clips']} train clips of gtzan-mini and gtzan-extra "
                              f"(fault-filtered split), weights and temperature fitted on {report['valid_clips']} valid "
-                             "clips; augmented (speed, pitch, noise)",
+                             "clips; augmented (speed, pitch, noise)" + "".join(
+                                 sorted({f", mixup Beta({MEMBERS[name].mixup:g}, {MEMBERS[name].mixup:g})"
+                                         for name in row["members"] if MEMBERS[name].mixup})),
             "held_out": {"gtzan_valid": card_figures(row["valid"]),
                          **({"gtzan_valid_cv": card_figures(row["valid_cv"])} if "valid_cv" in row else {})},
             "calibration": report["calibration"], "chance": 1 / len(GENRES),
             "minutes": round((time.perf_counter() - began) / 60, 1)}
     card["members"] = {name: round(float(w), 4) for name, w in card["members"].items()}
     ensemble.save(out, card=card)
-    if args.midi_audio.is_dir():
+    if args.midi_clips or args.midi_audio.is_dir():  # a manifest, or the corpus already rendered
         card["held_out"]["midi_test_shared_genres"] = card_figures(midi_test_shared(out, args))
     write_bundled(ensemble, "default", card)
 
@@ -244,6 +252,8 @@ def main():
                         "test ones for the default model's MIDI figure; e.g. from `genrekit data render-midi --split "
                         "train,test`) instead of the whole rendered corpus.")
     parser.add_argument("--write-default", action="store_true", help="Write the chosen ensemble as the default model.")
+    parser.add_argument("--choose", help="The row (a member or 'weighted: A + B') to choose instead of the best by "
+                        "(CV) accuracy.")
     parser.set_defaults(runs=DEFAULT_CACHE_DIR / "runs" / "real-music")
     args = parser.parse_args()
     began = time.perf_counter()
@@ -263,8 +273,10 @@ def main():
     # stacking learns valid's label distribution (valid has no hiphop or reggae, so it would never predict them):
     # the model is chosen among the members and the weighted averages, by (CV) accuracy, then fewer members
     candidates = {name: row for name, row in report["rows"].items() if row.get("kind", "weighted") == "weighted"}
-    chosen = max(candidates, key=lambda name: (candidates[name].get("valid_cv", candidates[name]["valid"])["accuracy"],
-                                               -len(candidates[name]["members"])))
+    chosen = args.choose or max(candidates, key=lambda name: (
+        candidates[name].get("valid_cv", candidates[name]["valid"])["accuracy"], -len(candidates[name]["members"])))
+    if chosen not in candidates:
+        raise SystemExit(f"--choose {chosen}: not a member or weighted average of this run ({', '.join(candidates)})")
     report["chosen"] = chosen
     row = report["rows"][chosen]
     chosen_probs = probs[[args.members.index(name) for name in row["members"]]]
