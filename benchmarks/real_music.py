@@ -63,9 +63,6 @@ MEMBERS = {
                                 augment=True, model_kwargs={"fine_tune": "head", "hidden": 64}),
     "musicnn-layers": TrainConfig(model="backbone-musicnn", epochs=150, patience=20, lr=1e-3, windows_per_clip=4,
                                   augment=True, model_kwargs={"fine_tune": "head", "layers": "all", "hidden": 64}),
-    "musicnn-layers-mixup": TrainConfig(model="backbone-musicnn", epochs=150, patience=20, lr=1e-3,
-                                        windows_per_clip=4, augment=True, mixup=1.0,
-                                        model_kwargs={"fine_tune": "head", "layers": "all", "hidden": 64}),
     "musicnn-midend": TrainConfig(model="backbone-musicnn", epochs=40, patience=8, lr=3e-4, windows_per_clip=4,
                                   augment=True, model_kwargs={"fine_tune": "midend", "hidden": 64}),
     "musicnn-all": TrainConfig(model="backbone-musicnn", epochs=20, patience=6, lr=5e-5, windows_per_clip=4,
@@ -73,6 +70,7 @@ MEMBERS = {
                                model_kwargs={"fine_tune": "all", "layers": "all", "hidden": 64}),
     "cnn-logmel": TrainConfig(model="cnn-logmel", epochs=30, patience=8, windows_per_clip=4, augment=True),
 }
+MEMBERS["musicnn-layers-mixup"] = replace(MEMBERS["musicnn-layers"], mixup=1.0)
 SHARED_WITH_MIDI = ["classical", "country", "hiphop", "jazz", "pop", "rock"]
 
 

@@ -75,11 +75,9 @@ def fit_temperature(probs, y):
     from scipy.optimize import minimize_scalar  # only fitting needs scipy
 
     log_odds = np.log(np.asarray(probs, np.float64) + EPS)
-    rows = np.arange(len(y))
 
     def log_loss(log_t):  # smooth in the temperature (`temper` takes a shortcut at exactly 1)
-        scaled = log_odds / np.exp(log_t)
-        return float(np.mean(np.logaddexp.reduce(scaled, axis=1) - scaled[rows, y]))
+        return _nll(softmax(log_odds / np.exp(log_t)), y)
 
     return float(np.exp(minimize_scalar(log_loss, bounds=(-3.0, 3.0), method="bounded").x))
 
