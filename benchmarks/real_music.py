@@ -1,6 +1,6 @@
 """Genre models learned from real recordings: the ten GTZAN genres from ../shared/data/gtzan-mini and gtzan-extra.
 
-    .venv/bin/python benchmarks/real_music.py [--members ...] [--midi] [--write-default]
+    .venv/bin/python benchmarks/real_music.py [--members ...] [--midi] [--refit] [--write-default]
 
 Data: gtzan-mini and gtzan-extra merged as one GTZAN track set (files of one track id are one group, the
 fault-filtered split decides train / valid; test clips and clips of no split are never trained on).
@@ -28,8 +28,14 @@ same way (ECE, 15 bins). `--reverse` adds an artist-disjoint check the other way
 scored on train, on the genres valid has). `--midi` adds members trained on real clips plus the rendered
 MIDI train split (the genres both share) to measure whether renderings help on real recordings.
 
-`--write-default` writes the chosen ensemble (refitted on all of valid, calibrated) as the bundled default
-model, genrekit/weights/default.pt, and its card default.json. `--choose ROW` ships that row instead (a
+`--refit` measures what more real data is worth: each half of valid (split at each genre's median GTZAN id,
+so few artists are in both) is scored by the chosen members trained on train plus the other half, for the
+epochs early stopping chose with train alone, against the members trained on train alone.
+
+`--write-default` writes the chosen ensemble (combiner and temperature fitted on all of valid) as the bundled
+default model, genrekit/weights/default.pt, and its card default.json; with `--refit` its members are the
+same recipe trained on train and valid (nothing held out; the card's held-out figures are the train-only
+members'). `--choose ROW` ships that row instead (a
 member or weighted average of this run), e.g. one member where an ensemble's edge is within the spread
 across `--seed`s and it would cost twice as much.
 """
@@ -47,7 +53,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from common import SHARED, inference_ms, load_benchmark_data, new_parser
 from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
-from genrekit.checkpoints import load_members
+from genrekit.checkpoints import load_checkpoint, load_members
 from genrekit.combiners import fit_temperature, make_combiner, temper
 from genrekit.datasets import class_counts, load_dataset, merge, select, split_by_group
 from genrekit.ensemble import Ensemble
@@ -146,6 +152,48 @@ def reverse_check(names, tracks, args, cache):
     return {name: classification_metrics(y, probs[i].argmax(1), GENRES) for i, name in enumerate(names)}
 
 
+def valid_halves(valid):
+    """Valid in two halves, each genre's clips split at the median GTZAN id: GTZAN numbers an artist's clips
+    consecutively, so the halves share few artists (one at most per genre where a run crosses the median)."""
+    halves = ([], [])
+    for genre in {t.label for t in valid}:
+        ids = sorted({Path(t.path).stem for t in valid if t.label == genre})
+        first = set(ids[:len(ids) // 2])
+        for t in valid:
+            if t.label == genre:
+                halves[Path(t.path).stem not in first].append(t)
+    return halves
+
+
+def refit_members(names, fit_tracks, paths, args, folder, cache):
+    """Members trained on `fit_tracks` with nothing held out, for the epochs early stopping chose for them in
+    `paths` (trained on train, stopped on valid)."""
+    refitted = {}
+    for name in names:
+        epochs = load_checkpoint(paths[name])[1]["metrics"]["best_epoch"]
+        config = replace(MEMBERS[name], views=args.views, seed=args.seed, epochs=epochs)
+        refitted[name] = train(config, [t.replace(split="train") for t in fit_tracks], [], args.runs / folder / name,
+                               labels=GENRES, cache=cache)
+    return refitted
+
+
+def more_data_check(names, tracks, paths, args, cache):
+    """What adding valid-like clips to train is worth: each half of valid scored by members trained on train
+    plus the other half, against the members trained on train alone on the same clips."""
+    halves = valid_halves(select(tracks, "valid"))
+    probs, y = [], []
+    for i, held in enumerate(halves):
+        refitted = refit_members(names, select(tracks, "train") + halves[1 - i], paths, args, f"half-{i}", cache)
+        half_probs, half_y = member_probs(refitted, held)
+        probs.append(half_probs)
+        y.append(half_y)
+    probs, y = np.concatenate(probs, axis=1), np.concatenate(y)
+    alone, alone_y = member_probs(paths, halves[0] + halves[1])
+    return {name: {"train_only": classification_metrics(alone_y, alone[i].argmax(1), GENRES),
+                   "with_other_half": classification_metrics(y, probs[i].argmax(1), GENRES)}
+            for i, name in enumerate(names)}
+
+
 def rendered_midi(args):
     """The rendered MIDI clips: `--midi-clips` (a manifest) or the whole corpus (rendered when missing)."""
     return load_dataset(f"csv:{args.midi_clips}") if args.midi_clips else load_benchmark_data("midi", args)
@@ -191,6 +239,18 @@ def markdown(report):
         lines += ["", "## Reverse check: trained on valid, scored on train (genres valid has)", "",
                   "| member | accuracy | macro-F1 |", "| --- | ---: | ---: |"]
         lines += [f"| {name} | {fmt(m)} |" for name, m in report["reverse"].items()]
+    if report.get("more_data"):
+        lines += ["", "## More real data: each half of valid scored by members trained on train plus the other half",
+                  "", "Halves split at each genre's median GTZAN id (few artists in both); same epochs as early "
+                  "stopping chose with train alone.", "",
+                  "| member | train only | train + other half | " + " | ".join(GENRES) + " |",
+                  "| --- | ---: | ---: |" + " ---: |" * len(GENRES)]
+        for name, m in report["more_data"].items():
+            genres = " | ".join("" if m["with_other_half"]["per_label_accuracy"][g] is None else
+                                f"{m['train_only']['per_label_accuracy'][g]:.2f} -> "
+                                f"{m['with_other_half']['per_label_accuracy'][g]:.2f}" for g in GENRES)
+            lines.append(f"| {name} | {m['train_only']['accuracy']:.3f} | {m['with_other_half']['accuracy']:.3f} | "
+                         f"{genres} |")
     if report.get("with_midi"):
         lines += ["", "## With the rendered MIDI train split added (classical, country, hiphop, jazz, pop, rock)", "",
                   "| member | valid accuracy, real only | with MIDI |", "| --- | ---: | ---: |"]
@@ -212,23 +272,34 @@ def write_bundled(ensemble, name, card):
     print(json.dumps(card, indent=2))
 
 
-def write_default(chosen, paths, tracks, report, args, began):
-    """The chosen ensemble, refitted on all of valid and calibrated, as the bundled default model and card."""
+def write_default(chosen, paths, tracks, report, args, cache, began):
+    """The chosen ensemble, its combiner and temperature fitted on all of valid, as the bundled default model
+    and card; with `--refit` its members are then replaced by the same recipe trained on train and valid."""
     row = report["rows"][chosen]
     ensemble = Ensemble(load_members([paths[name] for name in row["members"]]), row.get("kind", "weighted"))
     ensemble.fit(select(tracks, "valid"), calibrate=True)
+    data = (f"{report['train_clips']} train clips of gtzan-mini and gtzan-extra (fault-filtered split), weights and "
+            f"temperature fitted on {report['valid_clips']} valid clips")
+    if args.refit:
+        refitted = refit_members(row["members"], select(tracks, "train") + select(tracks, "valid"), paths, args,
+                                 "refit", cache)
+        ensemble.members = load_members([refitted[name] for name in row["members"]])
+        data = (f"{report['train_clips']} train + {report['valid_clips']} valid clips of gtzan-mini and gtzan-extra "
+                "(fault-filtered split), for the epochs early stopping chose on valid when trained on train alone; "
+                "weights and temperature fitted on valid with those train-only members, whose figures `held_out` "
+                "gives (gtzan_valid_halves: each half scored by members trained on train and the other half)")
     out = BUNDLED_MODELS["default"]
     card = {"name": "default", "version": time.strftime("%Y.%m.%d"), "labels": GENRES,
             "kind": (f"{row['kind']} ensemble" if "kind" in row else "single model")
                     + f", calibrated (temperature {ensemble.temperature:.2f})",
             "members": dict(zip(row["members"], getattr(ensemble.combiner, "weights_", [1.0] * len(row["members"])))),
-            "training_data": f"real GTZAN recordings: {report['train_clips']} train clips of gtzan-mini and gtzan-extra "
-                             f"(fault-filtered split), weights and temperature fitted on {report['valid_clips']} valid "
-                             "clips; augmented (speed, pitch, noise)" + "".join(
+            "training_data": f"real GTZAN recordings: {data}; augmented (speed, pitch, noise)" + "".join(
                                  sorted({f", mixup Beta({MEMBERS[name].mixup:g}, {MEMBERS[name].mixup:g})"
                                          for name in row["members"] if MEMBERS[name].mixup})),
             "held_out": {"gtzan_valid": card_figures(row["valid"]),
-                         **({"gtzan_valid_cv": card_figures(row["valid_cv"])} if "valid_cv" in row else {})},
+                         **({"gtzan_valid_cv": card_figures(row["valid_cv"])} if "valid_cv" in row else {}),
+                         **({"gtzan_valid_halves": card_figures(report["more_data"][chosen]["with_other_half"])}
+                            if chosen in report.get("more_data", {}) else {})},
             "calibration": report["calibration"], "chance": 1 / len(GENRES),
             "minutes": round((time.perf_counter() - began) / 60, 1)}
     card["members"] = {name: round(float(w), 4) for name, w in card["members"].items()}
@@ -249,6 +320,9 @@ def main():
     parser.add_argument("--midi-clips", type=Path, help="A manifest of rendered MIDI clips (train ones for --midi, "
                         "test ones for the default model's MIDI figure; e.g. from `genrekit data render-midi --split "
                         "train,test`) instead of the whole rendered corpus.")
+    parser.add_argument("--refit", action="store_true", help="Measure what more real data is worth (each half of "
+                        "valid scored by the members trained on train and the other half) and, with --write-default, "
+                        "ship the chosen members trained on train and valid.")
     parser.add_argument("--write-default", action="store_true", help="Write the chosen ensemble as the default model.")
     parser.add_argument("--choose", help="The row (a member or 'weighted: A + B') to choose instead of the best by "
                         "(CV) accuracy.")
@@ -282,6 +356,8 @@ def main():
         else calibration("equal", chosen_probs, y, groups)
     if args.reverse:
         report["reverse"] = reverse_check(args.members, tracks, args, cache)
+    if args.refit:
+        report["more_data"] = more_data_check(row["members"], tracks, paths, args, cache)
     if args.midi:
         report["with_midi"] = midi_mix(args.members, tracks, args, cache)[1]
     report["minutes"] = (time.perf_counter() - began) / 60
@@ -298,7 +374,7 @@ def main():
                f"\nCommand: `python benchmarks/real_music.py {' '.join(sys.argv[1:])}`; "
                f"{report['minutes']:.0f} min on this machine.\n")
     if args.write_default:
-        write_default(chosen, paths, tracks, report, args, began)
+        write_default(chosen, paths, tracks, report, args, cache, began)
 
 
 if __name__ == "__main__":

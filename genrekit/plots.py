@@ -81,11 +81,12 @@ def plot_training_curves(history, path, *, title=None):
     """Training loss and validation accuracy per epoch."""
     epochs = [h["epoch"] for h in history]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
+    validated = [h for h in history if "valid_loss" in h]
     left.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
-    left.plot(epochs, [h["valid_loss"] for h in history], marker="o", label="validation")
+    left.plot([h["epoch"] for h in validated], [h["valid_loss"] for h in validated], marker="o", label="validation")
     left.set(xlabel="Epoch", ylabel="Cross-entropy", title="Loss")
     left.legend()
-    right.plot(epochs, [h["valid_accuracy"] for h in history], marker="o", color="tab:green")
+    right.plot([h["epoch"] for h in validated], [h["valid_accuracy"] for h in validated], marker="o", color="tab:green")
     right.set(xlabel="Epoch", ylabel="Clip accuracy", title="Validation accuracy", ylim=(0, 1))
     if title:
         figure.suptitle(title)

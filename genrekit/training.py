@@ -210,6 +210,10 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
           workers=None, features=None, progress=True):
     """Train `config.model` and return the path of its checkpoint (resuming or skipping finished work).
 
+    The weights of the epoch best on `valid_tracks` are kept (early stopping after `config.patience` epochs
+    without a better one); with no `valid_tracks` (a refit on everything) all `config.epochs` run and the last
+    epoch's weights are kept.
+
     `features`: window features of the tracks that `genrekit.embedding.embed_corpus` wrote, read instead of
     decoding the tracks and passing them through a model's frozen part (without `augment`).
     """
@@ -311,11 +315,15 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         torch.manual_seed(config.seed * 100003 + epoch)
         rng = np.random.default_rng([config.seed, epoch])
         train_loss = _train_epoch(net, train_clips, config, optimizer, loss_fn, make_batch, rng)
-        valid = validate(net, valid_clips, seconds, labels)
+        entry = {"epoch": epoch, "train_loss": train_loss}
+        if len(valid_clips):
+            valid = validate(net, valid_clips, seconds, labels)
+            entry.update(valid_loss=valid["loss"], valid_accuracy=valid["accuracy"], valid_macro_f1=valid["macro_f1"])
+            score = (valid["accuracy"], -valid["loss"])
+        else:  # nothing held out: every epoch is the best so far, the last one is kept
+            score = (epoch,)
         state["seconds"] += time.perf_counter() - began
-        state["history"].append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid["loss"],
-                                 "valid_accuracy": valid["accuracy"], "valid_macro_f1": valid["macro_f1"]})
-        score = (valid["accuracy"], -valid["loss"])
+        state["history"].append(entry)
         if state["best"] is None or score > tuple(state["best"]):
             state.update(best=score, best_state=copy.deepcopy(model.state_dict()), bad_epochs=0, best_epoch=epoch)
         else:
@@ -325,13 +333,13 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
             scheduler.step()
         atomic_save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      **({"scheduler": scheduler.state_dict()} if scheduler else {})}, state_path)
-        bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{valid['accuracy']:.3f}")
+        bar.set_postfix(loss=f"{train_loss:.3f}", **({"val_acc": f"{entry['valid_accuracy']:.3f}"} if len(valid_clips) else {}))
         bar.update()
     bar.close()
 
     model.load_state_dict(state["best_state"])
     best = state["history"][state["best_epoch"] - 1]
-    metrics = {"valid_accuracy": best["valid_accuracy"], "valid_macro_f1": best["valid_macro_f1"],
+    metrics = {"valid_accuracy": best.get("valid_accuracy"), "valid_macro_f1": best.get("valid_macro_f1"),
                "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "train_minutes": state["seconds"] / 60,
                "train_clips": len(train_clips), "valid_clips": len(valid_clips),
                "parameters": sum(p.numel() for p in model.parameters())}

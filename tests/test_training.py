@@ -96,6 +96,27 @@ def test_interrupted_training_resumes_to_the_same_result(toy_dataset, cache, tmp
         assert got == pytest.approx(expected)
 
 
+def test_with_nothing_held_out_every_epoch_runs_and_the_last_weights_are_kept(toy_dataset, cache, tmp_path,
+                                                                               monkeypatch):
+    _, tracks = toy_dataset
+    real_epoch, after_each = training._train_epoch, []
+
+    def remember_weights(net, *a, **kw):
+        loss = real_epoch(net, *a, **kw)
+        after_each.append({k: v.clone() for k, v in net.state_dict().items()})
+        return loss
+
+    monkeypatch.setattr(training, "_train_epoch", remember_weights)
+    path = train(_config(epochs=3, patience=1), select(tracks, "train") + select(tracks, "valid"), [], tmp_path,
+                 labels=LABELS, cache=cache, workers=1, progress=False)
+    model, info = load_checkpoint(path)
+    assert len(after_each) == 3 and info["metrics"]["best_epoch"] == 3 and info["metrics"]["valid_accuracy"] is None
+    assert all("valid_loss" not in h for h in info["history"]) and (tmp_path / "cnn-logmel.curves.png").is_file()
+    kept = model.state_dict()
+    assert all(torch.equal(kept[name], after_each[-1][name]) for name in kept)
+    assert not all(torch.equal(kept[name], after_each[0][name]) for name in kept)
+
+
 def test_cosine_schedule_anneals_the_learning_rate_over_the_epochs(toy_dataset, cache, tmp_path, monkeypatch):
     import math
 
