@@ -11,6 +11,8 @@ Members (each trained on the train split, early-stopped on valid, resumable; che
   musicnn-head     frozen MSD_musicnn, MLP head on its penultimate embeddings
   musicnn-layers   frozen MSD_musicnn, MLP head on all its pooled layers, penultimate embeddings and tags
   musicnn-layers-mixup  musicnn-layers trained with mixup (Beta(1, 1)) of its windows' features and labels
+  musicnn-layers-mixup-x5  musicnn-layers-mixup trained with five seeds (`--seed` and the four after it), one
+                   model averaging their heads' probabilities (one pass of musicnn)
   musicnn-midend   MSD_musicnn with its mid-end and dense layer adapted (fine-tuned) on frozen front-end
                    features
   musicnn-all      the whole MSD_musicnn network fine-tuned (its batch-norm statistics kept) at a low learning
@@ -53,12 +55,12 @@ from sklearn.model_selection import StratifiedGroupKFold
 from common import SHARED, inference_ms, load_benchmark_data, new_parser
 from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
-from genrekit.checkpoints import load_checkpoint, load_members
+from genrekit.checkpoints import load_checkpoint, load_members, save_checkpoint
 from genrekit.combiners import fit_temperature, make_combiner, temper
 from genrekit.datasets import class_counts, load_dataset, merge, select, split_by_group
 from genrekit.ensemble import Ensemble
 from genrekit.evaluation import classification_metrics, evaluate_checkpoint, expected_calibration_error, write_json
-from genrekit.models.musicnn import WEIGHTS
+from genrekit.models.musicnn import WEIGHTS, average_heads
 from genrekit.plots import plot_confusion, plot_per_label_accuracy
 from genrekit.predict import BUNDLED_MODELS
 from genrekit.training import TrainConfig, train
@@ -77,6 +79,9 @@ MEMBERS = {
     "cnn-logmel": TrainConfig(model="cnn-logmel", epochs=30, patience=8, windows_per_clip=4, augment=True),
 }
 MEMBERS["musicnn-layers-mixup"] = replace(MEMBERS["musicnn-layers"], mixup=1.0)
+AVERAGED = {"musicnn-layers-mixup-x5": ("musicnn-layers-mixup", 5)}
+"""Members that are another member trained with several seeds (`--seed` and the next ones), their heads
+averaged in one model (`genrekit.models.musicnn.average_heads`: one pass of musicnn for all)."""
 SHARED_WITH_MIDI = ["classical", "country", "hiphop", "jazz", "pop", "rock"]
 
 
@@ -84,14 +89,40 @@ def real_tracks(args):
     return merge(load_dataset(f"gtzan:{args.gtzan}"), load_dataset(f"gtzan:{args.gtzan_extra}"))
 
 
-def train_members(names, train_tracks, valid_tracks, args, folder, cache):
-    """{name: checkpoint path} of members trained on `train_tracks`, early-stopped on `valid_tracks`."""
+def train_members(names, train_tracks, valid_tracks, args, folder, cache, refit_of=None):
+    """{name: checkpoint path} of members trained on `train_tracks`, early-stopped on `valid_tracks`; or, with
+    `refit_of` ({name: checkpoint path} of the same members trained that way), with nothing held out for the
+    epochs early stopping chose there."""
     paths = {}
     for name in names:
-        config = replace(MEMBERS[name], views=args.views, seed=args.seed)
-        paths[name] = train(config, train_tracks, valid_tracks, args.runs / folder / name, labels=GENRES,
-                            cache=cache)
+        base, seeds = AVERAGED.get(name, (name, 1))
+        if refit_of:
+            metrics = load_checkpoint(refit_of[name])[1]["metrics"]
+            epochs = metrics["best_epochs"] if "best_epochs" in metrics else [metrics["best_epoch"]]
+            valid_tracks = []
+            train_tracks = [t.replace(split="train") for t in train_tracks]
+        else:
+            epochs = [None] * seeds
+        out = args.runs / folder / name
+        trained = [train(replace(MEMBERS[base], views=args.views, seed=args.seed + k, **({"epochs": e} if e else {})),
+                         train_tracks, valid_tracks, out / f"seed{k}" if seeds > 1 else out, labels=GENRES,
+                         cache=cache) for k, e in enumerate(epochs)]
+        paths[name] = trained[0] if seeds == 1 else averaged_checkpoint(trained, out / "averaged.pt")
     return paths
+
+
+def recipe(name):
+    """The training configuration of member `name`."""
+    return MEMBERS[AVERAGED.get(name, (name, 1))[0]]
+
+
+def averaged_checkpoint(paths, out):
+    """The checkpoints at `paths` (one member trained with several seeds) as one model averaging their heads."""
+    models, infos = zip(*(load_checkpoint(path) for path in paths))
+    save_checkpoint(out, average_heads(models), labels=infos[0]["labels"],
+                    params=infos[0]["feature_params"], window_seconds=infos[0]["window_seconds"],
+                    metrics={"best_epochs": [info["metrics"]["best_epoch"] for info in infos]})
+    return out
 
 
 def member_probs(paths, tracks):
@@ -156,7 +187,7 @@ def valid_halves(valid):
     """Valid in two halves, each genre's clips split at the median GTZAN id: GTZAN numbers an artist's clips
     consecutively, so the halves share few artists (one at most per genre where a run crosses the median)."""
     halves = ([], [])
-    for genre in {t.label for t in valid}:
+    for genre in sorted({t.label for t in valid}):
         ids = sorted({Path(t.path).stem for t in valid if t.label == genre})
         first = set(ids[:len(ids) // 2])
         for t in valid:
@@ -165,30 +196,18 @@ def valid_halves(valid):
     return halves
 
 
-def refit_members(names, fit_tracks, paths, args, folder, cache):
-    """Members trained on `fit_tracks` with nothing held out, for the epochs early stopping chose for them in
-    `paths` (trained on train, stopped on valid)."""
-    refitted = {}
-    for name in names:
-        epochs = load_checkpoint(paths[name])[1]["metrics"]["best_epoch"]
-        config = replace(MEMBERS[name], views=args.views, seed=args.seed, epochs=epochs)
-        refitted[name] = train(config, [t.replace(split="train") for t in fit_tracks], [], args.runs / folder / name,
-                               labels=GENRES, cache=cache)
-    return refitted
-
-
 def more_data_check(names, tracks, paths, args, cache):
     """What adding valid-like clips to train is worth: each half of valid scored by members trained on train
     plus the other half, against the members trained on train alone on the same clips."""
     halves = valid_halves(select(tracks, "valid"))
     probs, y = [], []
     for i, held in enumerate(halves):
-        refitted = refit_members(names, select(tracks, "train") + halves[1 - i], paths, args, f"half-{i}", cache)
+        refitted = train_members(names, select(tracks, "train") + halves[1 - i], [], args, f"half-{i}", cache, paths)
         half_probs, half_y = member_probs(refitted, held)
         probs.append(half_probs)
         y.append(half_y)
     probs, y = np.concatenate(probs, axis=1), np.concatenate(y)
-    alone, alone_y = member_probs(paths, halves[0] + halves[1])
+    alone, alone_y = member_probs({name: paths[name] for name in names}, halves[0] + halves[1])
     return {name: {"train_only": classification_metrics(alone_y, alone[i].argmax(1), GENRES),
                    "with_other_half": classification_metrics(y, probs[i].argmax(1), GENRES)}
             for i, name in enumerate(names)}
@@ -281,8 +300,8 @@ def write_default(chosen, paths, tracks, report, args, cache, began):
     data = (f"{report['train_clips']} train clips of gtzan-mini and gtzan-extra (fault-filtered split), weights and "
             f"temperature fitted on {report['valid_clips']} valid clips")
     if args.refit:
-        refitted = refit_members(row["members"], select(tracks, "train") + select(tracks, "valid"), paths, args,
-                                 "refit", cache)
+        refitted = train_members(row["members"], select(tracks, "train") + select(tracks, "valid"), [], args,
+                                 "refit", cache, paths)
         ensemble.members = load_members([refitted[name] for name in row["members"]])
         data = (f"{report['train_clips']} train + {report['valid_clips']} valid clips of gtzan-mini and gtzan-extra "
                 "(fault-filtered split), for the epochs early stopping chose on valid when trained on train alone; "
@@ -291,11 +310,13 @@ def write_default(chosen, paths, tracks, report, args, cache, began):
     out = BUNDLED_MODELS["default"]
     card = {"name": "default", "version": time.strftime("%Y.%m.%d"), "labels": GENRES,
             "kind": (f"{row['kind']} ensemble" if "kind" in row else "single model")
+                    + "".join(f" ({AVERAGED[name][1]} training seeds' heads averaged)" for name in row["members"]
+                              if name in AVERAGED)
                     + f", calibrated (temperature {ensemble.temperature:.2f})",
             "members": dict(zip(row["members"], getattr(ensemble.combiner, "weights_", [1.0] * len(row["members"])))),
             "training_data": f"real GTZAN recordings: {data}; augmented (speed, pitch, noise)" + "".join(
-                                 sorted({f", mixup Beta({MEMBERS[name].mixup:g}, {MEMBERS[name].mixup:g})"
-                                         for name in row["members"] if MEMBERS[name].mixup})),
+                                 sorted({f", mixup Beta({recipe(name).mixup:g}, {recipe(name).mixup:g})"
+                                         for name in row["members"] if recipe(name).mixup})),
             "held_out": {"gtzan_valid": card_figures(row["valid"]),
                          **({"gtzan_valid_cv": card_figures(row["valid_cv"])} if "valid_cv" in row else {}),
                          **({"gtzan_valid_halves": card_figures(report["more_data"][chosen]["with_other_half"])}
@@ -312,7 +333,7 @@ def write_default(chosen, paths, tracks, report, args, cache, began):
 def main():
     parser = new_parser(__doc__)
     parser.add_argument("--gtzan-extra", type=Path, default=SHARED / "gtzan-extra")
-    parser.add_argument("--members", nargs="+", default=list(MEMBERS), choices=list(MEMBERS))
+    parser.add_argument("--members", nargs="+", default=list(MEMBERS), choices=[*MEMBERS, *AVERAGED])
     parser.add_argument("--views", type=int, default=8, help="Augmented windows per clip for the musicnn members.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reverse", action="store_true", help="Also train on valid and score on train.")

@@ -182,10 +182,10 @@ def test_all_layers_are_the_pooled_layers_the_embedding_and_the_tag_logits(music
 
 
 @pytest.mark.parametrize("musicnn_kwargs", [{"layers": "penultimate"}, {"layers": "all"},
-                                            {"layers": "all", "fine_tune": "all"}])
+                                            {"layers": "all", "fine_tune": "all"}, {"layers": "all", "heads": 2}])
 def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_path, musicnn_kwargs):
     """A tiny backbone-musicnn member (a head on its penultimate embedding or on all its layers, or the whole
-    network fine-tuned) beside a tiny waveform CNN: ensemble file, torch and ONNX agree."""
+    network fine-tuned, or two heads averaged) beside a tiny waveform CNN: ensemble file, torch and ONNX agree."""
     pytest.importorskip("onnxruntime")
     if not WEIGHTS.is_file():
         pytest.skip(f"{WEIGHTS} not found")
@@ -270,6 +270,38 @@ def test_checkpoint_leaves_out_the_pretrained_weights_and_checks_their_digest(tm
     torch.save({**stored, "frozen": {**stored["frozen"], "key": "musicnn-0123456789abcdef"}}, tmp_path / "other.pt")
     with pytest.raises(GenrekitError, match="trained on pretrained weights musicnn-0123456789abcdef"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_averaged_heads_give_the_mean_probability_of_the_models_in_one_pass(tmp_path, monkeypatch, musicnn):
+    from genrekit.checkpoints import load_checkpoint, save_checkpoint
+    from genrekit.exceptions import ParameterError
+    from genrekit.feature_params import FeatureParams
+    from genrekit.models import create_model
+    from genrekit.models.musicnn import MusicnnClassifier, average_heads
+
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(create_model("backbone-musicnn", 4, hidden=8, layers="all", dropout=0.2).eval())
+    averaged = average_heads(models)
+    x = torch.from_numpy(np.stack([reference_signal(22050, seconds=3.0, seed=s) for s in range(2)]))
+    passes, real_embed = [], MusicnnClassifier.embed
+    with torch.no_grad():
+        expected = torch.stack([model(x).softmax(-1) for model in models]).mean(0)
+        monkeypatch.setattr(MusicnnClassifier, "embed", lambda self, x: passes.append(len(x)) or real_embed(self, x))
+        torch.testing.assert_close(averaged(x).softmax(-1), expected)
+        monkeypatch.undo()
+        assert passes == [2] and not torch.allclose(expected, models[0](x).softmax(-1), atol=1e-3)
+        path = tmp_path / "averaged.pt"
+        save_checkpoint(path, averaged, labels=list("abcd"), params=FeatureParams(), window_seconds=3.0)
+        loaded, info = load_checkpoint(path)
+        assert info["config"]["heads"] == 3 and torch.equal(loaded(x), averaged(x))
+    torch.manual_seed(0)
+    other = create_model("backbone-musicnn", 4, hidden=16, layers="all", dropout=0.2)
+    with pytest.raises(ParameterError, match="one configuration"):
+        average_heads([models[0], other])
+    with pytest.raises(ParameterError, match="heads must be"):
+        create_model("backbone-musicnn", 4, heads=2, fine_tune="all")
 
 
 def test_fine_tuning_adapts_the_upper_layers_on_real_clips_and_resumes(gtzan_extra, tmp_path, monkeypatch, musicnn):

@@ -3,7 +3,7 @@
 MusicnnFrontEnd   22050 Hz windows -> 16 kHz -> musicnn's log-mel patches [shape=(batch, 187, 96)]
 Musicnn           patches -> penultimate embedding [shape=(batch, 200)] -> 50 MSD tag probabilities
 backbone-musicnn  registered model: musicnn, frozen or with its upper layers adapted (`fine_tune`), then
-                  dropout and a small MLP head
+                  dropout and a small MLP head (or several, averaged: `heads`, `average_heads`)
 
 The weights (`weights/musicnn/msd_musicnn.pt`) are converted from the TensorFlow checkpoint in the `musicnn`
 0.1.0 package (ISC licence, `LICENSE.txt` beside them) by `scripts/convert_musicnn.py`, which checks the port
@@ -23,7 +23,7 @@ from torch import nn
 
 from ..constants import SAMPLE_RATE
 from ..exceptions import GenrekitError, ParameterError
-from .registry import register_model
+from .registry import create_model, register_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "musicnn" / "msd_musicnn.pt"
 MUSICNN_SR = 16000
@@ -235,12 +235,25 @@ A head reads the penultimate embeddings or (`layers="all"`, with `head` or `all`
 the tags."""
 
 
+class HeadAverage(nn.Module):
+    """Several heads on the same features: the log of their mean probabilities (as logits)."""
+
+    def __init__(self, heads):
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, x):
+        log_probs = torch.stack([head(x).log_softmax(-1) for head in self.heads])
+        return torch.logsumexp(log_probs, 0) - math.log(len(self.heads))
+
+
 class MusicnnClassifier(nn.Module):
     """Genre logits of 22050 Hz windows from the musicnn network: its frozen part (`embed`), its adapted part
-    and a one-hidden-layer MLP head with dropout (`trainable`). musicnn sees 3 s of each window (its patch):
-    the first 3 s of longer windows, shorter ones repeated. Batch norms keep musicnn's statistics."""
+    and a one-hidden-layer MLP head with dropout (`trainable`; `heads` > 1: that many, their probabilities
+    averaged, see `average_heads`). musicnn sees 3 s of each window (its patch): the first 3 s of longer
+    windows, shorter ones repeated. Batch norms keep musicnn's statistics."""
 
-    def __init__(self, n_classes, *, hidden=64, dropout=0.3, fine_tune="head", layers="penultimate"):
+    def __init__(self, n_classes, *, hidden=64, dropout=0.3, fine_tune="head", layers="penultimate", heads=1):
         super().__init__()
         if fine_tune not in FINE_TUNE:
             raise ParameterError(f"fine_tune must be one of {', '.join(FINE_TUNE)}, got {fine_tune!r}")
@@ -253,9 +266,15 @@ class MusicnnClassifier(nn.Module):
         self.backbone = load_musicnn().requires_grad_(False)
         for name, parameter in self.named_parameters():
             parameter.requires_grad_(not name.startswith(self.frozen_prefixes))
+        if heads < 1 or (heads > 1 and fine_tune != "head"):
+            raise ParameterError(f"heads must be 1, or more on a frozen network (fine_tune 'head'), got {heads}")
         width = LAYERS_SIZE if layers == "all" else EMBEDDING_SIZE
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(),
-                                  nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+        def head():
+            return nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(),
+                                 nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+        self.head = head() if heads == 1 else HeadAverage([head() for _ in range(heads)])
 
     def train(self, mode=True):
         """Only the head follows `mode`: musicnn stays in eval mode, so its batch norms never change."""
@@ -308,3 +327,16 @@ class MusicnnClassifier(nn.Module):
 @register_model("backbone-musicnn")
 def backbone_musicnn(n_classes, **kwargs):
     return MusicnnClassifier(n_classes, **kwargs)
+
+
+def average_heads(models):
+    """One model averaging the probabilities of the heads of `models`, `backbone-musicnn` models that differ
+    only in their heads (e.g. training seeds): one pass of musicnn instead of one per model."""
+    configs = [{**model.config, "heads": model.config.get("heads", 1)} for model in models]
+    if any(model.name != "backbone-musicnn" for model in models) or any(c != configs[0] for c in configs) \
+            or configs[0]["heads"] != 1 or len({model.n_classes for model in models}) != 1:
+        raise ParameterError("average_heads takes backbone-musicnn models of one configuration with one head each")
+    averaged = create_model("backbone-musicnn", models[0].n_classes, **{**configs[0], "heads": len(models)})
+    for target, model in zip(averaged.head.heads, models):
+        target.load_state_dict(model.head.state_dict())
+    return averaged.eval()
