@@ -171,6 +171,14 @@ def calibration(kind, probs, y, groups):
             "temperature": fit_temperature(fitted, y)}
 
 
+def by_length(probs, y, valid, args):
+    """Accuracy of `probs` on valid's whole 30 s clips (gtzan-mini; the test split is such clips) and on the rest
+    (gtzan-extra's 2-3 s excerpts and 15 s classical clips)."""
+    whole = np.array([Path(t.path).resolve().is_relative_to(args.gtzan.resolve()) for t in valid])
+    return {part: classification_metrics(y[mask], probs[mask].argmax(1), GENRES)
+            for part, mask in (("30 s clips", whole), ("excerpts and 15 s clips", ~whole))}
+
+
 def reverse_check(names, tracks, args, cache):
     """Members trained on valid, early-stopped on a fifth of it, scored on train (genres valid has)."""
     valid = select(tracks, "valid")
@@ -196,10 +204,11 @@ def valid_halves(valid):
     return halves
 
 
-def more_data_check(names, tracks, paths, args, cache):
+def more_data_check(names, tracks, paths, alone, args, cache):
     """What adding valid-like clips to train is worth: each half of valid scored by members trained on train
-    plus the other half, against the members trained on train alone on the same clips."""
-    halves = valid_halves(select(tracks, "valid"))
+    plus the other half, against the members trained on train alone (`alone`: their probabilities on valid)."""
+    valid = select(tracks, "valid")
+    halves = valid_halves(valid)
     probs, y = [], []
     for i, held in enumerate(halves):
         refitted = train_members(names, select(tracks, "train") + halves[1 - i], [], args, f"half-{i}", cache, paths)
@@ -207,8 +216,9 @@ def more_data_check(names, tracks, paths, args, cache):
         probs.append(half_probs)
         y.append(half_y)
     probs, y = np.concatenate(probs, axis=1), np.concatenate(y)
-    alone, alone_y = member_probs({name: paths[name] for name in names}, halves[0] + halves[1])
-    return {name: {"train_only": classification_metrics(alone_y, alone[i].argmax(1), GENRES),
+    order = {t.key: i for i, t in enumerate(valid)}
+    alone = alone[:, [order[t.key] for t in halves[0] + halves[1]]]
+    return {name: {"train_only": classification_metrics(y, alone[i].argmax(1), GENRES),
                    "with_other_half": classification_metrics(y, probs[i].argmax(1), GENRES)}
             for i, name in enumerate(names)}
 
@@ -250,6 +260,12 @@ def markdown(report):
               "of the CV column where there is one.", ""]
     lines += ["## Cost per 30 s clip (one thread)", "", "| member | ms |", "| --- | ---: |"]
     lines += [f"| {name} | {ms:.0f} |" for name, ms in report["cost_ms"].items()]
+    lines += ["", f"## `{report['chosen']}` by clip length", "", "| clips | n | accuracy | " + " | ".join(GENRES) + " |",
+              "| --- | ---: | ---: |" + " ---: |" * len(GENRES)]
+    for part, m in report["by_length"].items():
+        genres = " | ".join("" if m["per_label_accuracy"][g] is None else f"{m['per_label_accuracy'][g]:.2f}"
+                            for g in GENRES)
+        lines.append(f"| {part} | {m['n']} | {m['accuracy']:.3f} | {genres} |")
     c = report["calibration"]
     lines += ["", f"## Calibration of `{report['chosen']}`", "",
               f"ECE (15 bins, 5-fold CV on valid): {c['ece_before']:.3f} before, {c['ece_after']:.3f} after temperature "
@@ -373,12 +389,14 @@ def main():
     report["chosen"] = chosen
     row = report["rows"][chosen]
     chosen_probs = probs[[args.members.index(name) for name in row["members"]]]
+    shown_probs = chosen_probs[0] if len(row["members"]) == 1 else cross_validated(row["kind"], chosen_probs, y, groups)
+    report["by_length"] = by_length(shown_probs, y, valid, args)
     report["calibration"] = calibration(row.get("kind", "weighted"), chosen_probs, y, groups) if len(row["members"]) > 1 \
         else calibration("equal", chosen_probs, y, groups)
     if args.reverse:
         report["reverse"] = reverse_check(args.members, tracks, args, cache)
     if args.refit:
-        report["more_data"] = more_data_check(row["members"], tracks, paths, args, cache)
+        report["more_data"] = more_data_check(row["members"], tracks, paths, chosen_probs, args, cache)
     if args.midi:
         report["with_midi"] = midi_mix(args.members, tracks, args, cache)[1]
     report["minutes"] = (time.perf_counter() - began) / 60
