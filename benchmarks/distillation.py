@@ -14,11 +14,11 @@ on valid, resumable; `--views` fixed augmented windows per training clip, which 
                   (`--midi-clips`, a manifest from `genrekit data render-midi --split train,test`)
 
 Reported beside the teacher (`--teacher`, by default the bundled default model) and the bundled fast model:
-accuracy, macro-F1 and per-genre accuracy on the real valid split, accuracy on the rendered MIDI test songs of the shared genres, and speed of each through
-onnxruntime (a 30 s clip and a 5-minute signal, model loaded once, runs alternating), as x realtime and as
-a ratio to the teacher. `--write-fast` writes the student with the best valid macro-F1 (valid's genres are
-unbalanced, and a student that gave up a genre could still win on accuracy), calibrated (temperature scaling
-on valid), as genrekit/weights/fast.pt and its card fast.json.
+accuracy, macro-F1 and per-genre accuracy on the real valid split, accuracy on the rendered MIDI test songs of
+the shared genres, and speed of each through onnxruntime (a 30 s clip and a 5-minute signal, model loaded
+once, runs alternating), as x realtime and as a ratio to the teacher. `--write-fast` writes the student with
+the best valid macro-F1 (valid's genres are unbalanced, and a student that gave up a genre could still win on
+accuracy), calibrated (temperature scaling on valid), as genrekit/weights/fast.pt and its card fast.json.
 """
 
 import os
@@ -51,7 +51,8 @@ STUDENTS = {"labels": {"teacher_weight": 0.0}, "distilled": {}, "teacher": {"tea
 
 
 def student_config(name, args):
-    return replace(STUDENT, **{"views": args.views, "seed": args.seed, "teacher": str(args.teacher), **STUDENTS[name]})
+    return replace(STUDENT, **{"views": args.views, "seed": args.seed, "teacher": str(args.teacher),
+                               **STUDENTS[name]})
 
 
 def train_student(name, tracks, args, cache):
@@ -107,7 +108,8 @@ def write_fast(name, path, tracks, report, args):
     teacher = "the default model" if args.teacher == BUNDLED_MODELS["default"] else str(args.teacher)
     train_note = " and the rendered MIDI train songs of six shared genres" if name.endswith("-midi") else ""
     card = {"name": "fast", "version": time.strftime("%Y.%m.%d"), "labels": GENRES,
-            "kind": f"single model (cnn-logmel distilled from {teacher}), calibrated (temperature {ensemble.temperature:.2f})",
+            "kind": f"single model (cnn-logmel distilled from {teacher}), "
+                    f"calibrated (temperature {ensemble.temperature:.2f})",
             "members": {"cnn-logmel": 1.0},
             "training_data": f"real GTZAN recordings: {report['train_clips']} train clips of gtzan-mini and "
                              f"gtzan-extra (fault-filtered split){train_note}, {config.views} augmented views each, "

@@ -260,7 +260,8 @@ def markdown(report):
               "of the CV column where there is one.", ""]
     lines += ["## Cost per 30 s clip (one thread)", "", "| member | ms |", "| --- | ---: |"]
     lines += [f"| {name} | {ms:.0f} |" for name, ms in report["cost_ms"].items()]
-    lines += ["", f"## `{report['chosen']}` by clip length", "", "| clips | n | accuracy | " + " | ".join(GENRES) + " |",
+    lines += ["", f"## `{report['chosen']}` by clip length", "",
+              "| clips | n | accuracy | " + " | ".join(GENRES) + " |",
               "| --- | ---: | ---: |" + " ---: |" * len(GENRES)]
     for part, m in report["by_length"].items():
         genres = " | ".join("" if m["per_label_accuracy"][g] is None else f"{m['per_label_accuracy'][g]:.2f}"
@@ -389,7 +390,8 @@ def main():
     report["chosen"] = chosen
     row = report["rows"][chosen]
     chosen_probs = probs[[args.members.index(name) for name in row["members"]]]
-    shown_probs = chosen_probs[0] if len(row["members"]) == 1 else cross_validated(row["kind"], chosen_probs, y, groups)
+    shown_probs = (chosen_probs[0] if len(row["members"]) == 1
+                   else cross_validated(row["kind"], chosen_probs, y, groups))
     report["by_length"] = by_length(shown_probs, y, valid, args)
     report["calibration"] = calibration(row.get("kind", "weighted"), chosen_probs, y, groups) if len(row["members"]) > 1 \
         else calibration("equal", chosen_probs, y, groups)
