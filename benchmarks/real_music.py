@@ -94,13 +94,13 @@ def train_members(names, train_tracks, valid_tracks, args, folder, cache, refit_
     `refit_of` ({name: checkpoint path} of the same members trained that way), with nothing held out for the
     epochs early stopping chose there."""
     paths = {}
+    if refit_of:
+        valid_tracks, train_tracks = [], [t.replace(split="train") for t in train_tracks]
     for name in names:
         base, seeds = AVERAGED.get(name, (name, 1))
         if refit_of:
             metrics = load_checkpoint(refit_of[name])[1]["metrics"]
             epochs = metrics["best_epochs"] if "best_epochs" in metrics else [metrics["best_epoch"]]
-            valid_tracks = []
-            train_tracks = [t.replace(split="train") for t in train_tracks]
         else:
             epochs = [None] * seeds
         out = args.runs / folder / name
@@ -390,11 +390,9 @@ def main():
     report["chosen"] = chosen
     row = report["rows"][chosen]
     chosen_probs = probs[[args.members.index(name) for name in row["members"]]]
-    shown_probs = (chosen_probs[0] if len(row["members"]) == 1
-                   else cross_validated(row["kind"], chosen_probs, y, groups))
-    report["by_length"] = by_length(shown_probs, y, valid, args)
-    report["calibration"] = calibration(row.get("kind", "weighted"), chosen_probs, y, groups) if len(row["members"]) > 1 \
-        else calibration("equal", chosen_probs, y, groups)
+    kind = row.get("kind", "weighted") if len(row["members"]) > 1 else "equal"
+    report["by_length"] = by_length(cross_validated(kind, chosen_probs, y, groups), y, valid, args)
+    report["calibration"] = calibration(kind, chosen_probs, y, groups)
     if args.reverse:
         report["reverse"] = reverse_check(args.members, tracks, args, cache)
     if args.refit:
