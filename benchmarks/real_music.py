@@ -60,7 +60,8 @@ from genrekit.combiners import fit_temperature, make_combiner, temper
 from genrekit.datasets import class_counts, load_dataset, merge, select, split_by_group
 from genrekit.ensemble import Ensemble
 from genrekit.evaluation import classification_metrics, evaluate_checkpoint, expected_calibration_error, write_json
-from genrekit.models.musicnn import WEIGHTS, average_heads
+from genrekit.models.backbone import average_heads
+from genrekit.models.musicnn import WEIGHTS
 from genrekit.plots import plot_confusion, plot_per_label_accuracy
 from genrekit.predict import BUNDLED_MODELS
 from genrekit.training import TrainConfig, train
@@ -81,7 +82,7 @@ MEMBERS = {
 MEMBERS["musicnn-layers-mixup"] = replace(MEMBERS["musicnn-layers"], mixup=1.0)
 AVERAGED = {"musicnn-layers-mixup-x5": ("musicnn-layers-mixup", 5)}
 """Members that are another member trained with several seeds (`--seed` and the next ones), their heads
-averaged in one model (`genrekit.models.musicnn.average_heads`: one pass of musicnn for all)."""
+averaged in one model (`genrekit.models.backbone.average_heads`: one pass of musicnn for all)."""
 SHARED_WITH_MIDI = ["classical", "country", "hiphop", "jazz", "pop", "rock"]
 
 

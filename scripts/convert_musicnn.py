@@ -1,20 +1,22 @@
-"""Convert musicnn's MSD_musicnn TensorFlow checkpoint to genrekit's PyTorch port, and check the port against it.
+"""Convert a musicnn TensorFlow checkpoint (MSD_musicnn, MSD_vgg) to genrekit's PyTorch port, and check the port.
 
 A one-off. It needs TensorFlow, which genrekit does not depend on, so it runs in a throwaway environment:
 
     python3 -m venv /tmp/musicnn-env
     /tmp/musicnn-env/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 librosa numpy torch==2.13.0 tqdm pytest
     /tmp/musicnn-env/bin/pip install --no-deps musicnn==0.1.0
-    TF_USE_LEGACY_KERAS=1 /tmp/musicnn-env/bin/python scripts/convert_musicnn.py --check-clips ../shared/data/gtzan-mini
+    TF_USE_LEGACY_KERAS=1 /tmp/musicnn-env/bin/python scripts/convert_musicnn.py [--model MSD_vgg] \
+        --check-clips ../shared/data/gtzan-mini
 
 (`--no-deps`: musicnn 0.1.0 asks for numpy<1.17 and the `tensorflow` package; its TF1-style code runs on
 today's TensorFlow in compatibility mode. tqdm and pytest are there because the script imports genrekit and
-the test module that defines the synthetic signal.) It writes
+the test module that defines the synthetic signal.) For MSD_musicnn (MSD_vgg) it writes
 
-- genrekit/weights/musicnn/msd_musicnn.pt: the port's state_dict (plain tensors),
+- genrekit/weights/musicnn/msd_musicnn.pt (msd_vgg.pt): the port's state_dict (plain tensors),
 - genrekit/weights/musicnn/LICENSE.txt: musicnn's ISC licence and what was converted from which version,
-- tests/data/musicnn_reference.npz: musicnn's own log-mel patches of `reference_signal` (tests/test_musicnn.py,
-  synthetic, no recorded audio) and TensorFlow's penultimate embeddings and taggram of them,
+- tests/data/musicnn_reference.npz (vgg_reference.npz): musicnn's own log-mel patches of `reference_signal`
+  (tests/test_musicnn.py, synthetic, no recorded audio) and TensorFlow's output of them: the layer before the
+  tags (MSD_musicnn's penultimate embeddings, MSD_vgg's last pooled block) and the taggram,
 
 and prints the largest differences between TensorFlow and the port on the audio files of --check-clips (files
 or folders; nothing of them is stored): the network alone (the same patches in) and end to end (genrekit's
@@ -33,7 +35,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import torch
-from musicnn_tf import CHECKPOINT, MODEL, TensorFlowMusicnn  # beside this script
+from musicnn_tf import MODELS, TensorFlowMusicnn, checkpoint  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -41,13 +43,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from genrekit.constants import AUDIO_EXTENSIONS, SAMPLE_RATE  # noqa: E402
 from genrekit.models.musicnn import (HOP_LENGTH, MUSICNN_SR, N_FFT, N_FRAMES, N_MELS, WEIGHTS, Musicnn,  # noqa: E402
                                      MusicnnFrontEnd)
-from test_musicnn import REFERENCE, SIGNAL_SECONDS, reference_signal  # noqa: E402
+from genrekit.models.vgg import VGG_WEIGHTS, Vgg  # noqa: E402
+from test_musicnn import REFERENCE, SIGNAL_SECONDS, VGG_REFERENCE, reference_signal  # noqa: E402
 
 BLOCKS = ["timbral.0", "timbral.1", "temporal.0", "temporal.1", "temporal.2", "midend.0", "midend.1", "midend.2"]
 
 
-def layer_names():
-    """(port module, TensorFlow layer) pairs; TF numbers its layers in the order musicnn's graph makes them."""
+def musicnn_layer_names():
+    """(port module, TensorFlow layer) pairs of MSD_musicnn; TF numbers its layers in the order the graph makes
+    them."""
     pairs = [("input_norm", "batch_normalization")]
     for i, block in enumerate(BLOCKS):
         pairs += [(f"{block}.0", f"conv2d_{i}" if i else "conv2d"), (f"{block}.2", f"batch_normalization_{i + 1}")]
@@ -55,9 +59,24 @@ def layer_names():
                     ("dense_norm", "batch_normalization_10"), ("output", "dense_1")]
 
 
-def port_weights(reader):
-    """A state_dict for `Musicnn` from the checkpoint's variables (TF: NHWC, kernels [h, w, in, out])."""
-    port = Musicnn()
+def vgg_layer_names():
+    """(port module, TensorFlow layer) pairs of MSD_vgg."""
+    pairs = [("input_norm", "batch_normalization")]
+    for i in range(5):
+        pairs += [(f"blocks.{i}.0", f"{i + 1}CNN"), (f"blocks.{i}.2", f"batch_normalization_{i + 1}")]
+    return pairs + [("output", "dense")]
+
+
+NETWORKS = {"MSD_musicnn": (Musicnn, musicnn_layer_names, WEIGHTS, REFERENCE),
+            "MSD_vgg": (Vgg, vgg_layer_names, VGG_WEIGHTS, VGG_REFERENCE)}
+"""Per TensorFlow model: the port's class, its layer pairs, where its weights and its test reference go."""
+assert set(NETWORKS) == set(MODELS)
+
+
+def port_weights(reader, model):
+    """A state_dict for the port of `model` from the checkpoint's variables (TF: NHWC, kernels [h, w, in, out])."""
+    network, layer_names = NETWORKS[model][:2]
+    port = network()
     state, used = port.state_dict(), set()
     for module_name, layer in layer_names():
         module = port.get_submodule(module_name)
@@ -100,7 +119,7 @@ def patches_of(frames):
 
 
 def port_outputs(port, patches):
-    """The port's (penultimate embeddings, taggram) of numpy patches."""
+    """The port's (layer before the tags, taggram) of numpy patches."""
     with torch.no_grad():
         embedding = port.embed(torch.from_numpy(patches))
         return embedding.numpy(), torch.sigmoid(port.output(embedding)).numpy()
@@ -141,37 +160,42 @@ def check_clips(paths, tf_model, port):
 
 
 def write_licence(version):
+    """LICENSE.txt beside the weights: which of them are converted (those there now) and musicnn's licence."""
     licence = importlib.metadata.distribution("musicnn").read_text("LICENSE.md").strip()
-    text = (f"{WEIGHTS.name} is converted by genrekit's scripts/convert_musicnn.py from the {MODEL} TensorFlow\n"
-            f"checkpoint shipped in the Python package musicnn {version} (https://github.com/jordipons/musicnn),\n"
-            f"whose licence (ISC) follows.\n\n{licence}\n")
+    converted = [(weights.name, model) for model, (*_, weights, _) in NETWORKS.items() if weights.is_file()]
+    lines = "\n".join(f"- {name} from the {model} TensorFlow checkpoint" for name, model in converted)
+    text = (f"These weights are converted by genrekit's scripts/convert_musicnn.py from checkpoints shipped in the\n"
+            f"Python package musicnn {version} (https://github.com/jordipons/musicnn), whose licence (ISC) follows:\n"
+            f"{lines}\n\n{licence}\n")
     (WEIGHTS.parent / "LICENSE.txt").write_text(text)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=MODELS, default="MSD_musicnn", help="the checkpoint to convert")
     parser.add_argument("--check-clips", nargs="*", default=[], help="audio files or folders to compare on")
     args = parser.parse_args()
     torch.set_num_threads(1)
     import tensorflow as tf
 
     version = importlib.metadata.version("musicnn")
-    port = port_weights(tf.compat.v1.train.NewCheckpointReader(CHECKPOINT))
-    WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(port.state_dict(), WEIGHTS)
+    *_, weights, reference = NETWORKS[args.model]
+    port = port_weights(tf.compat.v1.train.NewCheckpointReader(checkpoint(args.model)), args.model)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(port.state_dict(), weights)
     write_licence(version)
-    print(f"wrote {WEIGHTS.relative_to(ROOT)} ({WEIGHTS.stat().st_size / 1e6:.1f} MB) and LICENSE.txt "
+    print(f"wrote {weights.relative_to(ROOT)} ({weights.stat().st_size / 1e6:.1f} MB) and LICENSE.txt "
           f"from musicnn {version}")
 
-    tf_model = TensorFlowMusicnn(n_frames=N_FRAMES, n_mels=N_MELS)
+    tf_model = TensorFlowMusicnn(args.model, n_frames=N_FRAMES, n_mels=N_MELS)
     signal = reference_signal(MUSICNN_SR)
     patches = patches_of(musicnn_frames(signal))
     tf_embedding, tf_taggram = tf_model(patches)
     embedding, taggram = port_outputs(port, patches)
-    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(REFERENCE, sr=MUSICNN_SR, seconds=SIGNAL_SECONDS, signal_head=signal[:256], patches=patches,
+    reference.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(reference, sr=MUSICNN_SR, seconds=SIGNAL_SECONDS, signal_head=signal[:256], patches=patches,
                         embedding=tf_embedding, taggram=tf_taggram, musicnn_version=version)
-    print(f"wrote {REFERENCE.relative_to(ROOT)} ({REFERENCE.stat().st_size / 1e3:.0f} kB); synthetic signal, max "
+    print(f"wrote {reference.relative_to(ROOT)} ({reference.stat().st_size / 1e3:.0f} kB); synthetic signal, max "
           f"|TF - port|: embedding {np.abs(embedding - tf_embedding).max():.2e}, "
           f"taggram {np.abs(taggram - tf_taggram).max():.2e}")
     if args.check_clips:

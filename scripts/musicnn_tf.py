@@ -1,4 +1,4 @@
-"""musicnn 0.1.0's own MSD_musicnn graph and checkpoint on TensorFlow, built once.
+"""musicnn 0.1.0's own graphs and checkpoints (MSD_musicnn, MSD_vgg) on TensorFlow, built once.
 
 Needs only tensorflow, tf-keras, numpy and musicnn (the throwaway environment in convert_musicnn.py's docstring,
 run with TF_USE_LEGACY_KERAS=1); used by convert_musicnn.py (to check the port) and benchmarks/networks.py (the
@@ -12,26 +12,32 @@ import musicnn
 import tensorflow as tf
 from musicnn import configuration, models
 
-MODEL = "MSD_musicnn"
-CHECKPOINT = str(Path(musicnn.__file__).parent / MODEL) + "/"
-"""The TensorFlow checkpoint shipped in the musicnn package (a folder prefix, as tf.train.Saver wants)."""
+MODELS = ("MSD_musicnn", "MSD_vgg")
+
+
+def checkpoint(model):
+    """The TensorFlow checkpoint of `model` shipped in the musicnn package (a folder prefix, as tf.train.Saver
+    wants)."""
+    return str(Path(musicnn.__file__).parent / model) + "/"
 
 
 class TensorFlowMusicnn:
-    """musicnn's graph: log-mel patches [shape=(n, n_frames, n_mels)] -> (penultimate embeddings, taggram)."""
+    """A musicnn graph: log-mel patches [shape=(n, n_frames, n_mels)] -> (the layer before the tags: MSD_musicnn's
+    penultimate embeddings, MSD_vgg's last pooled block in NHWC; taggram)."""
 
-    def __init__(self, checkpoint=CHECKPOINT, *, n_frames, n_mels, threads=1):
+    def __init__(self, model="MSD_musicnn", *, n_frames, n_mels, threads=1):
         tf.compat.v1.disable_eager_execution()
         with tf.name_scope("model"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.compat.v1.layers is deprecated
             self.x = tf.compat.v1.placeholder(tf.float32, [None, n_frames, n_mels])
             self.is_training = tf.compat.v1.placeholder(tf.bool)
-            logits, *_, penultimate = models.define_model(self.x, self.is_training, MODEL,
+            logits, *_, penultimate = models.define_model(self.x, self.is_training, model,
                                                           len(configuration.MSD_LABELS))
             self.outputs = [penultimate, tf.nn.sigmoid(logits)]
         config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
         self.session = tf.compat.v1.Session(config=config)
-        tf.compat.v1.train.Saver().restore(self.session, checkpoint)
+        tf.compat.v1.train.Saver().restore(self.session, checkpoint(model))
 
     def __call__(self, patches):
-        return self.session.run(self.outputs, feed_dict={self.x: patches, self.is_training: False})
+        before, taggram = self.session.run(self.outputs, feed_dict={self.x: patches, self.is_training: False})
+        return before.reshape(len(patches), -1), taggram  # MSD_vgg's block in TF's (time, band, channel) order

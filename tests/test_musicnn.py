@@ -1,5 +1,6 @@
-"""The musicnn port against musicnn's own output (tests/data/musicnn_reference.npz, written by
-scripts/convert_musicnn.py with TensorFlow from `reference_signal`), and the backbone-musicnn model."""
+"""The musicnn and vgg ports against musicnn's own output (tests/data/musicnn_reference.npz and
+vgg_reference.npz, written by scripts/convert_musicnn.py with TensorFlow from `reference_signal`), and the
+backbone-musicnn model on either network."""
 
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import torch
 
 from genrekit.models.musicnn import (CONSTANT_FILTER, MUSICNN_SR, N_FRAMES, WEIGHTS, MusicnnFrontEnd, Resampler,
                                     convolve_varying, frequency_max, load_musicnn)
+from genrekit.models.vgg import VGG_WEIGHTS, load_vgg
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
+VGG_REFERENCE = Path(__file__).parent / "data" / "vgg_reference.npz"
 SIGNAL_SECONDS = 6.0
 
 
@@ -38,6 +41,13 @@ def musicnn():
     if not WEIGHTS.is_file():
         pytest.skip(f"{WEIGHTS} not found (scripts/convert_musicnn.py writes it)")
     return load_musicnn()
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    if not VGG_WEIGHTS.is_file():
+        pytest.skip(f"{VGG_WEIGHTS} not found (scripts/convert_musicnn.py --model MSD_vgg writes it)")
+    return load_vgg()
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +123,43 @@ def test_port_matches_tensorflow(reference, musicnn):
     assert np.abs(taggram - reference["taggram"]).max() < 1e-5
 
 
+def test_vgg_port_matches_tensorflow(vgg):
+    if not VGG_REFERENCE.is_file():
+        pytest.skip(f"{VGG_REFERENCE} not found (scripts/convert_musicnn.py --model MSD_vgg writes it)")
+    reference = dict(np.load(VGG_REFERENCE))
+    with torch.no_grad():
+        patches = torch.from_numpy(reference["patches"])
+        last_block, taggram = vgg.embed(patches).numpy(), vgg(patches).numpy()
+    assert last_block.shape == reference["embedding"].shape == (len(patches), 256)
+    assert np.abs(last_block - reference["embedding"]).max() < 1e-4
+    assert np.abs(taggram - reference["taggram"]).max() < 1e-5
+
+
+def test_vgg_layers_are_its_pooled_blocks_the_last_block_and_the_tag_logits(vgg):
+    patches = torch.randn(2, N_FRAMES, 96)
+    with torch.no_grad():
+        layers, blocks = vgg.layers(patches), vgg.pooled(patches)
+        assert layers.shape == (2, vgg.layers_size) == (2, 1330)
+        for i, block in enumerate(blocks[:4]):  # max and mean of each channel, side by side
+            torch.testing.assert_close(layers[:, 256 * i:256 * (i + 1):2], block.amax((2, 3)))
+            torch.testing.assert_close(layers[:, 256 * i + 1:256 * (i + 1):2], block.mean((2, 3)))
+        torch.testing.assert_close(layers[:, 1024:1280], vgg.embed(patches))
+        torch.testing.assert_close(torch.sigmoid(layers[:, 1280:]), vgg(patches))
+
+
+def test_vgg_backbone_is_frozen_only(vgg):
+    from genrekit.exceptions import ParameterError
+    from genrekit.models import create_model
+
+    with pytest.raises(ParameterError, match="only head for msd_vgg"):
+        create_model("backbone-musicnn", 3, network="msd_vgg", fine_tune="midend")
+    with pytest.raises(ParameterError, match="network must be one of"):
+        create_model("backbone-musicnn", 3, network="vgg")
+    model = create_model("backbone-musicnn", 3, network="msd_vgg", layers="all")
+    assert model.embedding_key() != create_model("backbone-musicnn", 3, layers="all").embedding_key()
+    assert all(torch.equal(a, b) for a, b in zip(model.backbone.state_dict().values(), vgg.state_dict().values()))
+
+
 def test_pooling_before_the_batch_norm_gives_the_blocks_output(musicnn):
     """The reordered front end (pool, then ReLU and batch norm) equals conv -> ReLU -> batch norm -> max
     (musicnn's blocks have channels with positive and with negative batch-norm scales)."""
@@ -182,13 +229,16 @@ def test_all_layers_are_the_pooled_layers_the_embedding_and_the_tag_logits(music
 
 
 @pytest.mark.parametrize("musicnn_kwargs", [{"layers": "penultimate"}, {"layers": "all"},
-                                            {"layers": "all", "fine_tune": "all"}, {"layers": "all", "heads": 2}])
+                                            {"layers": "all", "fine_tune": "all"}, {"layers": "all", "heads": 2},
+                                            {"layers": "all", "network": "msd_vgg"}])
 def test_member_in_an_ensemble_predicts_and_exports_to_onnx(toy_dataset, tmp_path, musicnn_kwargs):
     """A tiny backbone-musicnn member (a head on its penultimate embedding or on all its layers, or the whole
-    network fine-tuned, or two heads averaged) beside a tiny waveform CNN: ensemble file, torch and ONNX agree."""
+    network fine-tuned, or two heads averaged, or a head on all of vgg's layers) beside a tiny waveform CNN:
+    ensemble file, torch and ONNX agree."""
     pytest.importorskip("onnxruntime")
-    if not WEIGHTS.is_file():
-        pytest.skip(f"{WEIGHTS} not found")
+    for weights in (WEIGHTS, VGG_WEIGHTS):
+        if not weights.is_file():
+            pytest.skip(f"{weights} not found")
     from genrekit.cache import FeatureCache
     from genrekit.datasets import select
     from genrekit.checkpoints import load_members
@@ -220,7 +270,7 @@ def test_training_embeds_each_window_once_and_trains_only_the_head(toy_dataset, 
     from genrekit.cache import FeatureCache
     from genrekit.checkpoints import load_checkpoint
     from genrekit.datasets import select
-    from genrekit.models.musicnn import MusicnnClassifier
+    from genrekit.models.backbone import MusicnnClassifier
     from genrekit.scoring import window_starts
     from genrekit.training import TrainConfig, train
 
@@ -277,7 +327,7 @@ def test_averaged_heads_give_the_mean_probability_of_the_models_in_one_pass(tmp_
     from genrekit.exceptions import ParameterError
     from genrekit.feature_params import FeatureParams
     from genrekit.models import create_model
-    from genrekit.models.musicnn import MusicnnClassifier, average_heads
+    from genrekit.models.backbone import MusicnnClassifier, average_heads
 
     models = []
     for seed in range(3):

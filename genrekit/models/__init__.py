@@ -1,6 +1,6 @@
-"""The eight models of the paper and a pretrained musicnn backbone behind one registry."""
+"""The eight models of the paper and pretrained musicnn-family backbones behind one registry."""
 
-from . import cnn, musicnn, rnn  # noqa: F401  (registers the models)
+from . import backbone, cnn, rnn  # noqa: F401  (registers the models)
 from .registry import create_model, list_models, register_model
 
 PAPER_MODELS = tuple(list_models("cnn-*") + list_models("rnn-*"))

@@ -2,8 +2,8 @@
 
 MusicnnFrontEnd   22050 Hz windows -> 16 kHz -> musicnn's log-mel patches [shape=(batch, 187, 96)]
 Musicnn           patches -> penultimate embedding [shape=(batch, 200)] -> 50 MSD tag probabilities
-backbone-musicnn  registered model: musicnn, frozen or with its upper layers adapted (`fine_tune`), then
-                  dropout and a small MLP head (or several, averaged: `heads`, `average_heads`)
+
+`backbone.py` makes genre models of it (and of its sibling `vgg.Vgg`).
 
 The weights (`weights/musicnn/msd_musicnn.pt`) are converted from the TensorFlow checkpoint in the `musicnn`
 0.1.0 package (ISC licence, `LICENSE.txt` beside them) by `scripts/convert_musicnn.py`, which checks the port
@@ -11,7 +11,6 @@ against TensorFlow. The front end is plain convolutions and matrix products (no 
 model exports to ONNX.
 """
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -22,8 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..constants import SAMPLE_RATE
-from ..exceptions import GenrekitError, ParameterError
-from .registry import create_model, register_model
+from ..exceptions import GenrekitError
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "musicnn" / "msd_musicnn.pt"
 MUSICNN_SR = 16000
@@ -33,8 +31,6 @@ N_MELS = 96
 N_FRAMES = 187
 """Frames of musicnn's 3 s input patches."""
 EMBEDDING_SIZE = 200
-LAYERS_SIZE = 1756
-"""Pooled layers (1506), penultimate embedding (200) and tag logits (50)."""
 BN_EPS = 1e-3
 """TensorFlow's batch-norm epsilon (PyTorch's default is 1e-5)."""
 
@@ -95,8 +91,8 @@ class MusicnnFrontEnd(nn.Module):
         return self.patch(self.logmel(self.resample(y)))
 
 
-def _block(conv, norm):
-    """musicnn's convolution block: convolution, ReLU, then batch norm."""
+def conv_block(conv, norm):
+    """musicnn's (and its vgg's) convolution block: convolution, ReLU, then batch norm."""
     return nn.Sequential(conv, nn.ReLU(), norm)
 
 
@@ -155,17 +151,19 @@ class Musicnn(nn.Module):
     def __init__(self, n_mels=N_MELS, n_tags=50, timbral=204, temporal=51, midend=64, units=EMBEDDING_SIZE):
         super().__init__()
         self.input_norm = nn.BatchNorm2d(1, eps=BN_EPS)
-        self.timbral = nn.ModuleList(_block(nn.Conv2d(1, timbral, (7, int(share * n_mels))),
+        self.timbral = nn.ModuleList(conv_block(nn.Conv2d(1, timbral, (7, int(share * n_mels))),
                                             nn.BatchNorm2d(timbral, eps=BN_EPS)) for share in (0.4, 0.7))
-        self.temporal = nn.ModuleList(_block(nn.Conv2d(1, temporal, (length, 1)), nn.BatchNorm2d(temporal, eps=BN_EPS))
+        self.temporal = nn.ModuleList(conv_block(nn.Conv2d(1, temporal, (length, 1)), nn.BatchNorm2d(temporal, eps=BN_EPS))
                                       for length in (128, 64, 32))
         front = 2 * timbral + 3 * temporal
-        self.midend = nn.ModuleList(_block(nn.Conv1d(c_in, midend, 7, padding=3), nn.BatchNorm1d(midend, eps=BN_EPS))
+        self.midend = nn.ModuleList(conv_block(nn.Conv1d(c_in, midend, 7, padding=3), nn.BatchNorm1d(midend, eps=BN_EPS))
                                     for c_in in (front, midend, midend))
         self.pool_norm = nn.BatchNorm1d(2 * (front + 3 * midend), eps=BN_EPS)
         self.dense = nn.Linear(2 * (front + 3 * midend), units)
         self.dense_norm = nn.BatchNorm1d(units, eps=BN_EPS)
         self.output = nn.Linear(units, n_tags)
+        self.layers_size = 2 * (front + 3 * midend) + units + n_tags
+        """Width of `layers`: pooled layers (1506), penultimate embedding (200) and tag logits (50)."""
 
     def front(self, patches):
         """The front end's features [shape=(batch, 561, frames)] of log-mel patches [shape=(batch, frames, 96)]:
@@ -223,120 +221,3 @@ def load_musicnn(path=WEIGHTS):
     model = Musicnn()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
-
-
-FINE_TUNE = {"head": ("frontend.", "backbone."),
-             "midend": ("frontend.", "backbone.input_norm.", "backbone.timbral.", "backbone.temporal."),
-             "all": ("frontend.",)}
-"""What stays frozen, by `fine_tune`: `head` trains only the MLP head on the penultimate embeddings;
-`midend` also adapts the mid-end convolutions and the dense layer to the genres, on frozen front-end
-features; `all` adapts the whole network on log-mel patches (only the fixed log-mel front end is frozen).
-A head reads the penultimate embeddings or (`layers="all"`, with `head` or `all`) every pooled layer and
-the tags."""
-
-
-class HeadAverage(nn.Module):
-    """Several heads on the same features: the log of their mean probabilities (as logits)."""
-
-    def __init__(self, heads):
-        super().__init__()
-        self.heads = nn.ModuleList(heads)
-
-    def forward(self, x):
-        log_probs = torch.stack([head(x).log_softmax(-1) for head in self.heads])
-        return torch.logsumexp(log_probs, 0) - math.log(len(self.heads))
-
-
-class MusicnnClassifier(nn.Module):
-    """Genre logits of 22050 Hz windows from the musicnn network: its frozen part (`embed`), its adapted part
-    and a one-hidden-layer MLP head with dropout (`trainable`; `heads` > 1: that many, their probabilities
-    averaged, see `average_heads`). musicnn sees 3 s of each window (its patch): the first 3 s of longer
-    windows, shorter ones repeated. Batch norms keep musicnn's statistics."""
-
-    def __init__(self, n_classes, *, hidden=64, dropout=0.3, fine_tune="head", layers="penultimate", heads=1):
-        super().__init__()
-        if fine_tune not in FINE_TUNE:
-            raise ParameterError(f"fine_tune must be one of {', '.join(FINE_TUNE)}, got {fine_tune!r}")
-        if layers not in ("penultimate", "all") or (layers == "all" and fine_tune == "midend"):
-            raise ParameterError(f"layers must be penultimate or (with fine_tune 'head' or 'all') all, got {layers!r}")
-        self.representation, self.n_classes, self.fine_tune, self.layers = "waveform", n_classes, fine_tune, layers
-        self.frozen_prefixes = FINE_TUNE[fine_tune]
-        """State-dict entries loaded from the bundled musicnn weights, which checkpoints leave out."""
-        self.frontend = MusicnnFrontEnd()
-        self.backbone = load_musicnn().requires_grad_(False)
-        for name, parameter in self.named_parameters():
-            parameter.requires_grad_(not name.startswith(self.frozen_prefixes))
-        if heads < 1 or (heads > 1 and fine_tune != "head"):
-            raise ParameterError(f"heads must be 1, or more on a frozen network (fine_tune 'head'), got {heads}")
-        width = LAYERS_SIZE if layers == "all" else EMBEDDING_SIZE
-
-        def head():
-            return nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(),
-                                 nn.Dropout(dropout), nn.Linear(hidden, n_classes))
-
-        self.head = head() if heads == 1 else HeadAverage([head() for _ in range(heads)])
-
-    def train(self, mode=True):
-        """Only the head follows `mode`: musicnn stays in eval mode, so its batch norms never change."""
-        super().train(mode)
-        self.frontend.eval()
-        self.backbone.eval()
-        return self
-
-    def embed(self, x):
-        """The frozen part's output for windows (training computes it once per window and trains `trainable`
-        on it): for `head`, penultimate embeddings [shape=(batch, 200)] or all layers (`layers="all"`,
-        [shape=(batch, 1756)]); front-end features for `midend`; log-mel patches for `all`."""
-        with torch.no_grad():
-            patches = self.frontend(x)
-            if self.fine_tune == "all":
-                return patches
-            if self.fine_tune == "midend":
-                return self.backbone.front(patches)
-            return self.features(patches)
-
-    def features(self, patches):
-        """What the head reads: penultimate embeddings, or all layers (`layers="all"`)."""
-        return self.backbone.layers(patches) if self.layers == "all" else self.backbone.embed(patches)
-
-    def trainable(self, frozen):
-        """Genre logits from the frozen part's output."""
-        if self.fine_tune == "all":
-            return self.head(self.features(frozen))
-        return self.head(frozen if self.fine_tune == "head" else self.backbone.back(frozen))
-
-    def embedding_key(self):
-        """A name for what `embed` computes: a digest of the frozen part's settings and weights (the key of
-        its `EmbeddingStore`)."""
-        digest = hashlib.sha1(f"musicnn {SAMPLE_RATE} {MUSICNN_SR} {N_FFT} {HOP_LENGTH} {N_MELS} {N_FRAMES}".encode())
-        if self.fine_tune != "head":
-            digest.update(self.fine_tune.encode())
-        if self.layers != "penultimate":
-            digest.update(self.layers.encode())
-        for prefix, module in (("frontend.", self.frontend), ("backbone.", self.backbone)):
-            for name, tensor in module.state_dict().items():
-                if (prefix + name).startswith(self.frozen_prefixes):
-                    digest.update(name.encode())
-                    digest.update(tensor.detach().cpu().numpy().tobytes())
-        return f"musicnn-{digest.hexdigest()[:16]}"
-
-    def forward(self, x):
-        return self.trainable(self.embed(x))
-
-
-@register_model("backbone-musicnn")
-def backbone_musicnn(n_classes, **kwargs):
-    return MusicnnClassifier(n_classes, **kwargs)
-
-
-def average_heads(models):
-    """One model averaging the probabilities of the heads of `models`, `backbone-musicnn` models that differ
-    only in their heads (e.g. training seeds): one pass of musicnn instead of one per model."""
-    configs = [{**model.config, "heads": model.config.get("heads", 1)} for model in models]
-    if any(model.name != "backbone-musicnn" for model in models) or any(c != configs[0] for c in configs) \
-            or configs[0]["heads"] != 1 or len({model.n_classes for model in models}) != 1:
-        raise ParameterError("average_heads takes backbone-musicnn models of one configuration with one head each")
-    averaged = create_model("backbone-musicnn", models[0].n_classes, **{**configs[0], "heads": len(models)})
-    for target, model in zip(averaged.head.heads, models):
-        target.load_state_dict(model.head.state_dict())
-    return averaged.eval()
