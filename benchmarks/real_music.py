@@ -13,6 +13,8 @@ Members (each trained on the train split, early-stopped on valid, resumable; che
   musicnn-layers-mixup  musicnn-layers trained with mixup (Beta(1, 1)) of its windows' features and labels
   musicnn-layers-mixup-x5  musicnn-layers-mixup trained with five seeds (`--seed` and the four after it), one
                    model averaging their heads' probabilities (one pass of musicnn)
+  vgg-layers-mixup(-x5)  the same on frozen MSD_vgg (`network="msd_vgg"`): its pooled blocks, last block
+                   and tags
   musicnn-midend   MSD_musicnn with its mid-end and dense layer adapted (fine-tuned) on frozen front-end
                    features
   musicnn-all      the whole MSD_musicnn network fine-tuned (its batch-norm statistics kept) at a low learning
@@ -80,7 +82,9 @@ MEMBERS = {
     "cnn-logmel": TrainConfig(model="cnn-logmel", epochs=30, patience=8, windows_per_clip=4, augment=True),
 }
 MEMBERS["musicnn-layers-mixup"] = replace(MEMBERS["musicnn-layers"], mixup=1.0)
-AVERAGED = {"musicnn-layers-mixup-x5": ("musicnn-layers-mixup", 5)}
+MEMBERS["vgg-layers-mixup"] = replace(MEMBERS["musicnn-layers-mixup"], model_kwargs={
+    **MEMBERS["musicnn-layers-mixup"].model_kwargs, "network": "msd_vgg"})
+AVERAGED = {"musicnn-layers-mixup-x5": ("musicnn-layers-mixup", 5), "vgg-layers-mixup-x5": ("vgg-layers-mixup", 5)}
 """Members that are another member trained with several seeds (`--seed` and the next ones), their heads
 averaged in one model (`genrekit.models.backbone.average_heads`: one pass of musicnn for all)."""
 SHARED_WITH_MIDI = ["classical", "country", "hiphop", "jazz", "pop", "rock"]
