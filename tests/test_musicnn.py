@@ -151,7 +151,7 @@ def test_vgg_backbone_is_frozen_only(vgg):
     from genrekit.exceptions import ParameterError
     from genrekit.models import create_model
 
-    with pytest.raises(ParameterError, match="only head for msd_vgg"):
+    with pytest.raises(ParameterError, match="msd_vgg is frozen only"):
         create_model("backbone-musicnn", 3, network="msd_vgg", fine_tune="midend")
     with pytest.raises(ParameterError, match="network must be one of"):
         create_model("backbone-musicnn", 3, network="vgg")

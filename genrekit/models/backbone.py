@@ -54,9 +54,10 @@ class MusicnnClassifier(nn.Module):
         super().__init__()
         if network not in NETWORKS:
             raise ParameterError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
-        if fine_tune not in FINE_TUNE or (network != "msd_musicnn" and fine_tune != "head"):
-            raise ParameterError(f"fine_tune must be one of {', '.join(FINE_TUNE)} (only head for {network}), "
-                                 f"got {fine_tune!r}")
+        if fine_tune not in FINE_TUNE:
+            raise ParameterError(f"fine_tune must be one of {', '.join(FINE_TUNE)}, got {fine_tune!r}")
+        if network != "msd_musicnn" and fine_tune != "head":
+            raise ParameterError(f"{network} is frozen only: fine_tune must be head, got {fine_tune!r}")
         if layers not in ("penultimate", "all") or (layers == "all" and fine_tune == "midend"):
             raise ParameterError(f"layers must be penultimate or (with fine_tune 'head' or 'all') all, got {layers!r}")
         self.representation, self.n_classes, self.fine_tune, self.layers = "waveform", n_classes, fine_tune, layers
@@ -69,7 +70,7 @@ class MusicnnClassifier(nn.Module):
             parameter.requires_grad_(not name.startswith(self.frozen_prefixes))
         if heads < 1 or (heads > 1 and fine_tune != "head"):
             raise ParameterError(f"heads must be 1, or more on a frozen network (fine_tune 'head'), got {heads}")
-        width = self.backbone.layers_size if layers == "all" else self.backbone.output.in_features
+        width = self.backbone.layers_size if layers == "all" else self.backbone.output.in_features  # penultimate
 
         def head():
             return nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(),
