@@ -140,7 +140,8 @@ def test_a_driver_killed_mid_run_resumes_with_every_file_once(tmp_path, ray_addr
             except Exception:  # noqa: BLE001 - the table is being created
                 return False
 
-        assert wait_until(started, 180) and driver.poll() is None, "the driver ended before it was killed"
+        assert wait_until(started, 180), "the driver had not tagged 3 files with a worker classifying in 180 s"
+        assert driver.poll() is None, "the driver ended before it was killed"
         workers = classifying_workers()
     finally:
         driver.send_signal(signal.SIGKILL)
