@@ -152,12 +152,12 @@ class Musicnn(nn.Module):
         super().__init__()
         self.input_norm = nn.BatchNorm2d(1, eps=BN_EPS)
         self.timbral = nn.ModuleList(conv_block(nn.Conv2d(1, timbral, (7, int(share * n_mels))),
-                                            nn.BatchNorm2d(timbral, eps=BN_EPS)) for share in (0.4, 0.7))
-        self.temporal = nn.ModuleList(conv_block(nn.Conv2d(1, temporal, (length, 1)), nn.BatchNorm2d(temporal, eps=BN_EPS))
-                                      for length in (128, 64, 32))
+                                                nn.BatchNorm2d(timbral, eps=BN_EPS)) for share in (0.4, 0.7))
+        self.temporal = nn.ModuleList(conv_block(nn.Conv2d(1, temporal, (length, 1)),
+                                                 nn.BatchNorm2d(temporal, eps=BN_EPS)) for length in (128, 64, 32))
         front = 2 * timbral + 3 * temporal
-        self.midend = nn.ModuleList(conv_block(nn.Conv1d(c_in, midend, 7, padding=3), nn.BatchNorm1d(midend, eps=BN_EPS))
-                                    for c_in in (front, midend, midend))
+        self.midend = nn.ModuleList(conv_block(nn.Conv1d(c_in, midend, 7, padding=3),
+                                               nn.BatchNorm1d(midend, eps=BN_EPS)) for c_in in (front, midend, midend))
         self.pool_norm = nn.BatchNorm1d(2 * (front + 3 * midend), eps=BN_EPS)
         self.dense = nn.Linear(2 * (front + 3 * midend), units)
         self.dense_norm = nn.BatchNorm1d(units, eps=BN_EPS)

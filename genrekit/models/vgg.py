@@ -28,7 +28,8 @@ class Vgg(nn.Module):
     def __init__(self, n_tags=50, filters=128, n_frames=N_FRAMES, n_mels=N_MELS):
         super().__init__()
         self.input_norm = nn.BatchNorm2d(1, eps=BN_EPS)
-        self.blocks = nn.ModuleList(conv_block(nn.Conv2d(c_in, filters, 3, padding=1), nn.BatchNorm2d(filters, eps=BN_EPS))
+        self.blocks = nn.ModuleList(conv_block(nn.Conv2d(c_in, filters, 3, padding=1),
+                                               nn.BatchNorm2d(filters, eps=BN_EPS))
                                     for c_in in (1, filters, filters, filters, filters))
         self.pools = nn.ModuleList(nn.MaxPool2d(kernel, stride) for kernel, stride in POOLS)
         with torch.no_grad():
@@ -70,7 +71,8 @@ class Vgg(nn.Module):
 def load_vgg(path=VGG_WEIGHTS):
     """The MSD_vgg port with its converted weights, in eval mode."""
     if not Path(path).is_file():
-        raise GenrekitError(f"{path}: MSD_vgg weights not found (scripts/convert_musicnn.py --model MSD_vgg writes them)")
+        raise GenrekitError(f"{path}: MSD_vgg weights not found "
+                            "(scripts/convert_musicnn.py --model MSD_vgg writes them)")
     model = Vgg()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
