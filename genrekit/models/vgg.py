@@ -32,10 +32,12 @@ class Vgg(nn.Module):
                                                nn.BatchNorm2d(filters, eps=BN_EPS))
                                     for c_in in (1, filters, filters, filters, filters))
         self.pools = nn.ModuleList(nn.MaxPool2d(kernel, stride) for kernel, stride in POOLS)
-        with torch.no_grad():
-            last = self.pooled(torch.zeros(1, n_frames, n_mels))[-1]
-        self.output = nn.Linear(last[0].numel(), n_tags)
-        self.layers_size = 2 * filters * (len(POOLS) - 1) + last[0].numel() + n_tags
+        size = [n_frames, n_mels]  # the convolutions keep it; each pooling ("valid") shrinks it
+        for kernel, stride in POOLS:
+            size = [(n - k) // s + 1 for n, k, s in zip(size, kernel, stride)]
+        last = filters * size[0] * size[1]
+        self.output = nn.Linear(last, n_tags)
+        self.layers_size = 2 * filters * (len(POOLS) - 1) + last + n_tags
         """Width of `layers`: pooled blocks (1024), the last block (256) and tag logits (50)."""
 
     def pooled(self, patches):
