@@ -12,9 +12,6 @@ import musicnn
 import tensorflow as tf
 from musicnn import configuration, models
 
-MODELS = ("MSD_musicnn", "MSD_vgg")
-
-
 def checkpoint(model):
     """The TensorFlow checkpoint of `model` shipped in the musicnn package (a folder prefix, as tf.train.Saver
     wants)."""
