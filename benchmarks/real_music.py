@@ -86,7 +86,7 @@ MEMBERS["vgg-layers-mixup"] = replace(MEMBERS["musicnn-layers-mixup"], model_kwa
     **MEMBERS["musicnn-layers-mixup"].model_kwargs, "network": "msd_vgg"})
 AVERAGED = {"musicnn-layers-mixup-x5": ("musicnn-layers-mixup", 5), "vgg-layers-mixup-x5": ("vgg-layers-mixup", 5)}
 """Members that are another member trained with several seeds (`--seed` and the next ones), their heads
-averaged in one model (`genrekit.models.backbone.average_heads`: one pass of musicnn for all)."""
+averaged in one model (`genrekit.models.backbone.average_heads`: one pass of the network for all)."""
 SHARED_WITH_MIDI = ["classical", "country", "hiphop", "jazz", "pop", "rock"]
 
 
@@ -167,9 +167,9 @@ def ensemble_rows(names, probs, y, groups):
     return rows
 
 
-def calibration(kind, probs, y, groups):
-    """ECE of the ensemble's valid probabilities, cross-validated, without and with temperature scaling."""
-    raw = cross_validated(kind, probs, y, groups)
+def calibration(kind, probs, raw, y, groups):
+    """ECE of the ensemble's valid probabilities, cross-validated, without (`raw`: `cross_validated` of `probs`)
+    and with temperature scaling."""
     scaled = cross_validated(kind, probs, y, groups, calibrate=True)
     fitted = make_combiner(kind).fit(probs, y).predict_proba(probs)
     return {"ece_before": expected_calibration_error(raw, y), "ece_after": expected_calibration_error(scaled, y),
@@ -396,8 +396,9 @@ def main():
     row = report["rows"][chosen]
     chosen_probs = probs[[args.members.index(name) for name in row["members"]]]
     kind = row.get("kind", "weighted") if len(row["members"]) > 1 else "equal"
-    report["by_length"] = by_length(cross_validated(kind, chosen_probs, y, groups), y, valid, args)
-    report["calibration"] = calibration(kind, chosen_probs, y, groups)
+    raw = cross_validated(kind, chosen_probs, y, groups)
+    report["by_length"] = by_length(raw, y, valid, args)
+    report["calibration"] = calibration(kind, chosen_probs, raw, y, groups)
     if args.reverse:
         report["reverse"] = reverse_check(args.members, tracks, args, cache)
     if args.refit:
