@@ -7,11 +7,11 @@ split, scored on the real valid split, and the trend extrapolated.
 Each part keeps `fraction` of every genre's train tracks (whole track groups, at least one per genre), drawn
 `--draws` times with different seeds; each member (a `real_music.py` recipe) is trained on it with training
 seed `--seed` + draw and early-stopped on valid, as `real_music.py` trains it (fraction 1: the whole train
-split, one run per training seed, so every fraction carries the spread across seeds). The x axis is minutes of train audio,
-since the clips range from 2 s excerpts to 30 s clips. A least-squares line of accuracy against log2(minutes)
-over the draws gives the gain per doubling of the train audio (with its standard error) and where it would
-reach `--goal` if the trend held (an extrapolation, not a promise: learning curves flatten). Writes benchmarks/results/learning_curve.{json,md}
-and learning_curve.png.
+split, one run per training seed, so every fraction carries the spread across seeds). The x axis is minutes
+of train audio, since the clips range from 2 s excerpts to 30 s clips. A least-squares line of accuracy
+against log2(minutes) over the draws gives the gain per doubling of the train audio (with its standard
+error) and where it would reach `--goal` if the trend held (an extrapolation, not a promise: learning curves
+flatten). Writes benchmarks/results/learning_curve.{json,md} and learning_curve.png.
 """
 
 import argparse
@@ -78,7 +78,8 @@ def markdown(report):
     lines.append("")
     for name, fit in report["trend"].items():
         reach = (f"{fit['minutes_for_goal']:.0f} minutes of train audio ({fit['minutes_for_goal'] / 60:.1f} h, "
-                 f"{fit['minutes_for_goal'] / report['train_minutes']:.1f}x today's)" if fit["minutes_for_goal"] else "never")
+                 f"{fit['minutes_for_goal'] / report['train_minutes']:.1f}x today's)"
+                 if fit["minutes_for_goal"] else "never")
         lines.append(f"- {name}: {fit['slope'] * 100:+.1f} (standard error {fit['slope_se'] * 100:.1f}) points per "
                      f"doubling of the train audio; "
                      f"{report['goal']:.0%} on valid at {reach} if the line held.")
