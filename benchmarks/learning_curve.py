@@ -42,7 +42,8 @@ def part_of(train, fraction, seed):
 
 
 def minutes_of(tracks):
-    return sum(audio_info(t.path).frames / audio_info(t.path).samplerate for t in tracks) / 60
+    infos = [audio_info(t.path) for t in tracks]
+    return sum(info.frames / info.samplerate for info in infos) / 60
 
 
 def trend(points, goal):
