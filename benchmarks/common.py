@@ -2,14 +2,17 @@
 
 import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR
 from genrekit.checkpoints import load_scorer
 from genrekit.datasets import load_dataset, select, split_by_group
+from genrekit.evaluation import write_json
 from genrekit.midi.render import render_midi_corpus
 from genrekit.scoring import score_audio
 from genrekit.training import TrainConfig, train
@@ -89,3 +92,12 @@ def inference_ms(checkpoint, repeats=5):
         score_audio(scorer, y, sr=scorer.params.sr).clip_log_probs()
         times.append(time.perf_counter() - began)
     return 1000 * float(np.median(times[1:]))
+
+
+def write_report(report, text, out, name, title):
+    """Print `text`; write `report` as out/NAME.json and `text` as out/NAME.md under `title`, with the command
+    that made it (benchmarks/NAME.py and this run's arguments) and `report["minutes"]`."""
+    print(text)
+    write_json(report, out / f"{name}.json")
+    write_text(out / f"{name}.md", f"# {title}\n\n{text}\nCommand: `python benchmarks/{name}.py "
+               f"{' '.join(sys.argv[1:])}`; {report['minutes']:.0f} min on this machine.\n")

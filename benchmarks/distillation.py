@@ -22,22 +22,20 @@ accuracy), calibrated (temperature scaling on valid), as genrekit/weights/fast.p
 """
 
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from common import SHARED, new_parser
+from common import SHARED, new_parser, write_report
 from real_music import (GENRES, SHARED_WITH_MIDI, card_figures, midi_test_shared, real_tracks, rendered_midi,
                         write_bundled)
-from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.checkpoints import load_members
 from genrekit.datasets import select
 from genrekit.ensemble import Ensemble
-from genrekit.evaluation import evaluate_checkpoint, write_json
+from genrekit.evaluation import evaluate_checkpoint
 from genrekit.plots import plot_per_label_accuracy
 from genrekit.predict import BUNDLED_MODELS, cached_onnx_scorer
 from genrekit.scoring import score_audio
@@ -160,12 +158,7 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     plot_per_label_accuracy({name: row["valid"] for name, row in rows.items()}, args.out / "distillation_per_genre.png",
                             title="Students and teacher, per genre, real GTZAN valid split")
-    text = markdown(report)
-    print(text)
-    write_json(report, args.out / "distillation.json")
-    write_text(args.out / "distillation.md", "# Distillation benchmark: the fast model\n\n" + text +
-               f"\nCommand: `python benchmarks/distillation.py {' '.join(sys.argv[1:])}`; "
-               f"{report['minutes']:.0f} min on this machine.\n")
+    write_report(report, markdown(report), args.out, "distillation", "Distillation benchmark: the fast model")
     if args.write_fast:
         best = max(paths, key=lambda name: (rows[name]["valid"]["macro_f1"], rows[name]["valid"]["accuracy"]))
         write_fast(best, paths[best], tracks, report, args)

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common import SHARED, new_parser
+from common import SHARED, new_parser, write_report
 from real_music import GENRES, MEMBERS, member_probs, real_tracks, train_members
-from genrekit.atomic import write_text
 from genrekit.audio import audio_info
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.datasets import select
-from genrekit.evaluation import classification_metrics, write_json
+from genrekit.evaluation import classification_metrics
 from genrekit.plots import plt, save_figure
 
 
@@ -121,12 +120,7 @@ def main():
     report["minutes"] = (time.perf_counter() - began) / 60
     args.out.mkdir(parents=True, exist_ok=True)
     plot(report, args.out / "learning_curve.png")
-    text = markdown(report)
-    print(text)
-    write_json(report, args.out / "learning_curve.json")
-    write_text(args.out / "learning_curve.md", "# Learning curve on real music\n\n" + text +
-               f"\nCommand: `python benchmarks/learning_curve.py {' '.join(sys.argv[1:])}`; "
-               f"{report['minutes']:.0f} min on this machine.\n")
+    write_report(report, markdown(report), args.out, "learning_curve", "Learning curve on real music")
 
 
 if __name__ == "__main__":

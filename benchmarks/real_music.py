@@ -46,7 +46,6 @@ across `--seed`s and it would cost twice as much.
 
 import itertools
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -54,14 +53,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from common import SHARED, inference_ms, load_benchmark_data, new_parser
+from common import SHARED, inference_ms, load_benchmark_data, new_parser, write_report
 from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.checkpoints import load_checkpoint, load_members, save_checkpoint
 from genrekit.combiners import fit_temperature, make_combiner, temper
 from genrekit.datasets import class_counts, load_dataset, merge, select, split_by_group
 from genrekit.ensemble import Ensemble
-from genrekit.evaluation import classification_metrics, evaluate_checkpoint, expected_calibration_error, write_json
+from genrekit.evaluation import classification_metrics, evaluate_checkpoint, expected_calibration_error
 from genrekit.models.backbone import average_heads
 from genrekit.models.musicnn import WEIGHTS
 from genrekit.plots import plot_confusion, plot_per_label_accuracy
@@ -412,12 +411,7 @@ def main():
     plot_per_label_accuracy({name: report["rows"][name].get("valid_cv", report["rows"][name]["valid"])
                              for name in [*args.members, chosen]}, args.out / "real_music_per_genre.png",
                             title="Per-genre accuracy on the real GTZAN valid split")
-    text = markdown(report)
-    print(text)
-    write_json(report, args.out / "real_music.json")
-    write_text(args.out / "real_music.md", "# Real music benchmark\n\n" + text +
-               f"\nCommand: `python benchmarks/real_music.py {' '.join(sys.argv[1:])}`; "
-               f"{report['minutes']:.0f} min on this machine.\n")
+    write_report(report, markdown(report), args.out, "real_music", "Real music benchmark")
     if args.write_default:
         write_default(chosen, paths, tracks, report, args, cache, began)
 

@@ -12,6 +12,7 @@ import musicnn
 import tensorflow as tf
 from musicnn import configuration, models
 
+
 def checkpoint(model):
     """The TensorFlow checkpoint of `model` shipped in the musicnn package (a folder prefix, as tf.train.Saver
     wants)."""
