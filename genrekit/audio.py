@@ -1,4 +1,5 @@
-"""Audio in: any file soundfile reads, to mono float32 at the project's sample rate."""
+"""Audio in: any file libsndfile (soundfile) or else FFmpeg (PyAV) reads, to mono float32 at the project's
+sample rate."""
 
 import logging
 import os
@@ -14,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .constants import SAMPLE_RATE
+from .constants import SAMPLE_RATE, UNKNOWN_FRAMES
 from .exceptions import AudioError, ParameterError
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,6 @@ MAX_LOAD_SECONDS = 3600.0
 
 SILENCE_PEAK = 1e-4
 """A signal whose absolute peak stays below this (-80 dBFS) counts as silent."""
-
-UNKNOWN_FRAMES = 2**63 - 1
-"""libsndfile's frame count for a file whose header does not give its length (e.g. a streamed FLAC)."""
 
 COMPLETE = 0.99
 """A decoded span shorter than this share of what the header promises counts as truncated."""
@@ -88,9 +86,7 @@ def _open(path):
         with _decoder_output_named(path):
             handle = sf.SoundFile(os.fsencode(path))  # bytes: names that are not UTF-8 open too
     except sf.LibsndfileError as error:
-        # libsndfile says "File does not exist" for an existing file its MPEG decoder rejects
-        detail = "no audio stream found" if "does not exist" in error.error_string else error.error_string
-        raise AudioError(path, f"not a readable audio file or unsupported format ({detail})") from None
+        handle = _open_with_ffmpeg(path, error)
     except (RuntimeError, TypeError, ValueError) as error:
         raise AudioError(path, f"not a readable audio file ({error})") from None
     if handle.format == "RAW":  # libsndfile takes a .au/.snd file without its header for headerless samples
@@ -100,6 +96,21 @@ def _open(path):
         handle.close()
         raise AudioError(path, "contains no audio samples")
     return handle
+
+
+def _open_with_ffmpeg(path, libsndfile_error):
+    """What libsndfile refused, opened with FFmpeg; refused by both, an `AudioError` gives libsndfile's reason."""
+    from .ffmpeg_file import FFmpegFile, NoAudioStream  # imported here: PyAV takes a while to import
+
+    try:
+        return FFmpegFile(path)
+    except NoAudioStream as error:
+        raise AudioError(path, str(error)) from None
+    except RuntimeError:
+        # libsndfile says "File does not exist" for an existing file its MPEG decoder rejects
+        detail = libsndfile_error.error_string
+        detail = "no audio stream found" if "does not exist" in detail else detail
+        raise AudioError(path, f"not a readable audio file or unsupported format ({detail})") from None
 
 
 def _read(handle, path, frames):

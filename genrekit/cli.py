@@ -305,7 +305,7 @@ def _timeline_paths(sources, folder):
 
 @app.command(cls=Command)
 def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked per file: one cannot stop the batch
-                                              help="Audio files (any length and format soundfile reads)."),
+                                              help="Audio files of any length, in any format libsndfile or FFmpeg reads (wav, flac, mp3, ogg, m4a, wma, ...)."),
             model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                   "(default: the bundled model; 'fast': the faster bundled one)."),
             top: int = typer.Option(3, min=1, help="How many genres to show per file."),

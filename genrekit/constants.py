@@ -13,6 +13,9 @@ CLIP_SECONDS = 30.0
 CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
 
 REPRESENTATIONS = ("waveform", "spectrogram", "logmel", "chroma")
-AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".snd")
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".snd",  # libsndfile
+                    ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka", ".wv", ".ape")  # FFmpeg (PyAV)
+UNKNOWN_FRAMES = 2**63 - 1
+"""The frame count of an audio file whose header does not give its length (libsndfile's, e.g. a streamed FLAC)."""
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("GENREKIT_CACHE", Path.home() / ".cache" / "genrekit"))

@@ -33,6 +33,7 @@ from typing import NamedTuple
 from tqdm import tqdm
 
 from .atomic import atomic_path
+from .audio import audio_info
 from .checkpoints import load_scorer
 from .constants import AUDIO_EXTENSIONS
 from .datasets.folder import scan_folder
@@ -472,12 +473,17 @@ def _write_tags(conn, root, files, summary, progress):
 
 
 def _frames(path):
-    import soundfile as sf
-
     try:
-        return sf.info(str(path)).frames
-    except Exception:  # noqa: BLE001 - anything soundfile cannot read
+        return audio_info(path).frames
+    except AudioError:
         return None
+
+
+def _genre_key(audio):
+    """The genre field's name in mutagen's dict-like tags: WMA (ASF) has no easy interface."""
+    from mutagen.asf import ASF
+
+    return "WM/Genre" if isinstance(audio, ASF) else "genre"
 
 
 def _genres_in(audio):
@@ -487,19 +493,23 @@ def _genres_in(audio):
         return []
     if isinstance(audio.tags, ID3):
         return [text for frame in audio.tags.getall("TCON") for text in frame.text]
-    return list(audio.tags.get("genre", []))
+    return [str(value) for value in audio.tags.get(_genre_key(audio), [])]
 
 
 def _set_genre(audio, path, genre):
+    from mutagen import MutagenError
     from mutagen.id3 import ID3, TCON
 
     if audio.tags is None:
-        audio.add_tags()
+        try:
+            audio.add_tags()
+        except MutagenError as error:  # e.g. a raw AAC stream, which has no tags
+            raise TagError(path, f"{Path(path).suffix} files cannot hold tags ({error})", True) from None
     if isinstance(audio.tags, ID3):  # WAV and AIFF: an ID3 chunk, without mutagen's easy interface
         audio.tags.setall("TCON", [TCON(encoding=3, text=[genre])])
         return
     try:
-        audio.tags["genre"] = [genre]
+        audio.tags[_genre_key(audio)] = [genre]
     except (KeyError, TypeError, ValueError) as error:
         raise TagError(path, f"{Path(path).suffix} tags have no genre field ({error})", True) from None
 

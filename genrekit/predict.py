@@ -92,7 +92,7 @@ class Classifier:
         return f"Classifier({self.name!r}, members={self.member_names}, labels={self.labels})"
 
     def predict(self, audio, sr=None, *, duration=None, stop=None):
-        """Genres of a file (any format soundfile reads) or of an array of samples at `sr` Hz.
+        """Genres of a file (any format libsndfile or FFmpeg reads) or of an array of samples at `sr` Hz.
 
         Only the first `duration` seconds are decoded when given. Once `stop` (a `threading.Event`) is set,
         the work ends at the next block of about 30 s with `genrekit.scoring.Stopped`.

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from genrekit.ffmpeg_file import FFMPEG_ENCODERS, write_with_ffmpeg
+
 SHARED_DATA = Path(os.environ.get("GENREKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
@@ -25,6 +27,8 @@ def write_tone(path, freq=440.0, seconds=1.0, sr=22050, **kwargs):
     """Write a sine to `path` (format from the extension) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix in FFMPEG_ENCODERS:
+        return write_with_ffmpeg(path, tone(freq, seconds, sr, **kwargs), sr)
     sf.write(os.fsencode(path), tone(freq, seconds, sr, **kwargs), sr)  # bytes: any file name
     return path
 
@@ -168,7 +172,8 @@ BAD_INPUTS = {"empty.wav": "empty file (0 bytes)", "text.au": "not an audio file
               "corrupt.flac": "not a readable audio file", "cut.mp3": "truncated: header promises",
               "one-sample.wav": "too short to classify (0.00 s; the minimum is 0.5 s)",
               "tenth.wav": "too short to classify (0.10 s; the minimum is 0.5 s)",
-              "dc.wav": "silent", "silent.wav": "silent", "nan.wav": "NaN"}
+              "dc.wav": "silent", "silent.wav": "silent", "nan.wav": "NaN",
+              "cut.m4a": "truncated: header promises", "video.mp4": "no audio stream (FFmpeg reads it as"}
 """The bad-input corpus `write_bad_inputs` makes: file name -> what the error about it says."""
 
 
@@ -191,5 +196,21 @@ def write_bad_inputs(folder):
     y = tone(1700, 2.0)
     y[100] = np.nan
     sf.write(folder / "nan.wav", y, 22050, subtype="FLOAT")
+    m4a = write_tone(folder / "cut.m4a", 1500, seconds=4.0).read_bytes()
+    (folder / "cut.m4a").write_bytes(m4a[:len(m4a) // 2])
+    _write_video_without_sound(folder / "video.mp4")
     assert sorted(path.name for path in folder.iterdir()) == sorted(BAD_INPUTS)
     return folder
+
+
+def _write_video_without_sound(path):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 32
+        for _ in range(10):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)

@@ -3,14 +3,16 @@ import shutil
 
 import numpy as np
 import pytest
+import scipy.signal
 import soundfile as sf
 
 from conftest import tone, unknown_length, write_tone
 from genrekit.audio import audio_info, is_silent, load_audio, stream_audio
 from genrekit.exceptions import AudioError, ParameterError
+from genrekit.ffmpeg_file import write_with_ffmpeg
 
 
-@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "au", "mp3"])
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "au", "mp3", "m4a", "mp4", "wma", "webm", "wv"])
 def test_formats_load_as_mono_float32_at_22050(tmp_path, ext):
     path = write_tone(tmp_path / f"a.{ext}", freq=440, seconds=1.0, sr=44100, channels=2)
     y = load_audio(path)
@@ -28,6 +30,38 @@ def test_offset_and_duration_decode_only_the_span(tmp_path):
     part = load_audio(path, offset=2.5, duration=1.0)
     assert len(part) == sr
     assert abs(np.argmax(np.abs(np.fft.rfft(part))) * sr / len(part) - 880) < 2
+
+
+def _chirp(seconds, sr):
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.4 * scipy.signal.chirp(t, 200, seconds, 4000)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name, codec", [("aac.m4a", None), ("alac.m4a", "alac"), ("opus.webm", None),
+                                         ("song.wma", None), ("song.wv", None)])
+def test_a_span_ffmpeg_decodes_is_that_span_of_the_whole_file(tmp_path, name, codec):
+    rate = 48000 if name.endswith(".webm") else 44100  # decoded at the file's own rate: no resampling
+    source = _chirp(4.0, rate)
+    path = write_with_ffmpeg(tmp_path / name, np.stack([source, source], axis=1), rate, codec)
+    whole = load_audio(path, sr=rate)
+    if codec == "alac" or name.endswith(".wv"):  # lossless: the very samples
+        assert np.allclose(whole, source, atol=1e-4)
+    for offset in (0.5, 2.37):
+        part, start = load_audio(path, sr=rate, offset=offset, duration=0.5), int(round(offset * rate))
+        assert len(part) == rate // 2
+        lags = range(-100, 101)
+        lag = lags[int(np.argmax([np.dot(whole[start + lag:start + lag + len(part)], part) for lag in lags]))]
+        assert abs(lag) <= rate // 1000 + 1  # WebM and WMA stamp packets to the millisecond
+        assert np.allclose(part, whole[start + lag:start + lag + len(part)], atol=1e-4)
+
+
+def test_an_m4a_streams_as_it_loads_and_its_header_is_read(tmp_path):
+    path = write_with_ffmpeg(tmp_path / "song.m4a", _chirp(5.0, 22050), 22050)
+    info = audio_info(path)
+    assert (info.samplerate, info.channels, info.frames, info.format) == (22050, 1, 5 * 22050, "AAC")
+    blocks = list(stream_audio(path, block_seconds=1.5))
+    assert [len(block) for block in blocks[:-1]] == [33075] * 3
+    assert np.array_equal(np.concatenate(blocks), load_audio(path))
 
 
 def test_info_reads_header(tmp_path):

@@ -45,9 +45,9 @@ print(failed)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
-HEAVY = {"plots", "midi", "features", "models", "export", "stacking"}
-"""Package modules that load matplotlib, FluidSynth, librosa, torch or scikit-learn: imported inside the
-functions that need them, so that predicting from an ONNX export starts without any of those."""
+HEAVY = {"plots", "midi", "features", "models", "export", "stacking", "ffmpeg_file"}
+"""Package modules that load matplotlib, FluidSynth, librosa, torch, scikit-learn or PyAV (FFmpeg): imported
+inside the functions that need them, so that predicting from an ONNX export starts without any of those."""
 
 
 def test_package_modules_import_nothing_inside_functions_to_dodge_a_circle():

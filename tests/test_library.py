@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from conftest import BAD_INPUTS, assert_workers_die_with, write_bad_inputs, write_tone
 from genrekit import library, predict
+from genrekit.audio import load_audio
 from genrekit.cli import app, main
 from genrekit.datasets.folder import PARTIAL_COPY
 from genrekit.library import CRASH_REASON, TagError, export_library, tag_library, write_genre_tag
@@ -253,22 +254,25 @@ def test_write_tags_sets_the_genre_and_keeps_the_audio(tmp_path, classifier):
     write_tone(root / "b.flac", 1760, seconds=2.0)
     write_tone(root / "c.wav", 1760, seconds=2.0)
     write_tone(root / "d.au", 220, seconds=2.0)  # decodes, but mutagen has no tags for it
-    before = {p.name: sf.read(p)[0] for p in root.iterdir()}
+    write_tone(root / "e.m4a", 1760, seconds=2.0)  # FFmpeg's formats: MP4 and WMA (ASF) tags
+    write_tone(root / "f.wma", 220, seconds=2.0)
+    before = {p.name: load_audio(p) for p in root.iterdir()}
     summary = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
-    assert summary.tagged == 4 and summary.tags_written == 3 and summary.ok
+    assert summary.tagged == 6 and summary.tags_written == 5 and summary.ok
     assert len(summary.tag_problems) == 1 and summary.tag_problems[0][0].endswith("d.au")
     assert summary.tag_problems[0][1] == "unsupported: mutagen cannot tag .au files"
     table = {Path(p).name: row for p, row in rows(db).items()}
-    for name in ("a.mp3", "b.flac"):
+    for name in ("a.mp3", "b.flac", "e.m4a"):
         assert mutagen.File(root / name, easy=True)["genre"] == [table[name]["genre"]]
     assert [t for f in mutagen.File(root / "c.wav").tags.getall("TCON") for t in f.text] == [table["c.wav"]["genre"]]
+    assert [str(genre) for genre in mutagen.File(root / "f.wma").tags["WM/Genre"]] == [table["f.wma"]["genre"]]
     for name, samples in before.items():
-        assert np.allclose(sf.read(root / name)[0], samples)
+        assert np.allclose(load_audio(root / name), samples)
         assert table[name]["size"] == (root / name).stat().st_size
     assert table["d.au"]["tag"].startswith("unsupported") and table["a.mp3"]["tag"] == "written"
-    assert sorted(os.listdir(root)) == ["a.mp3", "b.flac", "c.wav", "d.au"]  # no copies left behind
+    assert sorted(os.listdir(root)) == ["a.mp3", "b.flac", "c.wav", "d.au", "e.m4a", "f.wma"]  # no copies left
     again = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
-    assert (again.skipped, again.tagged, again.tags_written, again.tag_problems) == (4, 0, 0, [])
+    assert (again.skipped, again.tagged, again.tags_written, again.tag_problems) == (6, 0, 0, [])
     assert write_genre_tag(root / "a.mp3", table["a.mp3"]["genre"]) is False  # already there: file untouched
     (root / "bad.mp3").write_bytes(b"junk" * 100)
     with pytest.raises(TagError):

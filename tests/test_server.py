@@ -42,11 +42,12 @@ def post(client, name, content, **params):
     return client.post("/api/predict", params=params, files={"file": (name, content)})
 
 
-def test_wav_and_flac_uploads_predict_like_the_library(client, classifier, tmp_path):
+def test_wav_flac_and_m4a_uploads_predict_like_the_library(client, classifier, tmp_path):
     wav = write_tone(tmp_path / "song one.wav", freq=1700, seconds=3.0)
     flac = tmp_path / "stereo.flac"
     sf.write(flac, tone(220, 2.5, 44100, amplitude=0.4, channels=2), 44100)
-    for path in (wav, flac):
+    m4a = write_tone(tmp_path / "song.m4a", freq=220, seconds=2.5, sr=44100, channels=2)
+    for path in (wav, flac, m4a):
         response = post(client, path.name, path.read_bytes())
         assert response.status_code == 200, response.text
         body = response.json()
