@@ -7,7 +7,7 @@ import scipy.signal
 import soundfile as sf
 
 from conftest import tone, unknown_length, write_tone
-from genrekit.audio import UNKNOWN_FRAMES, audio_info, is_silent, load_audio, stream_audio
+from genrekit.audio import UNKNOWN_FRAMES, audio_info, is_silent, load_audio, stream_audio, to_mono
 from genrekit.exceptions import AudioError, ParameterError
 from genrekit.ffmpeg_file import write_with_ffmpeg
 
@@ -71,6 +71,17 @@ def test_formats_without_an_exact_length_are_read_to_their_end(tmp_path, ext):
     y = load_audio(path)
     assert abs(len(y) - 3 * 22050) < 2100  # WMA's encoder drops its last partial block
     assert sum(len(block) for block in stream_audio(path, block_seconds=1.0)) == pytest.approx(len(y), abs=200)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_to_mono_is_numpys_mean_of_the_channels(channels):
+    y = np.random.default_rng(channels).standard_normal((10_000, channels)).astype(np.float32)
+    mono = to_mono(y)
+    assert mono.dtype == np.float32 and mono.shape == (10_000,)
+    assert np.allclose(mono, y.mean(axis=1), rtol=0, atol=1e-6)
+    if channels <= 2:
+        assert np.array_equal(mono, y.mean(axis=1, dtype=np.float32))
+    assert np.array_equal(to_mono(y[:, 0]), y[:, 0])
 
 
 def test_info_reads_header(tmp_path):
