@@ -305,7 +305,8 @@ def _timeline_paths(sources, folder):
 
 @app.command(cls=Command)
 def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked per file: one cannot stop the batch
-                                              help="Audio files of any length, in any format libsndfile or FFmpeg reads (wav, flac, mp3, ogg, m4a, wma, ...)."),
+                                              help="Audio files of any length and format (wav, flac, mp3, ogg, "
+                                                   "m4a, wma, ...: what libsndfile or FFmpeg reads)."),
             model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                   "(default: the bundled model; 'fast': the faster bundled one)."),
             top: int = typer.Option(3, min=1, help="How many genres to show per file."),

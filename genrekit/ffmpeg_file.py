@@ -72,8 +72,9 @@ class FFmpegFile:
 
     def _decoded_blocks(self):
         """(first frame index, counted from the file's first sample, or None where FFmpeg gives no timestamp;
-        float32 array (n, channels)) of each decoded block from the container's position on. A packet that fails to decode is skipped (as FFmpeg
-        does); the data ending early (a file cut short) ends the blocks, for the caller to count what came."""
+        float32 array (n, channels)) of each decoded block from the container's position on. A packet that
+        fails to decode is skipped (as FFmpeg does); data ending early (a file cut short) ends the blocks, for
+        the caller to count what came."""
         to_float = av.AudioResampler(format="flt", layout=self._stream.codec_context.layout, rate=self.samplerate)
         scale = self._stream.time_base * self.samplerate
         packets = self._container.demux(self._stream)
@@ -151,7 +152,7 @@ def _reason(error):
 
 
 def write_with_ffmpeg(path, y, sr, codec=None, bit_rate=128_000):
-    """Encode float32 samples (n,) or (n, channels) at `sr` Hz with FFmpeg: the extension's encoder
+    """Encode float32 samples, mono (n,) or (n, 1) or stereo (n, 2), at `sr` Hz with FFmpeg: the extension's encoder
     (`FFMPEG_ENCODERS`) or `codec` (e.g. "alac"), `bit_rate` bit/s where the codec is lossy, the index of an
     .m4a/.mp4 first (as a download is); returns the path."""
     muxer, encoder = FFMPEG_ENCODERS[Path(path).suffix]
