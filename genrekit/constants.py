@@ -13,8 +13,10 @@ CLIP_SECONDS = 30.0
 CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
 
 REPRESENTATIONS = ("waveform", "spectrogram", "logmel", "chroma")
-AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".snd",  # libsndfile
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".snd", ".caf",
+                    ".w64",  # libsndfile
                     ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka", ".wv", ".ape")  # FFmpeg (PyAV)
+"""What `tag` and the folder datasets take for audio files, and what the web page's file picker offers."""
 UNKNOWN_FRAMES = 2**63 - 1
 """The frame count of an audio file whose header does not give its length (libsndfile's, e.g. a streamed FLAC)."""
 

@@ -14,6 +14,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from conftest import BAD_INPUTS, live_server, tone, unknown_length, write_bad_inputs, write_tone
+from genrekit.constants import AUDIO_EXTENSIONS
 from genrekit.predict import load
 from genrekit.server import create_app
 
@@ -235,6 +236,8 @@ def test_page_is_self_contained_and_docs_need_no_cdn(client):
     assert not re.search(r'https?://|//cdn|<link (?![^>]*href="data:)|<script src', page.text)  # data: URIs only
     assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
     assert "/api/predict" in client.get("/openapi.json").json()["paths"]
+    offered = re.search(r'accept="([^"]+)"', page.text).group(1).split(",")
+    assert offered == ["audio/*", *AUDIO_EXTENSIONS]  # the picker offers what tag scans, FFmpeg's formats too
 
 
 def test_serve_with_a_bad_model_is_a_one_line_error(monkeypatch, capsys):
