@@ -156,7 +156,7 @@ def to_mono(y):
     total = y[:, 0].copy()
     for channel in range(1, y.shape[1]):
         total += y[:, channel]
-    return total / np.float32(y.shape[1]) if y.shape[1] > 1 else total
+    return total / np.float32(y.shape[1])
 
 
 def resample(y, orig_sr, target_sr):

@@ -27,7 +27,8 @@ DROP_BROKEN_FILE = """() => {
 def test_page_shows_genre_bars_a_timeline_and_a_one_line_error(members, tmp_path):
     classifier = load(members[0][0])
     clip = write_tone(tmp_path / "long song.wav", freq=1700, seconds=120.0)  # 120 windows of 1 s
-    expected = classifier.predict(clip)
+    m4a = write_tone(tmp_path / "short.m4a", freq=220, seconds=4.0, sr=44100, channels=2)  # decoded by FFmpeg
+    expected, expected_m4a = classifier.predict(clip), classifier.predict(m4a)
     problems = []
     with live_server(create_app(classifier)) as (host, port), sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
@@ -40,16 +41,18 @@ def test_page_shows_genre_bars_a_timeline_and_a_one_line_error(members, tmp_path
             page.goto(f"http://{host}:{port}/")
             assert problems == [], problems  # the script loaded and ran
             page.wait_for_function("document.querySelector('#model').textContent.startsWith('Model ')")
-            page.set_input_files("#file", str(clip))  # chosen in the file dialog
+            page.set_input_files("#file", [str(clip), str(m4a)])  # chosen in the file dialog
             page.evaluate(DROP_BROKEN_FILE)  # dropped on the page
             good = page.locator(".card", has_text="long song.wav")
             good.locator(".timeline svg").wait_for()
+            m4a_card = page.locator(".card", has_text="short.m4a")
+            m4a_card.locator(".bars").wait_for()
             failed = page.locator(".card.failed")
             failed.locator(".status", has_text="broken.mp3").wait_for()
 
             model_line = page.locator("#model").inner_text()
             percentages = good.locator(".bars .pct").all_inner_texts()
-            headline = good.locator(".status").inner_text()
+            headline, m4a_headline = good.locator(".status").inner_text(), m4a_card.locator(".status").inner_text()
             bands = good.locator(".timeline svg g").count()
             caption = good.locator(".timeline .muted").inner_text()
             error = failed.locator(".status").inner_text()
@@ -60,6 +63,7 @@ def test_page_shows_genre_bars_a_timeline_and_a_one_line_error(members, tmp_path
     assert problems == []
     assert Path(members[0][0]).name in model_line and ", ".join(classifier.labels) in model_line
     assert headline.startswith(f"{expected.genre} {round(100 * expected.probabilities.max())}%")
+    assert m4a_headline.startswith(f"{expected_m4a.genre} {round(100 * expected_m4a.probabilities.max())}%")
     assert len(percentages) == len(classifier.labels) and all(re.fullmatch(r"\d+%", p) for p in percentages)
     assert abs(sum(int(p[:-1]) for p in percentages) - 100) <= len(percentages) / 2
     size = math.ceil(len(expected.times) / 30)  # a long song in at most 30 bands, each the mean of `size` windows
