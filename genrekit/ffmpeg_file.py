@@ -22,6 +22,9 @@ MEDIA_CONTAINERS = {"mov", "mp4", "matroska", "webm", "avi", "asf", "flv", "mpeg
 """Formats of films and songs: one without an audio stream is a video without sound. (FFmpeg opens much
 else, e.g. any .txt as a Tele-typewriter animation.)"""
 
+OPEN_OPTIONS = {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+"""Tags that are not UTF-8 must not stop a file from opening: PyAV 18 is told so, PyAV 19 dropped the option."""
+
 SEEK_PREROLL = 0.25
 """Seconds decoded and dropped before a seek target: measured, Opus needs about 0.2 s to decode the samples
 that it decodes from the start (to 1e-4), AAC one 23 ms frame."""
@@ -38,7 +41,7 @@ class FFmpegFile:
 
     def __init__(self, path):
         try:
-            self._container = av.open(os.fsdecode(path), metadata_errors="ignore")
+            self._container = av.open(os.fsdecode(path), **OPEN_OPTIONS)
         except (av.FFmpegError, UnicodeDecodeError) as error:
             raise RuntimeError(_reason(error)) from None
         if not self._container.streams.audio:

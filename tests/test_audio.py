@@ -1,6 +1,7 @@
 import os
 import shutil
 
+import mutagen
 import numpy as np
 import pytest
 import scipy.signal
@@ -53,6 +54,15 @@ def test_a_span_ffmpeg_decodes_is_that_span_of_the_whole_file(tmp_path, name, co
         lag = lags[int(np.argmax([np.dot(whole[start + lag:start + lag + len(part)], part) for lag in lags]))]
         assert abs(lag) <= rate // 1000 + 1  # WebM and WMA stamp packets to the millisecond
         assert np.allclose(part, whole[start + lag:start + lag + len(part)], atol=1e-4)
+
+
+def test_an_m4a_whose_tags_are_not_utf8_decodes(tmp_path):
+    path = write_with_ffmpeg(tmp_path / "latin-1 tags.m4a", _chirp(2.0, 22050), 22050)
+    tags = mutagen.File(path, easy=True)
+    tags["title"] = "cafQQQ"
+    tags.save()
+    path.write_bytes(path.read_bytes().replace(b"cafQQQ", b"caf\xe9\xff\xfe"))  # Latin-1 and junk, not UTF-8
+    assert len(load_audio(path)) == 2 * 22050
 
 
 def test_an_m4a_streams_as_it_loads_and_its_header_is_read(tmp_path):
