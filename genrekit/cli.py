@@ -303,10 +303,29 @@ def _timeline_paths(sources, folder):
     return paths
 
 
+def _songs(paths):
+    """Each path as given, a folder replaced by the audio files under it (sorted, found as `tag` finds them);
+    a folder without any stays, to be reported."""
+    from .datasets.folder import audio_files
+
+    songs = []
+    for path in paths:
+        songs.extend((audio_files(path) if _is_folder(path) else []) or [path])
+    return songs
+
+
+def _is_folder(path):
+    try:
+        return path.is_dir()
+    except OSError:  # e.g. inside a folder that may not be searched: predicting it says so
+        return False
+
+
 @app.command(cls=Command)
 def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked per file: one cannot stop the batch
                                               help="Audio files of any length and format (wav, flac, mp3, ogg, "
-                                                   "m4a, wma, ...: what libsndfile or FFmpeg reads)."),
+                                                   "m4a, wma, ...: what libsndfile or FFmpeg reads), or folders "
+                                                   "of them (searched as `tag` searches)."),
             model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx file "
                                                   "(default: the bundled model; 'fast': the faster bundled one)."),
             top: int = typer.Option(3, min=1, help="How many genres to show per file."),
@@ -329,7 +348,9 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
     if windows and timeline:
         raise GenrekitError("--windows and --timeline: a timeline scores every window")
     classifier = load(model, max_windows=windows)
-    results = classifier.predict_many(files, progress=len(files) > 1)
+    files = _songs(files)
+    results = [GenrekitError(f"{path}: folder without audio files") if _is_folder(path) else result
+               for path, result in zip(files, classifier.predict_many(files, progress=len(files) > 1))]
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:

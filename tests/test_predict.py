@@ -200,6 +200,28 @@ def test_cli_predict_many_files_progress_names_and_timelines(members, tmp_path):
     assert "predicting" not in result.stderr  # one file: no progress bar
 
 
+def test_cli_predict_takes_folders_as_their_audio_files(members, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    album = tmp_path / "album"
+    songs = [write_tone(album / "b.flac", freq=220, seconds=2.0), write_tone(album / "disc 2" / "a.m4a", freq=500,
+                                                                             seconds=2.0)]
+    (album / "cover.jpg").write_bytes(b"\xff\xd8 not audio")
+    (tmp_path / "empty").mkdir()
+    single = write_tone(tmp_path / "single.wav", freq=1700, seconds=2.0)
+    result = CliRunner().invoke(app, ["predict", str(single), str(album), str(tmp_path / "empty"),
+                                      "--model", str(members[0][0]), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    rows = json.loads(result.stdout)
+    assert [row["source"] for row in rows] == [str(single), str(songs[0]), str(songs[1]), str(tmp_path / "empty")]
+    assert all(row["genre"] for row in rows[:3]) and rows[3]["error"].endswith("empty: folder without audio files")
+    assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'empty'}: folder without audio files"
+
+
 def test_cli_predict_refuses_the_bad_input_corpus_and_predicts_the_rest(members, tmp_path):
     from typer.testing import CliRunner
 
