@@ -15,7 +15,8 @@ ESTIMATED_LENGTH = {"aac", "ac3", "eac3", "dts", "mp3", "truehd", "asf"}
 ASF (WMA), whose recorded duration runs past the last sample."""
 
 FFMPEG_ENCODERS = {".m4a": ("ipod", "aac"), ".mp4": ("mp4", "aac"), ".aac": ("adts", "aac"),
-                   ".wma": ("asf", "wmav2"), ".webm": ("webm", "libopus"), ".wv": ("wv", "wavpack")}
+                   ".wma": ("asf", "wmav2"), ".webm": ("webm", "libopus"), ".mka": ("matroska", "flac"),
+                   ".wv": ("wv", "wavpack")}
 """What `write_with_ffmpeg` writes: extension -> FFmpeg muxer and default encoder."""
 
 MEDIA_CONTAINERS = {"mov", "mp4", "matroska", "webm", "avi", "asf", "flv", "mpeg", "mpegts", "ogg"}

@@ -13,7 +13,7 @@ from genrekit.exceptions import AudioError, ParameterError
 from genrekit.ffmpeg_file import write_with_ffmpeg
 
 
-@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "au", "mp3", "m4a", "mp4", "aac", "wma", "webm", "wv"])
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "au", "mp3", "m4a", "mp4", "aac", "wma", "webm", "mka", "wv"])
 def test_formats_load_as_mono_float32_at_22050(tmp_path, ext):
     path = write_tone(tmp_path / f"a.{ext}", freq=440, seconds=1.0, sr=44100, channels=2)
     y = load_audio(path)
@@ -39,13 +39,13 @@ def _chirp(seconds, sr):
 
 
 @pytest.mark.parametrize("name, codec", [("aac.m4a", None), ("alac.m4a", "alac"), ("opus.webm", None),
-                                         ("song.wma", None), ("song.wv", None)])
+                                         ("song.wma", None), ("flac.mka", None), ("song.wv", None)])
 def test_a_span_ffmpeg_decodes_is_that_span_of_the_whole_file(tmp_path, name, codec):
     rate = 48000 if name.endswith(".webm") else 44100  # decoded at the file's own rate: no resampling
     source = _chirp(4.0, rate)
     path = write_with_ffmpeg(tmp_path / name, np.stack([source, source], axis=1), rate, codec)
     whole = load_audio(path, sr=rate)
-    if codec == "alac" or name.endswith(".wv"):  # lossless: the very samples
+    if codec == "alac" or name.endswith((".wv", ".mka")):  # lossless: the very samples (to 16 bits in FLAC)
         assert np.allclose(whole, source, atol=1e-4)
     for offset in (0.5, 2.37):
         part, start = load_audio(path, sr=rate, offset=offset, duration=0.5), int(round(offset * rate))
