@@ -5,7 +5,8 @@ Audio variants of a mono float32 signal at `sr` Hz (section 3.1, "song variants 
 * `speed`: played faster or slower by resampling, so pitch and tempo change together (a "sped-up" song);
 * `time_stretch`: tempo only, `pitch_shift`: pitch only (Rubber Band through pedalboard; librosa's phase
   vocoder when pedalboard is not installed);
-* `add_noise` (white noise at a given SNR), `low_pass` (Butterworth), `mp3` (re-encoding at a low bitrate).
+* `add_noise` (white noise at a given SNR), `low_pass` (Butterworth), `mp3` and `aac` (re-encoding at a low
+  bitrate).
 
 `VARIANTS` names the ones the experiment runner uses; `apply_variant(name, y, sr)` applies one.
 
@@ -16,12 +17,14 @@ are labelled approximate. The exact versions, from MIDI, are in `genrekit.midi.v
 """
 
 import io
+import tempfile
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
-from .audio import resample
+from .audio import load_audio, resample
 from .exceptions import GenrekitError, ParameterError
 
 
@@ -145,6 +148,23 @@ def mp3(y, sr, bitrate_kbps):
     decoded = decoded.mean(axis=1) if decoded.ndim == 2 else decoded
     if int(rate) != int(sr):
         decoded = resample(decoded, int(rate), sr)
+    return _lined_up(y, decoded)
+
+
+def aac(y, sr, bitrate_kbps):
+    """`y` encoded as AAC in an .m4a at `bitrate_kbps` kbit/s (FFmpeg's encoder through PyAV, in a temporary
+    folder) and decoded again, lined up with `y` and of its length as `mp3` does."""
+    from .ffmpeg_file import write_with_ffmpeg  # PyAV: loaded only for this variant
+
+    y = _signal(y)
+    with tempfile.TemporaryDirectory(prefix="genrekit-aac-") as folder:
+        path = write_with_ffmpeg(Path(folder) / "variant.m4a", y, sr, bit_rate=int(bitrate_kbps * 1000))
+        decoded = load_audio(path, sr=sr)
+    return _lined_up(y, decoded)
+
+
+def _lined_up(y, decoded):
+    """A decoded re-encoding of `y` without the encoder's delay, cut or zero-padded to `y`'s length."""
     max_lag = min(4096, max(len(decoded) - 1, 0))
     delay = _encoder_delay(y, decoded, max_lag) if len(decoded) > len(y) else 0
     return fit_length(decoded[delay:], len(y))
@@ -179,6 +199,7 @@ VARIANTS = {variant.name: variant for variant in [
     Variant("noise-10dB", "white noise at 10 dB SNR", partial(_noise, snr_db=10)),
     Variant("lowpass-3k", "low-pass at 3 kHz (8th-order Butterworth)", partial(low_pass, cutoff_hz=3000)),
     Variant("mp3-32k", "MP3 at 32 kbit/s and back", partial(mp3, bitrate_kbps=32)),
+    Variant("aac-32k", "AAC (.m4a) at 32 kbit/s and back", partial(aac, bitrate_kbps=32)),
 ]}
 
 DEFAULT_VARIANTS = ("speed-0.8x", "speed-1.1x", "speed-1.25x", "speed-1.5x", "stretch-1.25x", "pitch+2", "pitch-2",
