@@ -304,14 +304,19 @@ def _timeline_paths(sources, folder):
 
 
 def _songs(paths):
-    """Each path as given, a folder replaced by the audio files under it (sorted, found as `tag` finds them);
-    a folder without any stays, to be reported."""
-    from .datasets.folder import audio_files
+    """Each path as given, a folder replaced by the audio files under it (sorted, found as `tag` finds them),
+    and {folder: why} for the folders that give none: they stay in the list, to be reported."""
+    from .datasets.folder import scan_folder
 
-    songs = []
+    songs, empty = [], {}
     for path in paths:
-        songs.extend((audio_files(path) if _is_folder(path) else []) or [path])
-    return songs
+        scan = scan_folder(path) if _is_folder(path) else None
+        songs.extend(scan.files if scan and scan.files else [path])
+        if scan and not scan.files:
+            unread = len(scan.skipped)
+            empty[path] = (scan.skipped[0][1] if unread == 1 and scan.skipped[0][0] == path else
+                           "folder without audio files" + (f" ({unread} entries could not be read)" if unread else ""))
+    return songs, empty
 
 
 def _is_folder(path):
@@ -348,8 +353,8 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
     if windows and timeline:
         raise GenrekitError("--windows and --timeline: a timeline scores every window")
     classifier = load(model, max_windows=windows)
-    files = _songs(files)
-    results = [GenrekitError(f"{path}: folder without audio files") if _is_folder(path) else result
+    files, empty = _songs(files)
+    results = [GenrekitError(f"{path}: {empty[path]}") if path in empty else result
                for path, result in zip(files, classifier.predict_many(files, progress=len(files) > 1))]
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]

@@ -258,17 +258,23 @@ def test_cli_predict_reports_unreadable_files_and_unsearchable_folders_and_goes_
     good = write_tone(tmp_path / "good.wav", freq=1700, seconds=2.0)
     unreadable.chmod(0)
     (tmp_path / "locked").chmod(0o600)  # its files may not be reached
+    write_tone(tmp_path / "shut" / "inside.wav", freq=1700, seconds=2.0)
+    (tmp_path / "shut").chmod(0)  # not even listed
     try:
         result = subprocess.run([*_as_a_user_who_may_not_read_everything(), sys.executable, "-c",
                                  "from genrekit.cli import main; main()", "predict", str(hidden), str(unreadable),
-                                 str(good), "--model", str(members[0][0]), "--format", "csv"],
-                                capture_output=True, text=True, timeout=300)
+                                 str(good), str(tmp_path / "locked"), str(tmp_path / "shut"), "--model",
+                                 str(members[0][0]), "--format", "csv"], capture_output=True, text=True, timeout=300)
     finally:
         (tmp_path / "locked").chmod(0o700)
+        (tmp_path / "shut").chmod(0o700)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"{good},high," in result.stdout
+    errors = result.stderr.splitlines()
     for path in (hidden, unreadable):
-        assert f"error: {path}: cannot be read (permission denied)" in result.stderr.splitlines()
+        assert f"error: {path}: cannot be read (permission denied)" in errors
+    assert f"error: {tmp_path / 'locked'}: folder without audio files (1 entries could not be read)" in errors
+    assert f"error: {tmp_path / 'shut'}: unreadable folder (Permission denied)" in errors
 
 
 def test_cli_timelines_of_same_and_long_names_and_names_with_brackets(members, tmp_path):

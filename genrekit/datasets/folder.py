@@ -46,7 +46,7 @@ def scan_folder(root):
                 mode = os.stat(path).st_mode
             except OSError as error:
                 reason = ("symlink loop" if error.errno == errno.ELOOP else
-                          "dangling symlink" if path.is_symlink() else f"cannot read ({error.strerror})")
+                          "dangling symlink" if os.path.islink(path) else f"cannot read ({error.strerror})")
                 scan.skipped.append((path, reason))
                 continue
             if stat.S_ISREG(mode) and path.suffix.lower() in AUDIO_EXTENSIONS:
