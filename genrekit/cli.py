@@ -306,17 +306,21 @@ def _timeline_paths(sources, folder):
 def _songs(paths):
     """Each path as given, a folder replaced by the audio files under it (sorted, found as `tag` finds them),
     and {folder: why} for the folders that give none: they stay in the list, to be reported."""
-    from .datasets.folder import scan_folder
-
     songs, empty = [], {}
     for path in paths:
-        scan = scan_folder(path) if _is_folder(path) else None
+        scan = _scan(path) if _is_folder(path) else None
         songs.extend(scan.files if scan and scan.files else [path])
         if scan and not scan.files:
             unread = len(scan.skipped)
             empty[path] = (scan.skipped[0][1] if unread == 1 and scan.skipped[0][0] == path else
                            "folder without audio files" + (f" ({unread} entries could not be read)" if unread else ""))
     return songs, empty
+
+
+def _scan(folder):
+    from .datasets.folder import scan_folder  # genrekit.datasets loads scikit-learn: only when a folder is given
+
+    return scan_folder(folder)
 
 
 def _is_folder(path):
@@ -346,7 +350,6 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
     import json
 
     from .predict import load
-    from .plots import plot_timeline
 
     if output_format not in ("table", "json", "csv"):
         raise GenrekitError(f"--format must be table, json or csv, got {output_format!r}")
@@ -359,6 +362,8 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
     failed = [(path, result) for path, result in zip(files, results) if isinstance(result, GenrekitError)]
     good = [result for result in results if not isinstance(result, GenrekitError)]
     if timeline:
+        from .plots import plot_timeline  # matplotlib: only for timelines
+
         charts = _timeline_paths([result.source for result in good], timeline_dir)
         written = []
         for result, chart in zip(good, charts):

@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 import genrekit
 
@@ -86,6 +88,13 @@ def test_predicting_from_an_onnx_export_loads_no_torch_sklearn_or_librosa(tmp_pa
     first, second = _run(code), _run(code)
     assert first.returncode == 0 and first.stdout.split()[0] == "True", first.stderr
     assert second.returncode == 0 and second.stdout.strip() == "True []", second.stdout + second.stderr
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, np.sin(np.arange(66150) / 7.0).astype(np.float32), 22050)
+    command = (f"import os, sys\nos.environ['GENREKIT_CACHE'] = {str(tmp_path)!r}\nfrom genrekit.cli import main\n"
+               f"sys.argv = ['genrekit', 'predict', {str(clip)!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+               "print(sorted(m for m in ('torch', 'sklearn', 'librosa', 'scipy', 'av') if m in sys.modules))")
+    result = _run(command)  # the command line too: a fresh `genrekit predict` of a file
+    assert result.returncode == 0 and result.stdout.strip().endswith("[]"), result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("folder", ["benchmarks", "scripts"])
