@@ -95,6 +95,11 @@ def test_predicting_from_an_onnx_export_loads_no_torch_sklearn_or_librosa(tmp_pa
                "print(sorted(m for m in ('torch', 'sklearn', 'librosa', 'scipy', 'av') if m in sys.modules))")
     result = _run(command)  # the command line too: a fresh `genrekit predict` of a file
     assert result.returncode == 0 and result.stdout.strip().endswith("[]"), result.stdout + result.stderr
+    command = command.replace(f"'predict', {str(clip)!r}",
+                              f"'tag', {str(tmp_path)!r}, '--db', {str(tmp_path / 'lib.sqlite')!r}, '--workers', '1'")
+    result = _run(command)  # and `genrekit tag` of a folder (scikit-learn is for splitting datasets)
+    assert result.returncode == 0 and result.stdout.strip().endswith("[]"), result.stdout + result.stderr
+    assert "1 audio files: 1 tagged" in result.stdout
 
 
 @pytest.mark.parametrize("folder", ["benchmarks", "scripts"])

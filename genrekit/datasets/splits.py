@@ -3,7 +3,6 @@
 import warnings
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from ..exceptions import DatasetError, ParameterError
 from .track import SPLITS
@@ -15,6 +14,8 @@ def _take_fold(labels, groups, fraction, seed):
     n_splits = min(max(2, int(round(1.0 / fraction))), len(set(groups)), largest_class)
     if n_splits < 2:
         return np.array([], dtype=int)
+    from sklearn.model_selection import StratifiedGroupKFold  # scikit-learn takes 1 s to import: only to split
+
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # small classes: stratified only as far as they allow
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
