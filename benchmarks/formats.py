@@ -56,11 +56,12 @@ def compare(classifier, tracks, folder, bit_rate):
                               "mean_abs_diff": 0.0, "max_abs_diff": 0.0,
                               "decode_s": statistics.median(decode_seconds(t.path, sr) for t in tracks),
                               "kb": float(np.mean([os.path.getsize(t.path) for t in tracks])) / 1024}}
-    for ext in (*LIBSNDFILE, *FFMPEG):
-        paths = []
-        for i, track in enumerate(tracks):
-            y, rate = sf.read(track.path, dtype="float32")
+    encoded = {ext: [] for ext in (*LIBSNDFILE, *FFMPEG)}
+    for i, track in enumerate(tracks):  # each original read once, written in every format
+        y, rate = sf.read(track.path, dtype="float32")
+        for ext, paths in encoded.items():
             paths.append(encode(y, rate, folder, f"{i:03d}", ext, bit_rate))
+    for ext, paths in encoded.items():
         found = [classifier.predict(path).probabilities for path in paths]
         diffs = [np.abs(p - o) for p, o in zip(found, original)]
         rows[ext] = {"agreement": float(np.mean([p.argmax() == o.argmax() for p, o in zip(found, original)])),

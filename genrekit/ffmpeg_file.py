@@ -1,6 +1,6 @@
 """What libsndfile cannot read (AAC and ALAC in .m4a/.mp4, WMA, Opus in WebM, Matroska, ...), decoded by
 FFmpeg through PyAV behind the part of `soundfile.SoundFile`'s interface that `genrekit.audio` uses, and
-written (for tests and benchmarks) by `write_with_ffmpeg`."""
+written (for the `aac` song variant, tests and benchmarks) by `write_with_ffmpeg`."""
 
 import os
 from pathlib import Path
