@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from common import SHARED, new_parser, write_report
-from real_music import (GENRES, SHARED_WITH_MIDI, card_figures, midi_test_shared, real_tracks, rendered_midi,
-                        write_bundled)
+from real_music_gtzan import (GENRES, SHARED_WITH_MIDI, card_figures, midi_test_shared, real_tracks,
+                              rendered_midi, write_bundled)
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.checkpoints import load_members
 from genrekit.datasets import select

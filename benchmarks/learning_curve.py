@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from common import SHARED, new_parser, write_report
-from real_music import GENRES, MEMBERS, member_probs, real_tracks, train_members
+from real_music_gtzan import GENRES, MEMBERS, member_probs, real_tracks, train_members
 from genrekit.audio import audio_info
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.datasets import select

@@ -1,9 +1,9 @@
-"""Training-time augmentation with the paper's song variants: random speed, pitch shift and noise.
+"""Training-time augmentation with the paper's song variants: random speed, pitch shift, noise and level.
 
 Each training window is cut from a clip's waveform and, independently with probability `probability`
 each, played at a random speed (resampling: tempo and pitch together, log-uniform in `speed`), shifted in
-pitch by a random number of semitones (uniform in +-`semitones`, tempo kept) and mixed with white noise at
-a random SNR (uniform in `snr_db`). The model's representation is then computed from the augmented window,
+pitch by a random number of semitones (uniform in +-`semitones`, tempo kept), mixed with white noise at
+a random SNR (uniform in `snr_db`) and played louder or quieter (uniform in `gain_db`). The model's representation is then computed from the augmented window,
 so every model (waveform or image) sees the same kind of variation.
 
 Pitch shifting uses librosa's phase vocoder, not Rubber Band as `genrekit.variants.pitch_shift` does:
@@ -30,13 +30,15 @@ class Augmentation:
     speed: tuple = (0.8, 1.25)
     semitones: float = 2.0
     snr_db: tuple = (10.0, 40.0)
+    gain_db: tuple = (-40.0, 10.0)
     probability: float = 0.5
 
     def __post_init__(self):
         low, high = self.speed
         if not 0 < low <= high:
             raise ParameterError(f"speed range must be positive and increasing, got {self.speed}")
-        if self.semitones < 0 or not 0 <= self.probability <= 1 or self.snr_db[0] > self.snr_db[1]:
+        if self.semitones < 0 or not 0 <= self.probability <= 1 or self.snr_db[0] > self.snr_db[1] \
+                or self.gain_db[0] > self.gain_db[1]:
             raise ParameterError(f"bad augmentation settings: {asdict(self)}")
 
     def window(self, y, length, sr, rng):
@@ -53,6 +55,8 @@ class Augmentation:
             window = librosa.effects.pitch_shift(window, sr=sr, n_steps=shift, res_type="soxr_hq")
         if rng.random() < self.probability:
             window = add_noise(window, rng.uniform(*self.snr_db), seed=int(rng.integers(2 ** 31)))
+        if rng.random() < self.probability:
+            window = window * np.float32(10.0 ** (rng.uniform(*self.gain_db) / 20.0))
         return fit_length(window, length)
 
     def batch(self, clips, indices, length, representation, params, rng):

@@ -11,14 +11,15 @@ import torch
 from tqdm import tqdm
 
 from .cache import FeatureCache, fill_cache
-from .exceptions import DatasetError
+from .datasets import label_masks
 from .feature_params import FeatureParams
 from .features import compute_features
 from .scoring import cut_windows, loop_to, window_frames, window_length, window_starts
 
 
 class ClipSet:
-    """One representation of some tracks with label indices; `n_samples` are the clips' lengths in samples."""
+    """One representation of some tracks with their right answers (`targets`: `label_masks`, one row per
+    clip); `n_samples` are the clips' lengths in samples."""
 
     def __init__(self, arrays, targets, keys, representation, n_samples, params=FeatureParams()):
         self.arrays, self.targets, self.keys = arrays, np.asarray(targets), keys
@@ -31,10 +32,7 @@ class ClipSet:
     def from_tracks(cls, tracks, representation, labels, cache=None, *, window_seconds, workers=None, progress=True):
         """Load (computing and caching where needed) one representation of `tracks`; failures are skipped."""
         cache = cache or FeatureCache()
-        index = {label: i for i, label in enumerate(labels)}
-        unknown = {t.label for t in tracks} - set(index)
-        if unknown:
-            raise DatasetError(f"labels {sorted(unknown)} are not in the model's label set {list(labels)}")
+        label_masks(tracks, labels)  # unknown labels: an error before any work
         status = fill_cache(tracks, cache, workers=workers, progress=progress)
         usable = [t for t in tracks if not status[t.key].startswith("failed")]
         window = window_length("waveform", window_seconds, cache.params)
@@ -45,7 +43,7 @@ class ClipSet:
                                            stored[representation])
             arrays.append(array)
             n_samples.append(n)
-        return cls(arrays, [index[t.label] for t in usable], [t.key for t in usable], representation, n_samples,
+        return cls(arrays, label_masks(usable, labels), [t.key for t in usable], representation, n_samples,
                    cache.params)
 
     def random_window(self, i, length, rng):
@@ -111,7 +109,8 @@ def _stored(store, key, compute):
 
 
 class EmbeddedClips:
-    """Clips as the frozen-part outputs of their windows: clip `i` is [shape=(n_windows, ...)]."""
+    """Clips as the frozen-part outputs of their windows: clip `i` is [shape=(n_windows, ...)]; `targets` as
+    `ClipSet`'s."""
 
     def __init__(self, arrays, targets, keys):
         self.arrays, self.targets, self.keys = arrays, np.asarray(targets), keys

@@ -26,8 +26,21 @@ def softmax(x, axis=-1):
     return np.exp(x - np.logaddexp.reduce(x, axis=axis, keepdims=True))
 
 
+def right_mass(probs, y):
+    """The probability each clip gives its right answers [shape=(n_clips,)]: `y` are label indices
+    [shape=(n_clips,)] or label sets as masks [shape=(n_clips, n_classes)] (`genrekit.datasets.label_targets`)."""
+    y = np.asarray(y)
+    return (probs * y).sum(1) if y.ndim == 2 else probs[np.arange(len(y)), y]
+
+
+def is_right(predicted, y):
+    """Whether each predicted class index is one of the clip's right answers (`y` as in `right_mass`)."""
+    y = np.asarray(y)
+    return y[np.arange(len(y)), predicted] if y.ndim == 2 else predicted == y
+
+
 def _nll(probs, y):
-    return float(-np.mean(np.log(probs[np.arange(len(y)), y] + EPS)))
+    return float(-np.mean(np.log(right_mass(probs, y) + EPS)))
 
 
 class EqualAverage:
@@ -71,7 +84,7 @@ def temper(probs, temperature):
 
 def fit_temperature(probs, y):
     """The temperature (temperature scaling, Guo et al. 2017) that minimises the log-loss of combined clip
-    probabilities [shape=(n_clips, n_classes)] on labels `y` (validation clips)."""
+    probabilities [shape=(n_clips, n_classes)] on labels `y` (validation clips; indices or label-set masks)."""
     from scipy.optimize import minimize_scalar  # only fitting needs scipy
 
     log_odds = np.log(np.asarray(probs, np.float64) + EPS)

@@ -60,7 +60,8 @@ class DistilledClips:
         views = [int(rng.integers(len(self.inputs[i]))) for i in indices]
         x = np.stack([self.inputs[i][v] for i, v in zip(indices, views)]).astype(np.float32)
         teacher = np.exp(np.stack([self.teacher_log_probs[i][v] for i, v in zip(indices, views)]))
-        labels = np.eye(self.n_labels, dtype=np.float32)[self.targets[indices]]
+        masks = self.targets[indices].astype(np.float32)
+        labels = masks / masks.sum(1, keepdims=True)  # a label set: its genres alike
         targets = self.teacher_weight * teacher + (1 - self.teacher_weight) * labels
         return torch.from_numpy(x), torch.from_numpy(targets.astype(np.float32))
 

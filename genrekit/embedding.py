@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from .audio import load_audio
 from .clips import ClipSet, EmbeddedClips, clip_representation
+from .datasets import label_masks
 from .exceptions import DatasetError, GenrekitError, ParameterError
 from .feature_params import FeatureParams
 from .models import create_model
@@ -152,7 +153,7 @@ def embed_corpus(tracks, out, *, model="backbone-musicnn", model_kwargs=None, wi
 
 
 def embedded_clips(path, tracks, labels, model, window_seconds, params=FeatureParams()):
-    """The `EmbeddedClips` of `tracks` (label indices in `labels`) read from features `embed_corpus` wrote at
+    """The `EmbeddedClips` of `tracks` (their `label_masks` in `labels`) read from features `embed_corpus` wrote at
     `path`, after checking that they are of `model`'s frozen part, windows and feature parameters; tracks
     without features (failed when embedded) are left out, as `ClipSet.from_tracks` leaves out failures."""
     shards = sorted(Path(path).glob("part-*.parquet"))
@@ -164,10 +165,7 @@ def embedded_clips(path, tracks, labels, model, window_seconds, params=FeaturePa
     found = {name: meta[name] for name in wanted}
     if found != wanted:
         raise ParameterError(f"{path}: features of {found}, not of this model's frozen part and windows {wanted}")
-    index = {label: i for i, label in enumerate(labels)}
-    unknown = {t.label for t in tracks} - set(index)
-    if unknown:
-        raise DatasetError(f"labels {sorted(unknown)} are not in the model's label set {list(labels)}")
+    label_masks(tracks, labels)  # unknown labels: an error before any work
     keys, starts = table.column("track").to_numpy(zero_copy_only=False), table.column("start").to_numpy()
     features = table.column("features").combine_chunks().flatten().to_numpy().reshape(len(table), *meta["shape"])
     order = np.lexsort((starts, keys))
@@ -178,5 +176,5 @@ def embedded_clips(path, tracks, labels, model, window_seconds, params=FeaturePa
     if len(usable) < len(tracks):
         log.warning("%s: %d of %d tracks have no features (they failed when embedded)", path,
                     len(tracks) - len(usable), len(tracks))
-    return EmbeddedClips([features[slice(*spans[t.key])] for t in usable], [index[t.label] for t in usable],
+    return EmbeddedClips([features[slice(*spans[t.key])] for t in usable], label_masks(usable, labels),
                          [t.key for t in usable])

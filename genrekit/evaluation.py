@@ -9,23 +9,22 @@ from tqdm import tqdm
 
 from .atomic import write_text
 from .checkpoints import load_scorer
-from .combiners import EPS
-from .exceptions import AudioError, DatasetError
+from .combiners import EPS, is_right
+from .datasets import label_masks, label_targets
+from .exceptions import AudioError
 from .scoring import score_audio
 
 
 def member_clip_log_probs(scorer, tracks, *, progress=True):
     """Every member's clip log-probabilities as `genrekit.predict` computes them, for the tracks that load.
 
-    Returns (log-probabilities [shape=(n_members, n_clips, n_labels)], label indices [shape=(n_clips,)],
-    gate statistics [shape=(n_clips, 88)] or None, {track key: reason} of the tracks that failed).
+    Returns (log-probabilities [shape=(n_members, n_clips, n_labels)], right answers (`label_targets`: label
+    indices [shape=(n_clips,)], or masks [shape=(n_clips, n_labels)] where a clip has a label set), gate
+    statistics [shape=(n_clips, 88)] or None, {track key: reason} of the tracks that failed).
     Labels the scorer does not know are an error.
     """
-    index = {label: i for i, label in enumerate(scorer.labels)}
-    unknown = {t.label for t in tracks} - set(index)
-    if unknown:
-        raise DatasetError(f"labels {sorted(unknown)} are not in the model's label set {scorer.labels}")
-    scores, targets, stats, failures = [], [], [], {}
+    label_masks(tracks, scorer.labels)  # unknown labels: an error before any work
+    scores, scored, stats, failures = [], [], [], {}
     for track in tqdm(tracks, desc="scoring", unit="clip", disable=not progress):
         try:
             found = score_audio(scorer, track.path, offset=track.start or 0.0, duration=track.duration)
@@ -33,11 +32,12 @@ def member_clip_log_probs(scorer, tracks, *, progress=True):
             failures[track.key] = error.reason
             continue
         scores.append(found.clip_log_probs())
-        targets.append(index[track.label])
+        scored.append(track)
         stats.append(found.stats)
     n = (len(scorer.members), 0, len(scorer.labels))
     log_probs = np.stack(scores, axis=1) if scores else np.zeros(n, np.float32)
-    return log_probs, np.asarray(targets, dtype=int), (np.stack(stats) if scorer.gated and stats else None), failures
+    targets = label_targets(scored, scorer.labels) if scored else np.zeros(0, dtype=int)
+    return log_probs, targets, (np.stack(stats) if scorer.gated and stats else None), failures
 
 
 def clip_log_probs(scorer, tracks, *, progress=True):
@@ -47,14 +47,22 @@ def clip_log_probs(scorer, tracks, *, progress=True):
 
 
 def classification_metrics(y_true, y_pred, labels):
-    """Accuracy, macro-F1, per-label accuracy (recall) and the confusion matrix (rows: true labels)."""
+    """Accuracy, macro-F1, per-label accuracy (recall) and the confusion matrix (rows: true labels).
+
+    `y_true` are label indices, or label sets as masks [shape=(n, n_labels)]: a prediction in the set is
+    right (accuracy); macro-F1, per-label accuracy and the confusion matrix are over the clips with one
+    right answer (`n_single` of them)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    right = is_right(y_pred, y_true) if len(y_true) else np.zeros(0, bool)
+    if y_true.ndim == 2:
+        single = y_true.sum(1) == 1
+        y_true, y_pred = y_true[single].argmax(1), y_pred[single]
     classes = np.arange(len(labels))
     matrix = confusion_matrix(y_true, y_pred, labels=classes)
     support = matrix.sum(axis=1)
     per_label = {label: (float(matrix[i, i] / support[i]) if support[i] else None) for i, label in enumerate(labels)}
-    return {"n": int(len(y_true)),
-            "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
+    return {"n": int(len(right)), "n_single": int(len(y_true)),
+            "accuracy": float(np.mean(right)) if len(right) else 0.0,
             "macro_f1": float(f1_score(y_true, y_pred, labels=classes[support > 0], average="macro", zero_division=0)),
             "per_label_accuracy": per_label,
             "support": {label: int(s) for label, s in zip(labels, support)},
@@ -62,16 +70,16 @@ def classification_metrics(y_true, y_pred, labels):
 
 
 def expected_calibration_error(probs, y, bins=15):
-    """How far confidence is from accuracy: the clip-weighted mean of |accuracy - mean top probability| over
+    """How far confidence is from accuracy (`y`: label indices or label-set masks): the clip-weighted mean of |accuracy - mean top probability| over
     `bins` equal-width bins of the top probability (0 for perfectly calibrated probabilities)."""
     probs, y = np.asarray(probs), np.asarray(y)
-    confidence, predicted = probs.max(1), probs.argmax(1)
+    confidence, right = probs.max(1), is_right(probs.argmax(1), y)
     which = np.minimum((confidence * bins).astype(int), bins - 1)
     error = 0.0
     for b in range(bins):
         inside = which == b
         if inside.any():
-            error += inside.mean() * abs(np.mean(predicted[inside] == y[inside]) - confidence[inside].mean())
+            error += inside.mean() * abs(np.mean(right[inside]) - confidence[inside].mean())
     return float(error)
 
 

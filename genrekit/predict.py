@@ -23,8 +23,8 @@ from .scoring import score_audio, song_probabilities
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "default.pt"
 BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": DEFAULT_MODEL.with_name("fast.pt")}
-"""Models shipped with genrekit, by the name `load` and `--model` accept: `default` (best on real recordings)
-and `fast` (a small log-mel CNN distilled from `default`, several times faster)."""
+"""Models shipped with genrekit, by the name `load` and `--model` accept: `default` (best on real recordings,
+twelve genres) and `fast` (a small log-mel CNN distilled from an earlier, ten-genre `default`)."""
 
 
 @dataclass
@@ -174,7 +174,7 @@ def load(model=None, *, backend="auto", max_windows=None):
     if name in BUNDLED_MODELS and not Path(name).exists():
         path = BUNDLED_MODELS[name]
         if not path.is_file():
-            raise GenrekitError(f"{path}: the bundled {name} model is missing (run benchmarks/real_music.py --write-default)")
+            raise GenrekitError(f"{path}: the bundled {name} model is missing (make it with genrekit train-bundled)")
         if backend == "onnx" or (backend == "auto" and onnxruntime_available()):
             try:
                 scorer, export = cached_onnx_scorer(path)

@@ -25,6 +25,9 @@ from .exceptions import AudioError, ParameterError
 from .feature_params import FeatureParams
 
 BLOCK_SECONDS = 30.0
+MAX_PEAK = 1e4
+"""Float samples beyond +-MAX_PEAK (80 dB over full scale: no recording, but a wrongly scaled array) are scaled
+to a peak of 1 before any model sees them, where powers would overflow float32."""
 MIN_SECONDS = 0.5
 """Shortest audio given a genre: anything shorter (a click, a stray sample) is refused, not looped into a window."""
 
@@ -231,6 +234,14 @@ def sampled_windows(audio, params, window_seconds, max_windows, *, sr=None, offs
     return starts, pieces, total
 
 
+def finite_block(y, source):
+    """A block of samples scaled to a peak of 1 when beyond `MAX_PEAK`; AudioError for NaN or infinity."""
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if not np.isfinite(peak):
+        raise AudioError(source, "samples that are not numbers (NaN or infinity)")
+    return y / np.float32(peak) if peak > MAX_PEAK else y
+
+
 def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None, max_windows=None):
     """`AudioScores` of a file (`offset`/`duration` in seconds pick a span) or of samples at `sr` Hz; once
     `stop` (a `threading.Event`) is set, `Stopped` is raised before the next block is scored.
@@ -250,6 +261,7 @@ def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None,
         pieces = signal_blocks(audio, params, scorer.window_seconds, sr=sr, offset=offset, duration=duration)
     scores, frames, times, position, loud = [], [], [], 0, False
     for i, block in enumerate(pieces):
+        block = finite_block(block, source)
         start = starts[i] if sampled else position
         loud = loud or not is_silent(block)
         if stop is not None and stop.is_set():

@@ -21,6 +21,10 @@ class Stacking:
         return np.log(probs + EPS).transpose(1, 0, 2).reshape(probs.shape[1], -1)
 
     def fit(self, probs, y, stats=None):
+        y = np.asarray(y)
+        if y.ndim == 2:  # label sets: a logistic regression learns from the clips with one right answer
+            single = y.sum(1) == 1
+            probs, y = probs[:, single], y[single].argmax(1)
         folds = min(5, int(np.bincount(y)[np.bincount(y) > 0].min()))
         if folds >= 2:
             model = LogisticRegressionCV(Cs=np.logspace(-3, 2, 11), l1_ratios=(0.0,), use_legacy_attributes=False,
@@ -77,11 +81,12 @@ class GatedEnsemble:
         self.mean_, self.std_ = stats.mean(0), stats.std(0) + 1e-6
         self.gate_ = Gate(stats.shape[1], len(probs), self.hidden)
         optimizer = torch.optim.AdamW(self.gate_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        target = torch.as_tensor(y)
+        y = np.asarray(y)
+        masks = torch.as_tensor(y if y.ndim == 2 else np.eye(probs.shape[2], dtype=bool)[y], dtype=torch.float32)
         self.gate_.train()
         for _ in range(self.epochs):
             _, mixed = self._mix(probs, stats)
-            loss = torch.nn.functional.nll_loss(torch.log(mixed + EPS), target)
+            loss = -torch.log((mixed * masks).sum(1) + EPS).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -3,8 +3,11 @@
 With `augment=True` the training windows are randomly sped up, pitch-shifted and mixed with noise
 (`genrekit.augment`) before the model's representation is computed from them; validation stays clean.
 
-With `mixup` > 0 each training window is mixed with another of its batch, and its target likewise
-(Zhang et al., 2018), the mixing weight drawn from Beta(mixup, mixup).
+A clip may have several right answers (a label set, such as AllMusic's `metal|pop|rock`): the loss is minus
+the log of the probability the model puts on the set (`set_loss`), which is cross-entropy for one genre.
+
+With `mixup` > 0 each training window is mixed with another of its batch (Zhang et al., 2018), the mixing
+weight w drawn from Beta(mixup, mixup), and the loss is w times the first one's plus 1 - w times the other's.
 
 With a `teacher` (a model file) the model is distilled: it learns the teacher's probabilities for fixed
 augmented views of the training clips as well as their labels (`genrekit.distillation`).
@@ -32,6 +35,7 @@ from .augment import Augmentation
 from .cache import EmbeddingStore, FeatureCache
 from .checkpoints import atomic_save, load_checkpoint, read_file, read_model, save_checkpoint
 from .clips import ClipSet
+from .combiners import EPS, right_mass
 from .datasets import class_weights, labels_of
 from .distillation import Teacher, distilled_clips
 from .embedding import embedded_clips
@@ -135,19 +139,35 @@ def _epoch_order(config, clips, rng):
     """Clip indices for one epoch: each clip `windows_per_clip` times, or drawn class-balanced."""
     n = len(clips) * config.windows_per_clip
     if config.balance == "sampler":
-        counts = np.bincount(clips.targets)
-        weights = 1.0 / counts[clips.targets]
+        shares = clips.targets / clips.targets.sum(1, keepdims=True)  # a label set counts 1/size per genre
+        weights = shares @ (1.0 / np.maximum(shares.sum(0), 1e-12))
         return rng.choice(len(clips), size=n, p=weights / weights.sum())
     return rng.permutation(n) % len(clips)
 
 
-def mixed(x, y, n_classes, alpha, rng):
-    """Mixup: `x` (a batch) mixed with itself in a random order at a Beta(alpha, alpha) weight, and its
-    targets (class indices or probabilities) likewise, as probabilities."""
-    targets = y if y.is_floating_point() else torch.nn.functional.one_hot(y, n_classes).to(x.dtype)
+def set_loss(logits, masks, class_weights=None):
+    """Minus the log of the probability on each window's label set (`masks`, [shape=(n, n_classes)], 0/1), the
+    mean weighted by the mean class weight of each set (for one genre: `torch.nn.CrossEntropyLoss(weight=)`)."""
+    masks = masks.to(logits.dtype)
+    log_probs = logits.log_softmax(-1)
+    losses = -torch.logsumexp(log_probs.masked_fill(masks == 0, -torch.inf), -1)
+    if class_weights is None:
+        return losses.mean()
+    weights = (masks * class_weights).sum(-1) / masks.sum(-1)
+    return (weights * losses).sum() / weights.sum()
+
+
+def soft_cross_entropy(logits, targets, class_weights=None):
+    """Cross-entropy with target probabilities (a teacher's), weighted as `torch.nn.CrossEntropyLoss` does."""
+    return torch.nn.functional.cross_entropy(logits, targets, weight=class_weights)
+
+
+def mixed(x, alpha, rng):
+    """Mixup: (`x` (a batch) mixed with itself in a random order at a Beta(alpha, alpha) weight w, w, that
+    order): the loss is w times the one on the batch's targets plus 1 - w times the one on the reordered."""
     weight = float(rng.beta(alpha, alpha))
     order = torch.from_numpy(rng.permutation(len(x)))
-    return weight * x + (1 - weight) * x[order], weight * targets + (1 - weight) * targets[order]
+    return weight * x + (1 - weight) * x[order], weight, order
 
 
 def _train_epoch(model, clips, config, optimizer, loss_fn, make_batch, rng):
@@ -160,8 +180,11 @@ def _train_epoch(model, clips, config, optimizer, loss_fn, make_batch, rng):
             continue
         x, y = make_batch(batch, rng)
         if config.mixup:
-            x, y = mixed(x, y, model.n_classes, config.mixup, rng)
-        loss = loss_fn(model(x), y)
+            x, weight, order = mixed(x, config.mixup, rng)
+            logits = model(x)
+            loss = weight * loss_fn(logits, y) + (1 - weight) * loss_fn(logits, y[order])
+        else:
+            loss = loss_fn(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -177,7 +200,7 @@ def validate(model, clips, window_seconds, labels):
     log_probs = np.stack([clip_log_probs(model_log_probs(model, clips.windows(i, window_seconds)))
                           for i in range(len(clips))]) if len(clips) else np.zeros((0, len(labels)), np.float32)
     metrics = classification_metrics(clips.targets, log_probs.argmax(1), labels)
-    metrics["loss"] = float(-log_probs[np.arange(len(clips)), clips.targets].mean())
+    metrics["loss"] = float(-np.log(right_mass(np.exp(log_probs), clips.targets) + EPS).mean())
     return metrics
 
 
@@ -271,7 +294,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     net = model
 
     def labelled(x, indices):
-        return x, torch.from_numpy(train_clips.targets[indices]).long()
+        return x, torch.from_numpy(train_clips.targets[indices])
 
     if teacher is not None:
         make_batch = train_clips.batch
@@ -291,7 +314,10 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
             return labelled(torch.from_numpy(np.stack([train_clips.random_window(i, length, rng) for i in indices])),
                             indices)
     weights = torch.from_numpy(class_weights(train_tracks, labels)) if config.balance == "weights" else None
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    loss = soft_cross_entropy if teacher is not None else set_loss
+
+    def loss_fn(logits, targets):
+        return loss(logits, targets, weights)
     optimizer = _optimizer(config, net)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
                  if config.lr_schedule == "cosine" else None)

@@ -55,6 +55,17 @@ def midi_genres():
     return _shared("midi-genres")
 
 
+REAL_EXTRA = Path(os.environ.get("GENREKIT_REAL_EXTRA", Path.home() / "genrekit-data" / "real-extra"))
+"""Where shared/data/real-extra/build.py laid the real-extra audio out (`GENREKIT_REAL_EXTRA`)."""
+
+
+@pytest.fixture
+def real_extra():
+    if not (REAL_EXTRA / "tracks.csv").is_file():
+        pytest.skip(f"real-extra not built at {REAL_EXTRA} (shared/data/real-extra/build.py; GENREKIT_REAL_EXTRA)")
+    return REAL_EXTRA
+
+
 def write_toy_dataset(root, per_class=6, seconds=2.0, sr=22050):
     """Three easily told apart 'genres' (low tone, high tone, noise bursts) as WAVs with a manifest:
     per class, `per_class - 2` train clips, one valid and one test, each clip its own group."""

@@ -1,4 +1,5 @@
 import json
+import csv
 import logging
 from collections import Counter
 from pathlib import Path
@@ -10,8 +11,9 @@ import pytest
 
 import genrekit
 from conftest import write_tone
-from genrekit.datasets import (Track, check_disjoint, class_weights, load_dataset, load_folder, load_gtzan,
-                               load_manifest, merge, snippets, split_by_group, write_manifest)
+from genrekit.datasets import (Track, check_disjoint, class_weights, label_masks, label_targets, labels_of,
+                               load_dataset, load_folder, load_gtzan, load_manifest, merge, snippets, split_by_group,
+                               write_manifest)
 from genrekit.datasets.gtzan import GENRES
 from genrekit.exceptions import DatasetError, ParameterError
 from genrekit.feature_params import FeatureParams
@@ -87,7 +89,7 @@ def test_gtzan_without_lists_splits_by_artist(tmp_path):
 
 
 def test_unknown_dataset_kind_is_named(tmp_path):
-    with pytest.raises(DatasetError, match=r"unknown kind 'bogus' \(known: gtzan, folder, csv, ccmusic\)"):
+    with pytest.raises(DatasetError, match=r"unknown kind 'bogus' \(known: gtzan, real-extra, folder, csv, ccmusic\)"):
         load_dataset(f"bogus:{tmp_path}")
 
 
@@ -233,3 +235,72 @@ def test_short_excerpts_are_looped_to_a_window_when_served_and_trained(gtzan_ext
     clips = ClipSet.from_tracks([track], "logmel", [track.label], FeatureCache(tmp_path), window_seconds=3.0,
                                 workers=1, progress=False)
     assert np.allclose(clips.windows(0, 3.0), windows["logmel"], atol=1e-4)  # training sees what serving sees
+
+
+def _write_real_extra(root):
+    """A real-extra layout: tracks.csv (label sets, artists, splits) over short tones, one listed file missing
+    and one file on disk that is not listed."""
+    rows = [("4q/a.mp3", "blues|jazz", "train", "Artist A"), ("4q/b.wav", "metal|pop|rock", "train", "Artist A"),
+            ("4q/c.wav", "", "valid", "Artist B"), ("emotify/electronic/1.wav", "electronic", "valid", "Artist C"),
+            ("emotify/pop/2.wav", "pop", "train", "artist a"), ("4q/missing.wav", "rnb_soul", "train", "Artist D")]
+    for path, *_ in rows[:-1]:
+        write_tone(root / path, seconds=1.0, sr=16000)
+    write_tone(root / "4q" / "unlisted.wav")
+    with open(root / "tracks.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "genres", "split", "artist", "title", "source", "sr", "duration_s"])
+        for path, genres, split, artist in rows:
+            writer.writerow([path, genres, split, artist, "t", "emotify" if "emotify" in path else "mer-taffc-4q",
+                             16000, 1.0])
+    return root
+
+
+def test_real_extra_reads_label_sets_artist_groups_and_its_split(tmp_path):
+    root = _write_real_extra(tmp_path / "real-extra")
+    tracks = load_dataset(root)  # detected from its tracks.csv
+    assert load_dataset(f"real-extra:{root}") == tracks
+    by_name = {Path(t.path).name: t for t in tracks}
+    assert sorted(by_name) == ["1.wav", "2.wav", "a.mp3", "b.wav", "c.wav"]  # listed and on disk only
+    assert by_name["a.mp3"].label_set == ("blues", "jazz") and by_name["c.wav"].label_set == ()
+    assert by_name["b.wav"].label == "metal|pop|rock" and by_name["b.wav"].split == "train"
+    assert by_name["a.mp3"].group == by_name["2.wav"].group != by_name["c.wav"].group  # artist, any case
+    assert by_name["1.wav"].source == "real-extra:emotify"
+    merged = merge(tracks, load_dataset(f"csv:{write_manifest_of(tmp_path)}"))
+    assert "c.wav" not in {Path(t.path).name for t in merged}  # no genre of the taxonomy: dropped
+    assert {t.label for t in merged if t.source.startswith("real-extra")} == {"blues|jazz", "metal|pop|rock",
+                                                                              "electronic", "pop"}
+    assert labels_of(merged) == sorted({"blues", "jazz", "metal", "pop", "rock", "electronic", "rnb_soul"})
+
+
+def write_manifest_of(tmp_path):
+    path = tmp_path / "other" / "manifest.csv"
+    write_tone(tmp_path / "other" / "x.wav")
+    path.write_text("path,label,split\nx.wav,Soul_or_RnB,train\n")
+    return path
+
+
+def test_label_set_masks_and_balanced_weights_count_a_set_by_its_share():
+    tracks = [Track(path=f"{i}", label=label, group=str(i), source="s")
+              for i, label in enumerate(["a", "a", "b", "a|b|c"])]
+    masks = label_masks(tracks, ["a", "b", "c"])
+    assert masks.tolist() == [[1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 1]]
+    assert label_targets(tracks[:3], ["a", "b", "c"]).tolist() == [0, 0, 1]  # one genre each: indices
+    assert label_targets(tracks, ["a", "b", "c"]).shape == (4, 3)
+    counts = np.array([2 + 1 / 3, 1 + 1 / 3, 1 / 3])
+    np.testing.assert_allclose(class_weights(tracks, ["a", "b", "c", "d"]), [*(4 / (3 * counts)), 0.0], rtol=1e-6)
+    single = tracks[:3]  # one genre each: scikit-learn's "balanced" weights
+    from sklearn.utils.class_weight import compute_class_weight
+
+    np.testing.assert_allclose(class_weights(single, ["a", "b"]),
+                               compute_class_weight("balanced", classes=np.array(["a", "b"]), y=["a", "a", "b"]))
+    with pytest.raises(DatasetError, match="not in the model's label set"):
+        label_masks(tracks, ["a", "b"])
+
+
+def test_the_built_real_extra_loads_as_its_table_lists(real_extra):
+    tracks = load_dataset(f"real-extra:{real_extra}")
+    assert len(tracks) == 898 and {t.split for t in tracks} == {"train", "valid"}
+    check_disjoint(tracks)  # no artist in both splits
+    sets = [t for t in tracks if len(t.label_set) > 1]
+    assert len([t for t in tracks if not t.label_set]) == 61 and len(sets) > 300
+    assert sum(t.split == "valid" for t in tracks) == 193

@@ -79,7 +79,7 @@ def test_targets_mix_the_teachers_probabilities_of_the_same_views_with_the_label
     x, y = distilled.batch(np.array([0, 0, 1]), np.random.default_rng(0))
     assert x.shape == (3, 128, 44)
     np.testing.assert_allclose(y.sum(1).numpy(), 1.0, atol=1e-5)
-    label = np.eye(3)[clips.targets[0]]
+    label = clips.targets[0].astype(float)  # one genre: its mask is its one-hot label
     candidates = [0.25 * np.exp(row) + 0.75 * label for row in expected]
     assert any(np.allclose(y[0].numpy(), c, atol=1e-5) for c in candidates)
 

@@ -44,10 +44,9 @@ def test_one_epoch_reduces_the_training_loss(toy_dataset, cache):
     optimizer = training._optimizer(config, model)
     def make_batch(indices, rng):
         x = torch.from_numpy(np.stack([clips.random_window(i, length, rng) for i in indices]))
-        return x, torch.from_numpy(clips.targets[indices]).long()
+        return x, torch.from_numpy(clips.targets[indices])
 
-    training._train_epoch(model, clips, config, optimizer, torch.nn.CrossEntropyLoss(), make_batch,
-                          np.random.default_rng(0))
+    training._train_epoch(model, clips, config, optimizer, training.set_loss, make_batch, np.random.default_rng(0))
     assert validate(model, clips, 1.0, LABELS)["loss"] < before
 
 
@@ -136,16 +135,45 @@ def test_cosine_schedule_anneals_the_learning_rate_over_the_epochs(toy_dataset, 
         _config(lr_schedule="step")
 
 
-def test_mixup_mixes_each_window_and_its_target_by_the_same_weight():
-    """Window i is the constant i and of class i: a mixed window's value is then its target's mean class."""
+def test_mixup_mixes_each_window_with_another_of_its_batch():
+    """Window i is the constant i: a mixed window is w times itself plus 1 - w times the window `order` names."""
     x = torch.arange(6, dtype=torch.float32)[:, None].repeat(1, 5)
-    for y in (torch.arange(6), torch.eye(6)):
-        mixed_x, targets = training.mixed(x, y, 6, 0.4, np.random.default_rng(1))
-        assert targets.shape == (6, 6) and torch.allclose(targets.sum(1), torch.ones(6))
-        assert torch.allclose(mixed_x, (targets @ torch.arange(6.0))[:, None].expand(6, 5), atol=1e-5)
-        assert not torch.equal(mixed_x, x)  # some window was mixed with another
+    mixed_x, weight, order = training.mixed(x, 0.4, np.random.default_rng(1))
+    assert 0 < weight < 1 and sorted(order.tolist()) == list(range(6))
+    expected = weight * torch.arange(6.0) + (1 - weight) * order.float()
+    assert torch.allclose(mixed_x, expected[:, None].expand(6, 5), atol=1e-5)
+    assert not torch.equal(mixed_x, x)  # some window was mixed with another
     with pytest.raises(ParameterError, match="mixup"):
         _config(mixup=-0.1)
+
+
+def test_set_loss_is_cross_entropy_for_one_genre_and_minus_log_mass_for_a_set():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0], [1.0, 1.0, 1.0]])
+    one = torch.eye(3)[[0, 2, 1]]
+    weights = torch.tensor([0.5, 1.0, 2.0])
+    cross_entropy = torch.nn.functional.cross_entropy
+    assert float(training.set_loss(logits, one)) == pytest.approx(float(cross_entropy(logits, one.argmax(1))))
+    assert float(training.set_loss(logits, one, weights)) == pytest.approx(
+        float(cross_entropy(logits, one.argmax(1), weight=weights)))
+    sets = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    probs = logits.softmax(1)
+    expected = -torch.log(torch.stack([probs[0, :2].sum(), probs[1, 2], probs[2].sum()]))
+    assert float(training.set_loss(logits, sets)) == pytest.approx(float(expected.mean()), abs=1e-6)
+    # every answer right: nothing to learn; a set's loss is below each of its members' alone
+    assert float(expected[2]) == pytest.approx(0.0, abs=1e-6)
+    assert training.set_loss(logits[:1], sets[:1]) < training.set_loss(logits[:1], one[:1])
+    # a set weighs as the mean of its genres' class weights
+    w = torch.tensor([0.75, 2.0, 3.5 / 3])
+    assert float(training.set_loss(logits, sets, weights)) == pytest.approx(float((w * expected).sum() / w.sum()),
+                                                                             abs=1e-6)
+
+
+def test_metrics_by_the_label_set_rule():
+    masks = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 1, 1]], dtype=bool)
+    m = classification_metrics(masks, [0, 1, 0, 2], ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(0.75) and m["n"] == 4 and m["n_single"] == 2
+    assert m["per_label_accuracy"] == {"a": 1.0, "b": None, "c": 0.0}  # clips with one genre only
+    assert m["confusion"] == [[1, 0, 0], [0, 0, 0], [1, 0, 0]]
 
 
 def test_metrics_on_a_hand_checked_example():
@@ -165,7 +193,7 @@ def test_clip_score_is_the_mean_of_window_log_probabilities():
             return torch.log(torch.stack([p0, 1 - p0], dim=1))
 
     params = FeatureParams(sr=10)
-    clips = ClipSet([np.arange(35, dtype=np.float32)], [0], ["clip"], "waveform", [35], params)
+    clips = ClipSet([np.arange(35, dtype=np.float32)], np.array([[True, False]]), ["clip"], "waveform", [35], params)
     assert clips.windows(0, 1.0)[:, 0].tolist() == [0, 10, 20]  # whole windows only: the 5-sample tail is left out
     metrics = validate(Fixed(), clips, 1.0, ["a", "b"])
     mean = np.log([[0.9, 0.1], [0.2, 0.8], [0.2, 0.8]]).mean(0)

@@ -9,6 +9,7 @@ import yaml
 from ..exceptions import DatasetError
 from .gtzan import unify_track_groups
 from .splits import check_disjoint
+from .track import SET_SEPARATOR
 
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "taxonomy.yaml"
 
@@ -33,7 +34,8 @@ def load_taxonomy(path=DEFAULT_TAXONOMY):
 
 
 def merge(*datasets, taxonomy=DEFAULT_TAXONOMY):
-    """One list of tracks with labels mapped through the taxonomy; unmapped labels are dropped and logged.
+    """One list of tracks with labels mapped through the taxonomy; unmapped labels are dropped and logged (a
+    label set keeps its members that map, and is dropped when none does).
 
     Groups stay those of their source (they already carry its name; files of one GTZAN track join one
     group), and the result is checked for groups in two splits.
@@ -42,11 +44,11 @@ def merge(*datasets, taxonomy=DEFAULT_TAXONOMY):
     merged, dropped = [], Counter()
     for tracks in datasets:
         for track in tracks:
-            label = mapping.get(track.label.lower())
-            if label is None:
-                dropped[f"{track.source}:{track.label}"] += 1
+            genres = sorted({mapping[genre.lower()] for genre in track.label_set if genre.lower() in mapping})
+            if not genres:
+                dropped[f"{track.source}:{track.label or '(no genre)'}"] += 1
             else:
-                merged.append(track.replace(label=label))
+                merged.append(track.replace(label=SET_SEPARATOR.join(genres)))
     for name, count in sorted(dropped.items()):
         log.warning("dropped %d track(s) labelled %s: not in the taxonomy", count, name)
     merged = unify_track_groups(merged)

@@ -13,12 +13,17 @@ from ..exceptions import DatasetError
 SPLITS = ("train", "valid", "test")
 
 
+SET_SEPARATOR = "|"
+"""Joins the genres of a label set: a clip labelled `metal|pop|rock` is rightly called any of the three."""
+
+
 @dataclass(frozen=True)
 class Track:
     """A labelled piece of audio: a whole file, or the span [start, end) seconds of it.
 
-    `group` ties together everything that must stay in one split (all snippets of a song, all songs of
-    an artist where known); `source` names the dataset it came from.
+    `label` is one genre or a set of them joined by `|` (`label_set`); `group` ties together everything
+    that must stay in one split (all snippets of a song, all songs of an artist where known); `source`
+    names the dataset it came from.
     """
 
     path: str
@@ -38,6 +43,11 @@ class Track:
     def duration(self):
         """Length of the span in seconds, or None for a whole file."""
         return None if self.start is None else self.end - self.start
+
+    @property
+    def label_set(self):
+        """The genres the clip may rightly be called (one for most datasets)."""
+        return tuple(self.label.split(SET_SEPARATOR)) if self.label else ()
 
     def replace(self, **changes):
         return replace(self, **changes)
@@ -67,19 +77,40 @@ def class_counts(tracks):
 
 
 def class_weights(tracks, labels=None):
-    """'Balanced' class weights (n_samples / (n_classes * count)) in the order of `labels`."""
-    from sklearn.utils.class_weight import compute_class_weight
+    """'Balanced' class weights (n_samples / (n_classes * count)) in the order of `labels`; a clip with a label
+    set counts 1/size towards each of its genres."""
+    labels = labels_of(tracks) if labels is None else list(labels)
+    counts = label_masks(tracks, labels).astype(np.float64)
+    counts = (counts / np.maximum(counts.sum(1, keepdims=True), 1)).sum(0)
+    present = counts > 0
+    weights = np.zeros(len(labels))
+    weights[present] = len(tracks) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
 
-    y = np.array([track.label for track in tracks])
-    labels = sorted(set(y)) if labels is None else list(labels)
-    present = [label for label in labels if label in set(y)]
-    weights = dict(zip(present, compute_class_weight("balanced", classes=np.array(present), y=y)))
-    return np.array([weights.get(label, 0.0) for label in labels], dtype=np.float32)
+
+def label_masks(tracks, labels):
+    """Which of `labels` each track may rightly be called [shape=(n_tracks, n_labels)], bool; a genre not in
+    `labels` is a DatasetError."""
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = {genre for track in tracks for genre in track.label_set} - set(index)
+    if unknown:
+        raise DatasetError(f"labels {sorted(unknown)} are not in the model's label set {list(labels)}")
+    masks = np.zeros((len(tracks), len(labels)), dtype=bool)
+    for row, track in enumerate(tracks):
+        masks[row, [index[genre] for genre in track.label_set]] = True
+    return masks
+
+
+def label_targets(tracks, labels):
+    """The right answers of `tracks`: label indices [shape=(n,)] when every track has one genre, else
+    `label_masks` [shape=(n, n_labels)] (what `genrekit.evaluation` and the combiners score against)."""
+    masks = label_masks(tracks, labels)
+    return masks.argmax(1) if (masks.sum(1) == 1).all() else masks
 
 
 def labels_of(tracks):
-    """The sorted label set of some tracks."""
-    return sorted({track.label for track in tracks})
+    """The sorted genres of some tracks (members of label sets included)."""
+    return sorted({genre for track in tracks for genre in track.label_set})
 
 
 def csv_reader(table):

@@ -14,7 +14,8 @@ from torch import nn
 
 from ..constants import SAMPLE_RATE
 from ..exceptions import ParameterError
-from .musicnn import HOP_LENGTH, MUSICNN_SR, N_FFT, N_FRAMES, N_MELS, MusicnnFrontEnd, load_musicnn
+from .musicnn import (HOP_LENGTH, LEVEL_DBFS, MAX_GAIN_DB, MUSICNN_SR, N_FFT, N_FRAMES, N_MELS, MusicnnFrontEnd,
+                      load_musicnn)
 from .registry import create_model, register_model
 from .vgg import load_vgg
 
@@ -45,12 +46,14 @@ class HeadAverage(nn.Module):
 
 class MusicnnClassifier(nn.Module):
     """Genre logits of 22050 Hz windows from a musicnn-family network (`network`): its frozen part (`embed`),
-    its adapted part and a one-hidden-layer MLP head with dropout (`trainable`; `heads` > 1: that many, their
-    probabilities averaged, see `average_heads`). The network sees 3 s of each window (its patch): the first
-    3 s of longer windows, shorter ones repeated. Batch norms keep the network's statistics."""
+    its adapted part and a one-hidden-layer MLP head with dropout, or a linear one (`hidden=0`) (`trainable`;
+    `heads` > 1: that many, their probabilities averaged, see `average_heads`). The network sees 3 s of each window (its patch): the first
+    3 s of longer windows, shorter ones repeated. Batch norms keep the network's statistics. With `level`
+    (the default) every window is brought to one loudness first (`musicnn.normalize_level`): part of the model,
+    so every path that runs it (predict, tag, the server, Ray, training, ONNX) does the same."""
 
     def __init__(self, n_classes, *, hidden=64, dropout=0.3, fine_tune="head", layers="penultimate", heads=1,
-                 network="msd_musicnn"):
+                 network="msd_musicnn", level=True):
         super().__init__()
         if network not in NETWORKS:
             raise ParameterError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
@@ -64,7 +67,8 @@ class MusicnnClassifier(nn.Module):
         self.network = network
         self.frozen_prefixes = FINE_TUNE[fine_tune]
         """State-dict entries loaded from the bundled network weights, which checkpoints leave out."""
-        self.frontend = MusicnnFrontEnd()
+        self.frontend = MusicnnFrontEnd(level=level)
+        self.level = level
         self.backbone = NETWORKS[network]().requires_grad_(False)
         for name, parameter in self.named_parameters():
             parameter.requires_grad_(not name.startswith(self.frozen_prefixes))
@@ -73,6 +77,8 @@ class MusicnnClassifier(nn.Module):
         width = self.backbone.layers_size if layers == "all" else self.backbone.output.in_features  # penultimate
 
         def head():
+            if not hidden:  # linear: a probe (`genrekit.probe`)
+                return nn.Sequential(nn.Dropout(dropout), nn.Linear(width, n_classes))
             return nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.ReLU(),
                                  nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 
@@ -117,6 +123,8 @@ class MusicnnClassifier(nn.Module):
             digest.update(self.fine_tune.encode())
         if self.layers != "penultimate":
             digest.update(self.layers.encode())
+        if self.level:
+            digest.update(f"level {LEVEL_DBFS} {MAX_GAIN_DB}".encode())
         for prefix, module in (("frontend.", self.frontend), ("backbone.", self.backbone)):
             for name, tensor in module.state_dict().items():
                 if (prefix + name).startswith(self.frozen_prefixes):

@@ -60,13 +60,32 @@ class Resampler(nn.Module):
         return F.conv1d(padded, self.kernel, stride=self.orig).transpose(1, 2).flatten(1)[:, :length]
 
 
+LEVEL_DBFS = -20.0
+"""The RMS level every window is brought to by `normalize_level`."""
+MAX_GAIN_DB = 60.0
+"""The most `normalize_level` raises a window: up to -80 dBFS RMS (`is_silent`'s threshold) comes to
+`LEVEL_DBFS`; anything quieter is raised by this much only, so a near-silent fade stays quiet."""
+
+
+def normalize_level(y, level_dbfs=LEVEL_DBFS, max_gain_db=MAX_GAIN_DB):
+    """Windows [shape=(batch, n)] brought to an RMS of `level_dbfs` each (at most `max_gain_db` louder): the same
+    music at any level gives the same output. Scaled by each window's peak first, so samples of any finite
+    size (1e30 or 1e-30) neither overflow nor vanish."""
+    peak = y.abs().amax(-1, keepdim=True)
+    unit = y / peak.clamp_min(1e-30)
+    rms = unit.square().mean(-1, keepdim=True).sqrt() * peak
+    floor = 10.0 ** ((level_dbfs - max_gain_db) / 20.0)
+    return unit * (10.0 ** (level_dbfs / 20.0) * peak / rms.clamp_min(floor))
+
+
 class MusicnnFrontEnd(nn.Module):
     """musicnn's input: 16 kHz audio, power STFT (512, hop 256, centred, zero-padded as librosa does), the
-    96-band librosa mel filterbank and log10(10000 x + 1); the STFT is a conv1d with fixed DFT kernels."""
+    96-band librosa mel filterbank and log10(10000 x + 1); the STFT is a conv1d with fixed DFT kernels. With
+    `level` each window is first brought to one loudness (`normalize_level`), so genres do not depend on it."""
 
-    def __init__(self, sr=SAMPLE_RATE, n_frames=N_FRAMES):
+    def __init__(self, sr=SAMPLE_RATE, n_frames=N_FRAMES, level=False):
         super().__init__()
-        self.n_frames = n_frames
+        self.n_frames, self.level = n_frames, level
         self.resample = Resampler(sr, MUSICNN_SR)
         angle = 2 * np.pi * np.outer(np.arange(N_FFT // 2 + 1), np.arange(N_FFT)) / N_FFT
         dft = np.concatenate([np.cos(angle), -np.sin(angle)]) * torch.hann_window(N_FFT, dtype=torch.float64).numpy()
@@ -88,7 +107,7 @@ class MusicnnFrontEnd(nn.Module):
 
     def forward(self, y):
         """Windows at `sr` [shape=(batch, n)] -> one patch each [shape=(batch, n_frames, 96)]."""
-        return self.patch(self.logmel(self.resample(y)))
+        return self.patch(self.logmel(self.resample(normalize_level(y) if self.level else y)))
 
 
 def conv_block(conv, norm):

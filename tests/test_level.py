@@ -1,0 +1,68 @@
+"""One loudness for every window: the same music gets the same genre at any level, and no size of sample
+(huge, tiny) gives NaN."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import genrekit
+from genrekit.examples import example_clip
+from genrekit.exceptions import AudioError
+from genrekit.models import create_model
+from genrekit.models.musicnn import LEVEL_DBFS, MAX_GAIN_DB, normalize_level
+
+
+def _rms_dbfs(y):
+    return 20 * torch.log10(y.square().mean(-1).sqrt())
+
+
+def test_normalize_level_brings_every_window_to_one_level_with_bounded_gain():
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.standard_normal((3, 4000)).astype(np.float32)) * torch.tensor([[0.3], [0.1], [0.02]])  # -10 to -34 dBFS
+    out = normalize_level(y)
+    assert torch.allclose(_rms_dbfs(out), torch.full((3,), LEVEL_DBFS), atol=1e-3)
+    for gain_db in range(0, -41, -10):  # the same windows 0 to 40 dB quieter
+        assert torch.allclose(normalize_level(y * 10 ** (gain_db / 20)), out, rtol=1e-4, atol=1e-6)
+    # below -80 dBFS the gain stops at MAX_GAIN_DB: a near-silent fade stays quiet
+    quiet = y[:1] / y[:1].square().mean().sqrt() * 1e-6  # -120 dBFS
+    assert _rms_dbfs(normalize_level(quiet)).item() == pytest.approx(-120 + MAX_GAIN_DB, abs=1e-2)
+    # any finite size: no overflow, no NaN; silence stays silence
+    for scale in (1e30, 1e-30, 3e38):
+        scaled = normalize_level(y[:1] / y[:1].abs().max() * scale)
+        assert torch.isfinite(scaled).all()
+    assert torch.allclose(normalize_level(y[:1] * 1e30), out[:1], rtol=1e-4)
+    assert torch.equal(normalize_level(torch.zeros(1, 100)), torch.zeros(1, 100))
+
+
+def test_a_musicnn_model_gives_the_same_probabilities_from_0_to_minus_40_db():
+    torch.manual_seed(0)
+    model = create_model("backbone-musicnn", 4, layers="all").eval()
+    y = torch.from_numpy(example_clip(3.0)[None])
+    with torch.no_grad():
+        reference = model(y).softmax(-1)
+        for gain_db in (-10, -20, -30, -40):
+            assert torch.allclose(model(y * 10 ** (gain_db / 20)).softmax(-1), reference, atol=1e-4)
+        unnormalised = create_model("backbone-musicnn", 4, layers="all", level=False).eval()
+        unnormalised.load_state_dict(model.state_dict())
+        assert not torch.allclose(unnormalised(y * 0.01).softmax(-1), unnormalised(y).softmax(-1), atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_the_bundled_model_names_the_same_genre_at_any_level(backend):
+    classifier = genrekit.load("default", backend=backend)
+    y, sr = example_clip(12.0), 22050
+    reference = classifier.predict(y, sr=sr)
+    for gain_db in range(-10, -41, -10):
+        result = classifier.predict(y * 10 ** (gain_db / 20), sr=sr)
+        assert result.genre == reference.genre
+        np.testing.assert_allclose(result.probabilities, reference.probabilities, atol=2e-3)
+    huge = classifier.predict(y / np.abs(y).max() * 1e30, sr=sr)  # scaled before the model: the same genre
+    assert huge.genre == reference.genre and np.isfinite(huge.probabilities).all()
+    json.loads(json.dumps(huge.to_dict()), parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    for bad in (np.nan, np.inf):
+        with pytest.raises(AudioError, match="NaN or infinity"):
+            classifier.predict(np.where(np.arange(len(y)) == 100, bad, y).astype(np.float32), sr=sr)
+    with pytest.raises(AudioError, match="silent"):
+        classifier.predict(y * 1e-30, sr=sr)
