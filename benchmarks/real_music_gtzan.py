@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from common import SHARED, inference_ms, load_benchmark_data, new_parser, write_report
+from common import RESULTS, SHARED, inference_ms, load_benchmark_data, new_parser, write_report
 from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.checkpoints import load_checkpoint, load_members, save_checkpoint
@@ -322,7 +322,7 @@ def main():
                         "valid scored by the members trained on train and the other half).")
     parser.add_argument("--choose", help="The row (a member or 'weighted: A + B') to choose instead of the best by "
                         "(CV) accuracy.")
-    parser.set_defaults(runs=DEFAULT_CACHE_DIR / "runs" / "real-music")
+    parser.set_defaults(runs=DEFAULT_CACHE_DIR / "runs" / "real-music", out=RESULTS / "real_music_gtzan")
     args = parser.parse_args()
     began = time.perf_counter()
     if not WEIGHTS.is_file():
@@ -361,11 +361,11 @@ def main():
     report["minutes"] = (time.perf_counter() - began) / 60
     args.out.mkdir(parents=True, exist_ok=True)
     shown = row.get("valid_cv", row["valid"])
-    plot_confusion(shown, args.out / "real_music_confusion.png", title=f"{chosen} (valid, CV)")
+    plot_confusion(shown, args.out / "real_music_gtzan_confusion.png", title=f"{chosen} (valid, CV)")
     plot_per_label_accuracy({name: report["rows"][name].get("valid_cv", report["rows"][name]["valid"])
-                             for name in [*args.members, chosen]}, args.out / "real_music_per_genre.png",
+                             for name in [*args.members, chosen]}, args.out / "real_music_gtzan_per_genre.png",
                             title="Per-genre accuracy on the real GTZAN valid split")
-    write_report(report, markdown(report), args.out, "real_music", "Real music benchmark")
+    write_report(report, markdown(report), args.out, "real_music_gtzan", "Real music benchmark: GTZAN alone")
 
 
 if __name__ == "__main__":

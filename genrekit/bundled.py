@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .atomic import write_text
 from .augment import Augmentation
@@ -34,6 +35,7 @@ from .evaluation import classification_metrics, expected_calibration_error
 from .exceptions import DatasetError
 from .feature_params import FeatureParams
 from .models import create_model
+from .predict import load
 from .probe import clip_means, fit_probe, set_linear_head, standardisation
 
 GENRES = ["blues", "classical", "country", "disco", "electronic", "hiphop", "jazz", "metal", "pop", "reggae",
@@ -99,8 +101,6 @@ def fit_default(features, l2):
 
 def valid_accuracy(model, valid):
     """Accuracy (label-set rule) of `model` on `valid` (`Features`), scored as `genrekit.scoring` does."""
-    import torch
-
     with torch.no_grad():
         logits = model.head(torch.from_numpy(clip_means(valid.clean)).float())
     return classification_metrics(valid.clean.targets, logits.argmax(1).numpy(), valid.labels)["accuracy"]
@@ -157,8 +157,6 @@ def training_counts(tracks):
 
 def speed(model_path, seconds=30.0, repeats=5):
     """Milliseconds to score `seconds` of audio with torch on this machine (median of `repeats`), with its load."""
-    from .predict import load
-
     classifier = load(model_path, backend="torch")
     y = np.random.default_rng(0).standard_normal(int(seconds * classifier.scorer.params.sr)).astype(np.float32) * 0.1
     times = []
@@ -168,18 +166,13 @@ def speed(model_path, seconds=30.0, repeats=5):
         times.append(time.perf_counter() - began)
     ms = 1000 * float(np.median(times))
     return {"ms_per_30s_torch": round(ms, 1), "x_realtime_torch": round(seconds * 1000 / ms),
-            "load_average": round(os.getloadavg()[0], 2), "cpu_threads": _threads()}
-
-
-def _threads():
-    import torch
-
-    return torch.get_num_threads()
+            "load_average": round(os.getloadavg()[0], 2), "cpu_threads": torch.get_num_threads()}
 
 
 def train_bundled(out, *, gtzan=(), real_extra=(), renderings=(), labels=GENRES, refit=True, name="default",
                   cache=None, progress=True):
-    """Make the bundled model's recipe and write `out/NAME.pt` and its card `out/NAME.json`; returns the card."""
+    """Make the bundled model's recipe and write `out/NAME.pt` and its card `out/NAME.json` (the fitted heads
+    along the way under the cache's `runs/bundled`); returns the card."""
     began = time.perf_counter()
     out = Path(out)
     cache = cache or FeatureCache()
@@ -189,12 +182,13 @@ def train_bundled(out, *, gtzan=(), real_extra=(), renderings=(), labels=GENRES,
     valid_features = Features(valid, labels, cache, views=False, progress=progress)
     tried = {l2: valid_accuracy(fit_default(train_features, l2), valid_features) for l2 in L2_STRENGTHS}
     l2 = max(tried, key=lambda k: (tried[k], k))  # ties: the stronger penalty
-    chosen = save_model(fit_default(train_features, l2), labels, out / "runs" / "train-only.pt")
+    runs = cache.root / "runs" / "bundled"
+    chosen = save_model(fit_default(train_features, l2), labels, runs / "train-only.pt")
     ensemble = Ensemble(load_members([chosen]), "equal")
     figures, calibration = held_out_figures(ensemble, valid, progress=progress)
     if refit:
         both = Features(train_tracks + valid, labels, cache, progress=progress)
-        ensemble.members = load_members([save_model(fit_default(both, l2), labels, out / "runs" / "refit.pt")])
+        ensemble.members = load_members([save_model(fit_default(both, l2), labels, runs / "refit.pt")])
     path = out / f"{name}.pt"
     card = {"name": name, "version": time.strftime("%Y.%m.%d"), "labels": list(labels),
             "kind": "MSD_musicnn (frozen, every window brought to one loudness) and a linear head on all its layers, "
@@ -203,6 +197,7 @@ def train_bundled(out, *, gtzan=(), real_extra=(), renderings=(), labels=GENRES,
                       f"window features, as is and from {VIEWS} augmented windows (speed, pitch, noise, gain); "
                       f"L2 {l2:g} chosen on valid ({', '.join(f'{k:g}: {v:.3f}' for k, v in tried.items())})"
                       + ("; the shipped head refitted on train + valid" if refit else ""),
+            "l2": l2, "l2_tried": {f"{k:g}": v for k, v in tried.items()},
             "training_data": {"train": training_counts(train_tracks),
                               **({"valid (refit)": training_counts(valid)} if refit else {})},
             "held_out": {set_name: card_figures(m) for set_name, m in figures.items()},

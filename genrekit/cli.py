@@ -77,9 +77,12 @@ def _summary_table(tracks, title):
     table = Table(title=title)
     for column in ["label", *SPLITS, "total", "class weight"]:
         table.add_column(column, justify="left" if column == "label" else "right")
-    for label, weight in zip(labels, weights):
-        counts = [sum(t.label == label and t.split == split for t in tracks) for split in SPLITS]
+    for label, weight in zip(labels, weights):  # a clip with a label set counts under each of its genres
+        counts = [sum(label in t.label_set and t.split == split for t in tracks) for split in SPLITS]
         table.add_row(label, *map(str, counts), str(sum(counts)), f"{weight:.2f}")
+    sets = [sum(len(t.label_set) > 1 and t.split == split for t in tracks) for split in SPLITS]
+    if any(sets):
+        table.add_row("(label sets)", *map(str, sets), str(sum(sets)), "", style="italic")
     totals = [sum(t.split == split for t in tracks) for split in SPLITS]
     table.add_row("all", *map(str, totals), str(len(tracks)), "", style="bold")
     groups = len({t.group for t in tracks})

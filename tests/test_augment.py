@@ -42,11 +42,21 @@ def test_pitch_shift_stays_within_two_semitones_and_varies():
 
 
 def test_noise_lowers_the_signal_to_noise_ratio_into_range():
-    noisy = Augmentation(speed=(1.0, 1.0), semitones=0.0, snr_db=(10.0, 10.0), probability=1.0)
+    noisy = Augmentation(speed=(1.0, 1.0), semitones=0.0, snr_db=(10.0, 10.0), gain_db=(0.0, 0.0), probability=1.0)
     clean = tone(440.0, seconds=1.0)
     out = noisy.window(clean, LENGTH, SR, np.random.default_rng(0))
     snr = 10 * np.log10(np.mean(clean ** 2) / np.mean((out - clean) ** 2))
     assert snr == pytest.approx(10.0, abs=0.01)
+
+
+def test_gain_plays_the_window_louder_or_quieter_within_range():
+    for low, high in ((-40.0, -40.0), (6.0, 6.0), (-20.0, 10.0)):
+        louder = Augmentation(speed=(1.0, 1.0), semitones=0.0, snr_db=(200.0, 200.0), gain_db=(low, high),
+                              probability=1.0)
+        clean = tone(440.0, seconds=1.0)
+        out = louder.window(clean, LENGTH, SR, np.random.default_rng(0))
+        gain = 10 * np.log10(np.mean(out ** 2) / np.mean(clean ** 2))
+        assert low - 0.01 <= gain <= high + 0.01
 
 
 def test_short_clips_are_padded_to_the_window():
@@ -55,7 +65,7 @@ def test_short_clips_are_padded_to_the_window():
 
 
 @pytest.mark.parametrize("settings", [{"speed": (0.0, 1.0)}, {"speed": (1.2, 0.9)}, {"probability": 1.5},
-                                      {"semitones": -1.0}, {"snr_db": (30.0, 10.0)}])
+                                      {"semitones": -1.0}, {"snr_db": (30.0, 10.0)}, {"gain_db": (0.0, -6.0)}])
 def test_bad_settings_are_refused(settings):
     with pytest.raises(ParameterError):
         Augmentation(**settings)

@@ -27,7 +27,7 @@ def test_parquet_features_are_the_in_process_embeddings(tmp_path):
     read = embedded_clips(tmp_path / "toy.parquet", tracks, LABELS, model, 3.0)
     computed = ClipSet.from_tracks(tracks, "waveform", LABELS, FeatureCache(tmp_path / "cache"), window_seconds=3.0,
                                    workers=1, progress=False).embedded(model.embed, 3.0, progress=False)
-    assert read.keys == computed.keys and list(read.targets) == list(computed.targets)
+    assert read.keys == computed.keys and np.array_equal(read.targets, computed.targets)
     assert all(np.array_equal(a, b) for a, b in zip(read.arrays, computed.arrays))
     with pytest.raises(GenrekitError, match="exists"):
         embed_corpus(tracks, tmp_path / "toy.parquet", workers=1, progress=False)

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from ..exceptions import DatasetError
-from .track import SET_SEPARATOR, Track, read_track_table
+from .track import SET_SEPARATOR, Track, csv_reader, read_track_table
 
 COLUMNS = ("path", "genres", "split", "artist", "source")
 
@@ -20,8 +20,6 @@ log = logging.getLogger(__name__)
 
 def is_real_extra(root):
     """Whether `root` holds a real-extra `tracks.csv` (genre sets per listed file)."""
-    from .track import csv_reader
-
     table = Path(root) / "tracks.csv"
     return table.is_file() and set(COLUMNS) <= set(csv_reader(table).fieldnames or [])
 
