@@ -24,6 +24,10 @@ _DECODER_OUTPUT = threading.Lock()
 MAX_LOAD_SECONDS = 3600.0
 """Longest span `load_audio` decodes in one piece; longer files are read in windows."""
 
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
+"""Sample rates audio files have; a header outside them is not audio (FFmpeg reads random bytes at 0 Hz, and a
+220 kB file at 1 Hz would be 30 hours)."""
+
 SILENCE_PEAK = 1e-4
 """A signal whose absolute peak stays below this (-80 dBFS) counts as silent."""
 
@@ -92,6 +96,10 @@ def _open(path):
     if handle.format == "RAW":  # libsndfile takes a .au/.snd file without its header for headerless samples
         handle.close()
         raise AudioError(path, "not an audio file (no audio header)")
+    if not MIN_SAMPLE_RATE <= handle.samplerate <= MAX_SAMPLE_RATE:  # e.g. random bytes FFmpeg took for audio
+        handle.close()
+        raise AudioError(path, f"not audio: its header gives a sample rate of {handle.samplerate} Hz (audio is "
+                               f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz)")
     if handle.frames <= 0:
         handle.close()
         raise AudioError(path, "contains no audio samples")

@@ -263,7 +263,8 @@ def run_local(jobs, count, classifier, workers, handle):
 
 def _connect(db_path):
     db_path = Path(db_path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    if not db_path.parent.is_dir():  # a mistyped folder is not made silently
+        raise GenrekitError(f"{db_path}: its folder {db_path.parent} does not exist (create it first)")
     try:
         conn = sqlite3.connect(db_path, timeout=60)
         conn.row_factory = sqlite3.Row

@@ -163,10 +163,26 @@ class OnnxScorer(Scorer):
         return self.session.run(None, {rep: windows[rep] for rep in self.member_representations})[0]
 
 
+INTEGER_SCALES = {np.dtype(np.int8): (0, 2 ** 7), np.dtype(np.uint8): (2 ** 7, 2 ** 7),
+                  np.dtype(np.int16): (0, 2 ** 15), np.dtype(np.int32): (0, 2 ** 31)}
+"""(offset, scale) that bring integer samples to [-1, 1), as soundfile reads them (8-bit WAV is unsigned)."""
+
+
 def array_signal(y, sr, params):
-    """Samples at `sr` Hz (mono, or channels on either axis) as mono float32 at `params.sr`."""
+    """Samples at `sr` Hz as mono float32 at `params.sr`: a 1-D array, or channels on either axis of a 2-D one
+    (the shorter axis); floats as they are, integers scaled as soundfile scales them (int16 / 32768, ...)."""
     if sr is None:
         raise ParameterError("pass sr= with an array of samples")
+    y = np.asarray(y)
+    if y.dtype in INTEGER_SCALES:
+        offset, scale = INTEGER_SCALES[y.dtype]
+        y = (y.astype(np.float32) - offset) / scale
+    elif y.dtype.kind != "f":
+        raise ParameterError(f"samples of dtype {y.dtype} are not audio: give floats or int8/uint8/int16/int32")
+    if y.ndim not in (1, 2) or 0 in y.shape:
+        raise ParameterError(f"samples of shape {y.shape} are not audio: give (samples,) or (samples, channels)")
+    if not 0 < sr < np.inf:
+        raise ParameterError(f"sr must be a positive number of Hz, got {sr}")
     y = np.asarray(y, dtype=np.float32)
     return resample(to_mono(y.T if y.ndim == 2 and y.shape[0] < y.shape[1] else y), sr, params.sr)
 

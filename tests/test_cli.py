@@ -1,3 +1,4 @@
+import numpy as np
 from typer.testing import CliRunner
 
 from conftest import write_tone
@@ -120,3 +121,28 @@ def test_negative_workers_are_refused(tmp_path, monkeypatch, capsys):
     code, err = _run_main(monkeypatch, capsys, "features", tmp_path, "--workers", "-3")
     assert code == 2 and "Invalid value for '--workers': Input should be greater than or equal to 0" in \
         " ".join(err.replace("│", " ").split()) and "Traceback" not in err
+
+
+def test_predict_writes_nothing_outside_the_genrekit_cache(tmp_path):
+    """numba's compiled functions go under the genrekit cache and onnxruntime keeps no telemetry id in HOME, as
+    for a service user whose HOME cannot be written; bad headers are one line, not a traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    song = write_tone(tmp_path / "song.wav", seconds=4.0)
+    garbage = tmp_path / "song.flac"
+    garbage.write_bytes(np.random.default_rng(0).bytes(50_000))  # FFmpeg reads it at 0 Hz
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "ORT_DISABLE_TELEMETRY")}
+    env.update(HOME=str(home), GENREKIT_CACHE=str(cache))
+    genrekit_command = Path(sys.executable).with_name("genrekit")
+    done = subprocess.run([str(genrekit_command), "predict", str(song), str(garbage)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # one of two failed
+    assert f"error: {garbage}: not audio: its header gives a sample rate of 0 Hz" in done.stderr
+    assert "Traceback" not in done.stderr and "song.wav" in done.stdout
+    assert list(home.iterdir()) == []  # no ~/.cache/Microsoft, no ~/.cache/genrekit
+    assert (cache / "onnx").is_dir()

@@ -66,3 +66,26 @@ def test_the_bundled_model_names_the_same_genre_at_any_level(backend):
             classifier.predict(np.where(np.arange(len(y)) == 100, bad, y).astype(np.float32), sr=sr)
     with pytest.raises(AudioError, match="silent"):
         classifier.predict(y * 1e-30, sr=sr)
+
+
+def test_integer_arrays_are_scaled_as_soundfile_reads_them(tmp_path):
+    import soundfile as sf
+
+    classifier = genrekit.load("default", backend="torch")
+    y = example_clip(6.0)
+    for subtype, dtype in (("PCM_16", "int16"), ("PCM_32", "int32"), ("PCM_U8", "uint8")):
+        path = tmp_path / f"clip-{subtype}.wav"
+        sf.write(path, y * 0.5, 22050, subtype=subtype)
+        ints, sr = sf.read(path, dtype=dtype if dtype != "uint8" else "int16")
+        if dtype == "uint8":  # soundfile reads 8-bit WAV as int16; the file holds unsigned bytes
+            ints = (ints // 256 + 128).astype(np.uint8)
+        floats = sf.read(path, dtype="float32")[0]
+        np.testing.assert_allclose(classifier.predict(ints, sr=sr).probabilities,
+                                   classifier.predict(floats, sr=sr).probabilities, atol=1e-4)
+    stereo = np.stack([y, y], 1)
+    np.testing.assert_allclose(classifier.predict(stereo, sr=22050).probabilities,
+                               classifier.predict(stereo.T.astype(np.float64), sr=22050).probabilities, atol=1e-5)
+    for bad, match in ((y.astype(np.complex64), "complex64"), (y.astype(bool), "bool"),
+                       (np.zeros((2, 3, 4), np.float32), r"\(2, 3, 4\)")):
+        with pytest.raises(genrekit.exceptions.ParameterError, match=match):
+            classifier.predict(bad, sr=22050)

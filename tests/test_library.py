@@ -295,6 +295,9 @@ def test_cli_tag_exit_codes_and_export(tmp_path, model, monkeypatch, capsys):
     assert "5 audio files: 0 tagged, 0 reused (same content), 5 unchanged, 0 failed" in result.output
     assert "4 rows of vanished files removed" in result.output and (tmp_path / "lib.csv").is_file()
     assert isinstance(runner.invoke(app, args + ["--export", "xml"]).exception, library.ParameterError)
+    missing = tmp_path / "no" / "such" / "lib.sqlite"  # a mistyped folder is named, not made
+    result = runner.invoke(app, ["tag", str(root), "--db", str(missing), "--model", str(model), "--workers", "1"])
+    assert "does not exist (create it first)" in str(result.exception) and not (tmp_path / "no").exists()
 
     monkeypatch.setitem(predict.BUNDLED_MODELS, "default", tmp_path / "missing.pt")
     monkeypatch.setattr("sys.argv", ["genrekit", "tag", str(root), "--db", str(db)])
