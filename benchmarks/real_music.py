@@ -163,7 +163,7 @@ def markdown(report):
                   f"{name}: {v['uncertain']:.2f} of {v['n']}" for name, v in u.items() if name != "threshold"), ""]
     if "midi_test" in report:
         m = report["midi_test"]
-        lines += ["## Rendered MIDI test songs (shipped model; never trained on renderings)", "",
+        lines += ["## Rendered MIDI test songs (shipped model; their artists never trained on)", "",
                   f"{m['n']} songs: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; per genre " + ", ".join(
                       f"{g} {a:.2f}" for g, a in m["per_label_accuracy"].items() if a is not None), ""]
     lines += ["## The demo's example songs (shipped model)", "", "| song | top two |", "| --- | --- |"]
