@@ -13,7 +13,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from . import __version__
 from .constants import DEFAULT_CACHE_DIR
-from .exceptions import GenrekitError
+from .exceptions import GenrekitError, printable
 
 
 def _untyped_flags(params):
@@ -109,7 +109,7 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
     output = output or Path(".")
     output = output / f"{file.stem}.png" if output.is_dir() else output
     plot_representations(compute_features(y), output, title=file.name, offset=offset)
-    console.print(f"wrote {output}")
+    console.print(f"wrote {printable(str(output))}", highlight=False, markup=False)
 
 
 EngineOption = typer.Option("local", help="local (this machine's processes) or ray (a Ray cluster; Ray comes "
@@ -440,10 +440,10 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
         writer.writerow(["path", "genre", "probability", *[f"top{k + 1}" for k in range(top)], "error"])
         for path, result in zip(files, results):
             if isinstance(result, GenrekitError):
-                writer.writerow([path, "", "", *[""] * top, str(result)])
+                writer.writerow([printable(str(path)), "", "", *[""] * top, str(result)])
             else:
                 ranked = result.top(top)
-                writer.writerow([path, result.genre, f"{ranked[0][1]:.4f}",
+                writer.writerow([printable(str(path)), result.genre, f"{ranked[0][1]:.4f}",
                                  *[f"{g}:{p:.4f}" for g, p in ranked] + [""] * (top - len(ranked)), ""])
     elif good:
         table = Table(title=f"Genres ({classifier.name})")
@@ -452,7 +452,7 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
             table.add_column(column)
         for result in good:
             ranked = result.top(top)
-            table.add_row(Path(result.source).name, ranked[0][0], f"{ranked[0][1]:.0%}",
+            table.add_row(printable(Path(result.source).name), ranked[0][0], f"{ranked[0][1]:.0%}",
                           ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
         # piped or redirected: one line per file, whole names (on a terminal, long names fold)
         (console if console.is_terminal else Console(soft_wrap=True, width=10_000, markup=False)).print(table)

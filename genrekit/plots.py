@@ -10,11 +10,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
+from .exceptions import printable  # noqa: E402
 from .feature_params import FeatureParams  # noqa: E402
 
 
 def save_figure(figure, path):
-    """Write a figure as PNG atomically (temp file, then rename) and close it."""
+    """Write a figure as PNG atomically (temp file, then rename) and close it; every text in it is made
+    `printable` first (titles and legends name files)."""
+    for text in figure.findobj(matplotlib.text.Text):
+        text.set_text(printable(text.get_text()))
     try:
         with atomic_path(path) as temp:
             figure.savefig(temp, format="png", dpi=110, bbox_inches="tight")

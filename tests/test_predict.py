@@ -417,3 +417,30 @@ def test_bundled_models_load_by_name(backend):
     assert "backbone-musicnn" in default.member_names and "backbone-musicnn" not in fast.member_names
     y = tone(440.0, seconds=4.0)
     assert np.isclose(fast.predict(y, sr=22050).probabilities.sum(), 1.0, atol=1e-4)
+
+
+def test_file_names_that_are_not_utf8_are_shown_escaped_in_tables_csv_and_pictures(members, tmp_path):
+    """A Latin-1 name (bytes that are not UTF-8) once crashed matplotlib and lost the whole batch."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+
+    model = str(members[0][0])
+    latin = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.wav")
+    write_tone(latin, freq=1700, seconds=3.0)
+    good = write_tone(tmp_path / "plain.wav", freq=1700, seconds=3.0)
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", latin, str(good), "--model", model, "--timeline", "--timeline-dir",
+                                 str(tmp_path / "tl")])
+    assert result.exit_code == 0, result.output
+    assert "caf\\xe9.wav" in result.output and "plain.wav" in result.output
+    assert {os.fsencode(p.name) for p in (tmp_path / "tl").iterdir()} == {b"caf\xe9.wav.timeline.png",
+                                                                            b"plain.wav.timeline.png"}
+    result = runner.invoke(app, ["predict", latin, "--model", model, "--format", "csv"])
+    assert result.exit_code == 0 and "caf\\xe9.wav," in result.stdout
+    (tmp_path / "pics").mkdir()
+    result = runner.invoke(app, ["show", latin, "-o", str(tmp_path / "pics")])
+    assert result.exit_code == 0, result.output
+    assert "caf\\xe9.png" in result.output and [p.suffix for p in (tmp_path / "pics").iterdir()] == [".png"]
