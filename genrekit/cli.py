@@ -509,7 +509,12 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         export: str = typer.Option(None, help="Also export the table: csv or json."),
         output: Path = typer.Option(None, help="File for --export (default: the database's name with .csv/.json); "
                                     "never the database, an audio file or a file that is not an earlier export."),
-        write_tags: bool = typer.Option(False, "--write-tags", help="Write the genre into each file's tags."),
+        write_tags: bool = typer.Option(False, "--write-tags", help="Write the genre into each file's tags (as "
+                                        "Rock, Hip-Hop, R&B, ...); a file that has a genre keeps it."),
+        force_tags: bool = typer.Option(False, "--force-tags", help="With --write-tags, replace genres files have "
+                                        "(the table keeps what each had: 'written, was: ...')."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="With --write-tags, say what would be written; write "
+                                     "no tag."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Try unchanged files that failed before again."),
         min_confidence: float = typer.Option(0.0, help="Give a file a genre (in the table and its tags) only when "
                                              "the top genre is at least this likely (0-1); the rest are "
@@ -519,7 +524,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                     "every window.")):
     """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
     from .exceptions import ParameterError
-    from .library import EXPORT_FORMATS, check_export_target, export_library, printable, run_local, tag_library
+    from .library import EXPORT_FORMATS, check_export_target, export_library, run_local, tag_library
     from .predict import load
 
     run = _engine(engine, address, run_local, "run_ray")
@@ -532,13 +537,15 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         output = output or db.with_suffix(f".{export}")
         check_export_target(output, export, db)  # before the work, not after it
     summary = tag_library(directory, db, load(model, max_windows=windows), workers=workers or None, engine=run,
-                          write_tags=write_tags, retry_failed=retry_failed, min_confidence=min_confidence)
+                          write_tags=write_tags, retry_failed=retry_failed, min_confidence=min_confidence,
+                          force_tags=force_tags, dry_run=dry_run)
     console.print(summary.line(), highlight=False, markup=False)
     for path, reason in summary.failures + summary.not_scanned:
         console.print(f"{printable(path)}: {reason}", style="red", highlight=False, markup=False)
     if write_tags:
-        console.print(f"genre tags written: {summary.tags_written}, not written: {len(summary.tag_problems)}",
-                      highlight=False, markup=False)
+        planned = summary.tags_written if dry_run else 0  # listed below with the files left alone
+        console.print(f"genre tags {'that would be ' if dry_run else ''}written: {summary.tags_written}, not "
+                      f"written: {len(summary.tag_problems) - planned}", highlight=False, markup=False)
         for path, reason in summary.tag_problems:
             console.print(f"{printable(path)}: tag {reason}", style="yellow", highlight=False, markup=False)
     if export is not None:

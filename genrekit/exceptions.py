@@ -1,14 +1,16 @@
 """The exceptions genrekit raises: one base class, one subclass per kind of bad input; and how a file name that
 is not UTF-8 is shown to people."""
 
+import os
+
 
 def printable(text):
-    """`text` with what cannot be shown escaped: the bytes of a file name that are not UTF-8 (which Python
-    decodes as lone surrogates) as `\\xe9`."""
+    """A path (or text naming one) that can be printed and drawn anywhere: bytes that are not UTF-8 (decoded
+    by Python as lone surrogates) shown as `\\xNN`."""
     try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # surrogates that stand for no byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class GenrekitError(Exception):

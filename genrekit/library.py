@@ -38,7 +38,7 @@ from .checkpoints import load_scorer
 from .constants import AUDIO_EXTENSIONS
 from .datasets.folder import scan_folder
 from .digest import file_digest
-from .exceptions import AudioError, GenrekitError, ParameterError
+from .exceptions import AudioError, GenrekitError, ParameterError, printable
 from .predict import Classifier
 from .parallel import progress_bar, submit_bounded, worker_pool
 
@@ -67,6 +67,15 @@ EXPORT_FIELDS = ("path", "genre", "status", "confidence", "top3", "error", "size
 EXPORT_STARTS = {"csv": (b"path,genre",), "json": (b'[\n {\n  "path": ', b"[]\n")}
 """How the exports of each format begin: an existing file that begins otherwise is never overwritten."""
 CRASH_REASON = "the worker process crashed while decoding or classifying this file"
+
+
+GENRE_NAMES = {"hiphop": "Hip-Hop", "rnb_soul": "R&B"}
+"""How a label is written into a file's genre tag where its title case would not do (`display_genre`)."""
+
+
+def display_genre(label):
+    """The genre as written into tags, as people and players spell it: `rock` -> Rock, `hiphop` -> Hip-Hop."""
+    return GENRE_NAMES.get(label, label.replace("_", " ").title())
 
 
 class TagError(GenrekitError):
@@ -100,9 +109,11 @@ class LibrarySummary:
     uncertain: int = 0
     """classified files whose top genre is below the run's `min_confidence`: no genre given"""
     tags_written: int = 0
+    """genre tags written (with `dry_run`: that would be)"""
     tag_problems: list = field(default_factory=list)
     """(path, reason) of files whose genre tag could not be written ("failed: ..."), or was not on purpose
-    ("unsupported: ..." formats, "skipped: ..." links out of the folder and hard-linked files)"""
+    ("unsupported: ..." formats, "skipped: ..." links out of the folder and hard-linked files, "kept: ..." a
+    genre already in the file, replaced only with `force_tags`; with `dry_run`, "would write: ..." too)"""
     not_scanned: list = field(default_factory=list)
     """(path, reason) of dangling links, symlink loops and unreadable folders under the folder"""
     partial_copies_removed: int = 0
@@ -113,7 +124,7 @@ class LibrarySummary:
         """True when everything under the folder could be looked at, every file has a genre and every
         asked-for tag that the format supports was written."""
         return not self.failures and not self.not_scanned and all(
-            reason.startswith(("unsupported", "skipped")) for _, reason in self.tag_problems)
+            reason.startswith(("unsupported", "skipped", "kept", "would write")) for _, reason in self.tag_problems)
 
     def line(self):
         text = (f"{self.total} audio files: {self.tagged} tagged, {self.reused} reused (same content), "
@@ -129,11 +140,6 @@ class LibrarySummary:
         if self.partial_copies_removed:
             text += f"; {self.partial_copies_removed} tagging copies left by a killed run removed"
         return text
-
-
-def printable(path):
-    """A path as text that can be printed anywhere: bytes that are not UTF-8 shown as \\xNN."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _key(path):
@@ -305,7 +311,7 @@ def _read_rows(db_path):
 
 
 def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, progress=True, write_tags=False,
-                retry_failed=False, min_confidence=0.0):
+                retry_failed=False, min_confidence=0.0, force_tags=False, dry_run=False):
     """Classify every audio file under `root` (recursively) into the SQLite table at `db_path`.
 
     `classifier` is a `genrekit.predict.Classifier`; with more than one worker each process loads it again
@@ -316,8 +322,10 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
     genre is less likely than `min_confidence` gets no genre (it is "uncertain"; its probabilities stay in
     the table, and exports list its top 3); the threshold is applied to every row of the folder at the end
     of each run, so a new threshold needs no new classification. With `write_tags`, the genre is also
-    written into each file's tags (uncertain files get none; see `write_genre_tag`). Tagging copies left by
-    a killed run are removed first. Returns a `LibrarySummary`.
+    written into each file's tags (uncertain files get none; see `write_genre_tag`): a file that has a genre
+    already keeps it (the user's, or genrekit's from an earlier model) unless `force_tags`, and the genre it
+    had is kept in the table's `tag` column (`written, was: ...`); `dry_run` says what would be written and
+    writes nothing. Tagging copies left by a killed run are removed first. Returns a `LibrarySummary`.
     """
     if not 0.0 <= min_confidence <= 1.0:
         raise ParameterError(f"min_confidence must be between 0 and 1, got {min_confidence}")
@@ -401,7 +409,7 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
         summary.removed = len(gone)
         summary.uncertain = _apply_min_confidence(conn, files, min_confidence)
         if write_tags:
-            _write_tags(conn, root, files, summary, progress)
+            _write_tags(conn, root, files, summary, progress, force=force_tags, dry_run=dry_run)
     finally:
         conn.close()
     summary.failures.sort()
@@ -436,11 +444,12 @@ def _tag_refusal(root, path, stat):
     return None
 
 
-def _write_tags(conn, root, files, summary, progress):
-    """Write the genre into every classified file with a genre whose tag is not written yet (or failed
-    before), except links out of `root` and hard-linked files."""
+def _write_tags(conn, root, files, summary, progress, *, force=False, dry_run=False):
+    """Write the genre into every classified file with a genre whose tag is not written yet (or failed or was
+    kept before), except links out of `root`, hard-linked files and (unless `force`) files with a genre."""
     rows = {row["path"]: row for row in _rows(conn, (
-        "SELECT * FROM tracks WHERE error IS NULL AND genre IS NOT NULL AND (tag IS NULL OR tag LIKE 'failed%')"))}
+        "SELECT * FROM tracks WHERE error IS NULL AND genre IS NOT NULL AND (tag IS NULL OR tag LIKE 'failed%' "
+        "OR tag LIKE 'kept%')"))}
     pending = [rows[path] for path in files if path in rows]
     for row in tqdm(pending, desc="writing tags", unit="file", disable=not progress or not pending):
         path = row["path"]
@@ -452,12 +461,28 @@ def _write_tags(conn, root, files, summary, progress):
             if refusal:
                 summary.tag_problems.append((path, refusal))  # not stored: looked at again on every run
                 continue
-            changed = write_genre_tag(path, row["genre"])
+            genre = display_genre(row["genre"])
+            had = existing_genres(path)
+            if had and had != [genre] and not force:
+                status = f"kept: it has genre {'; '.join(had)!r} (--force-tags replaces it)"
+            elif dry_run:
+                status = f"would write: {genre}" + (f" (replacing {'; '.join(had)!r})" if had and had != [genre] else "")
+            else:
+                status = None
+            if status:
+                summary.tag_problems.append((path, status))
+                summary.tags_written += status.startswith("would write")
+                if not dry_run:
+                    with conn:
+                        conn.execute("UPDATE tracks SET tag = ? WHERE path = ?", (status, _key(path)))
+                continue
+            changed = write_genre_tag(path, genre)
         except TagError as error:
             status = f"unsupported: {error.reason}" if error.unsupported else f"failed: {error.reason}"
             summary.tag_problems.append((path, status))
-            with conn:
-                conn.execute("UPDATE tracks SET tag = ? WHERE path = ?", (status, _key(path)))
+            if not dry_run:
+                with conn:
+                    conn.execute("UPDATE tracks SET tag = ? WHERE path = ?", (status, _key(path)))
             continue
         except OSError as error:
             summary.tag_problems.append((path, f"failed: {error.strerror or error}"))
@@ -468,9 +493,10 @@ def _write_tags(conn, root, files, summary, progress):
             size, mtime_ns, sha1 = stat.st_size, stat.st_mtime_ns, file_digest(path)
         else:
             size, mtime_ns, sha1 = row["size"], row["mtime_ns"], row["sha1"]
+        written = "written" + (f", was: {'; '.join(had)}" if had and had != [genre] else "")
         with conn:
-            conn.execute("UPDATE tracks SET tag = 'written', size = ?, mtime_ns = ?, sha1 = ? WHERE path = ?",
-                         (size, mtime_ns, sha1, _key(path)))
+            conn.execute("UPDATE tracks SET tag = ?, size = ?, mtime_ns = ?, sha1 = ? WHERE path = ?",
+                         (written, size, mtime_ns, sha1, _key(path)))
 
 
 def _frames(path):
@@ -515,6 +541,23 @@ def _set_genre(audio, path, genre):
         raise TagError(path, f"{Path(path).suffix} tags have no genre field ({error})", True) from None
 
 
+def _open_tags(path, shown):
+    """mutagen's view of the tags of the file at `path` (None: a format mutagen does not know); TagError naming
+    `shown` when they cannot be read."""
+    import mutagen
+
+    try:
+        return mutagen.File(path, easy=True)
+    except (mutagen.MutagenError, OSError, ValueError, EOFError) as error:
+        raise TagError(shown, f"cannot read its tags ({error})") from None
+
+
+def existing_genres(path):
+    """The genres a file's tags hold already ([] for none, or a format without tags)."""
+    audio = _open_tags(path, path)
+    return [] if audio is None else [genre for genre in _genres_in(audio) if genre.strip()]
+
+
 def write_genre_tag(path, genre):
     """Set the genre tag of an audio file; True when the file changed, False when it had that genre already.
 
@@ -530,10 +573,7 @@ def write_genre_tag(path, genre):
     path = Path(os.path.realpath(path))
 
     def open_tags(target):
-        try:
-            return mutagen.File(target, easy=True)
-        except (mutagen.MutagenError, OSError, ValueError, EOFError) as error:
-            raise TagError(path, f"cannot read its tags ({error})") from None
+        return _open_tags(target, path)
 
     audio = open_tags(path)
     if audio is None:

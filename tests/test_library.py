@@ -21,7 +21,8 @@ from genrekit import library, predict
 from genrekit.audio import load_audio
 from genrekit.cli import app, main
 from genrekit.datasets.folder import PARTIAL_COPY
-from genrekit.library import CRASH_REASON, TagError, export_library, tag_library, write_genre_tag
+from genrekit.library import (CRASH_REASON, TagError, display_genre, export_library, existing_genres, tag_library,
+                              write_genre_tag)
 from genrekit.predict import load
 
 runner = CliRunner()
@@ -262,10 +263,11 @@ def test_write_tags_sets_the_genre_and_keeps_the_audio(tmp_path, classifier):
     assert len(summary.tag_problems) == 1 and summary.tag_problems[0][0].endswith("d.au")
     assert summary.tag_problems[0][1] == "unsupported: mutagen cannot tag .au files"
     table = {Path(p).name: row for p, row in rows(db).items()}
+    shown = {name: display_genre(row["genre"]) for name, row in table.items()}  # "High", "Low", "Noisy"
     for name in ("a.mp3", "b.flac", "e.m4a"):
-        assert mutagen.File(root / name, easy=True)["genre"] == [table[name]["genre"]]
-    assert [t for f in mutagen.File(root / "c.wav").tags.getall("TCON") for t in f.text] == [table["c.wav"]["genre"]]
-    assert [str(genre) for genre in mutagen.File(root / "f.wma").tags["WM/Genre"]] == [table["f.wma"]["genre"]]
+        assert mutagen.File(root / name, easy=True)["genre"] == [shown[name]]
+    assert [t for f in mutagen.File(root / "c.wav").tags.getall("TCON") for t in f.text] == [shown["c.wav"]]
+    assert [str(genre) for genre in mutagen.File(root / "f.wma").tags["WM/Genre"]] == [shown["f.wma"]]
     for name, samples in before.items():
         assert np.allclose(load_audio(root / name), samples)
         assert table[name]["size"] == (root / name).stat().st_size
@@ -273,7 +275,7 @@ def test_write_tags_sets_the_genre_and_keeps_the_audio(tmp_path, classifier):
     assert sorted(os.listdir(root)) == ["a.mp3", "b.flac", "c.wav", "d.au", "e.m4a", "f.wma"]  # no copies left
     again = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
     assert (again.skipped, again.tagged, again.tags_written, again.tag_problems) == (6, 0, 0, [])
-    assert write_genre_tag(root / "a.mp3", table["a.mp3"]["genre"]) is False  # already there: file untouched
+    assert write_genre_tag(root / "a.mp3", shown["a.mp3"]) is False  # already there: file untouched
     (root / "bad.mp3").write_bytes(b"junk" * 100)
     with pytest.raises(TagError):
         write_genre_tag(root / "bad.mp3", "rock")
@@ -336,7 +338,7 @@ def test_min_confidence_leaves_unsure_files_without_a_genre_or_tag(tmp_path, cla
     assert table[unsure]["genre"] is None and table[unsure]["tag"] is None
     assert "genre" not in (mutagen.File(root / unsure, easy=True) or {})
     sure = ({"a.flac", "b.flac"} - {unsure}).pop()
-    assert mutagen.File(root / sure, easy=True)["genre"] == [table[sure]["genre"]]
+    assert mutagen.File(root / sure, easy=True)["genre"] == [display_genre(table[sure]["genre"])]
     export_library(db, tmp_path / "out.csv", "csv")
     with open(tmp_path / "out.csv", newline="") as handle:
         exported = {Path(r["path"]).name: r for r in csv.DictReader(handle)}
@@ -365,7 +367,7 @@ def test_names_that_are_not_utf8_are_tagged_and_round_trip(tmp_path, classifier,
     assert stored[os.fsencode(odd.resolve())]["genre"] == classifier.predict(odd).genre
     again = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
     assert (again.skipped, again.unchanged_failed, again.tags_written, again.removed) == (3, 1, 3, 0)
-    assert mutagen.File(odd, easy=True)["genre"] == [stored[os.fsencode(odd.resolve())]["genre"]]
+    assert mutagen.File(odd, easy=True)["genre"] == [display_genre(stored[os.fsencode(odd.resolve())]["genre"])]
 
     export_library(db, tmp_path / "out.json", "json")
     exported = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))  # valid UTF-8
@@ -442,6 +444,27 @@ def test_tagging_copies_left_by_a_kill_are_never_tracks_and_are_removed(tmp_path
     assert "1 tagging copies left by a killed run removed" in summary.line()
     assert sorted(os.listdir(root)) == ["a.wav", "b.flac"]
     assert len(rows(db)) == 2
+
+
+def test_write_tags_keeps_the_genres_people_set_unless_forced_and_can_pretend(tmp_path, classifier):
+    root, db = tmp_path / "music", tmp_path / "lib.sqlite"
+    curated, plain = write_tone(root / "curated.flac", 220, seconds=2.0), write_tone(root / "plain.mp3", 220, seconds=2.0)
+    write_genre_tag(curated, "Shoegaze; Dream Pop")
+    before, samples = {p.name: p.read_bytes() for p in root.iterdir()}, load_audio(curated)
+    pretend = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True, dry_run=True)
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == before  # nothing written
+    reasons = {Path(p).name: why for p, why in pretend.tag_problems}
+    assert reasons["curated.flac"].startswith("kept: it has genre 'Shoegaze; Dream Pop'")
+    genre = {Path(path).name: display_genre(row["genre"]) for path, row in rows(db).items()}
+    assert reasons["plain.mp3"] == f"would write: {genre['plain.mp3']}" and pretend.tags_written == 1 and pretend.ok
+    summary = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True)
+    assert summary.tags_written == 1 and summary.ok
+    assert existing_genres(curated) == ["Shoegaze; Dream Pop"] and existing_genres(plain) == [genre["plain.mp3"]]
+    forced = tag_library(root, db, classifier, workers=1, progress=False, write_tags=True, force_tags=True)
+    assert forced.tags_written == 1 and existing_genres(curated) == [genre["curated.flac"]]
+    assert rows(db)[str(curated.resolve())]["tag"] == "written, was: Shoegaze; Dream Pop"  # the way back
+    assert np.array_equal(load_audio(curated), samples)  # only the tag changed
+    assert display_genre("hiphop") == "Hip-Hop" and display_genre("rnb_soul") == "R&B"
 
 
 def test_write_tags_leaves_links_out_of_the_folder_and_hard_links_alone(tmp_path, classifier):

@@ -49,6 +49,7 @@ def test_dropout_is_applied_in_training_mode():
 def test_squeeze_excitation_gates_channels_per_input(name):
     from genrekit.models.cnn import SqueezeExcite
 
+    torch.manual_seed(0)  # unseeded, the chroma model's two gates came out alike (allclose) in 8 of 300 draws
     model = create_model(name, 5, se=True).eval()
     gates = [m for m in model.modules() if isinstance(m, SqueezeExcite)]
     assert len(gates) == 4
