@@ -24,7 +24,7 @@ _DECODER_OUTPUT = threading.Lock()
 MAX_LOAD_SECONDS = 3600.0
 """Longest span `load_audio` decodes in one piece; longer files are read in windows."""
 
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 768000
 """Sample rates audio files have; a header outside them is not audio (FFmpeg reads random bytes at 0 Hz, and a
 220 kB file at 1 Hz would be 30 hours)."""
 

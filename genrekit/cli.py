@@ -515,6 +515,10 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                         "(the table keeps what each had: 'written, was: ...')."),
         dry_run: bool = typer.Option(False, "--dry-run", help="With --write-tags, say what would be written; write "
                                      "no tag."),
+        genre_name: list[str] = typer.Option([], help="How a genre is written into tags, LABEL=NAME (repeat), e.g. "
+                                             "rnb_soul=Soul; default: Rock, Hip-Hop, R&B/Soul, ..."),
+        restore_tags: bool = typer.Option(False, "--restore-tags", help="Put back the genres --force-tags replaced "
+                                          "under DIRECTORY (as the table recorded them), and do nothing else."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Try unchanged files that failed before again."),
         min_confidence: float = typer.Option(0.0, help="Give a file a genre (in the table and its tags) only when "
                                              "the top genre is at least this likely (0-1); the rest are "
@@ -524,9 +528,17 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                     "every window.")):
     """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
     from .exceptions import ParameterError
-    from .library import EXPORT_FORMATS, check_export_target, export_library, run_local, tag_library
+    from .library import EXPORT_FORMATS, check_export_target, export_library, restore_tags as restore, run_local, \
+        tag_library
     from .predict import load
 
+    if restore_tags:
+        for path, what in restore(directory, db):
+            console.print(f"{printable(path)}: {what}", highlight=False, markup=False)
+        return
+    names = dict(item.split("=", 1) for item in genre_name if "=" in item)
+    if len(names) < len(genre_name):
+        raise ParameterError(f"--genre-name takes LABEL=NAME, got {', '.join(i for i in genre_name if '=' not in i)}")
     run = _engine(engine, address, run_local, "run_ray")
     if export is None and output is not None:
         export = output.suffix.lstrip(".").lower()
@@ -538,7 +550,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         check_export_target(output, export, db)  # before the work, not after it
     summary = tag_library(directory, db, load(model, max_windows=windows), workers=workers or None, engine=run,
                           write_tags=write_tags, retry_failed=retry_failed, min_confidence=min_confidence,
-                          force_tags=force_tags, dry_run=dry_run)
+                          force_tags=force_tags, dry_run=dry_run, genre_names=names)
     console.print(summary.line(), highlight=False, markup=False)
     for path, reason in summary.failures + summary.not_scanned:
         console.print(f"{printable(path)}: {reason}", style="red", highlight=False, markup=False)

@@ -69,13 +69,16 @@ EXPORT_STARTS = {"csv": (b"path,genre",), "json": (b'[\n {\n  "path": ', b"[]\n"
 CRASH_REASON = "the worker process crashed while decoding or classifying this file"
 
 
-GENRE_NAMES = {"hiphop": "Hip-Hop", "rnb_soul": "R&B"}
+GENRE_NAMES = {"hiphop": "Hip-Hop", "rnb_soul": "R&B/Soul"}
 """How a label is written into a file's genre tag where its title case would not do (`display_genre`)."""
+REPLACED = "written, was: "
+"""How the table's `tag` column begins for a file whose genre `force_tags` replaced, the old one after it."""
 
 
-def display_genre(label):
-    """The genre as written into tags, as people and players spell it: `rock` -> Rock, `hiphop` -> Hip-Hop."""
-    return GENRE_NAMES.get(label, label.replace("_", " ").title())
+def display_genre(label, names=None):
+    """The genre as written into tags, as people and players spell it: `rock` -> Rock, `hiphop` -> Hip-Hop;
+    `names` (label -> name) overrides `GENRE_NAMES`."""
+    return {**GENRE_NAMES, **(names or {})}.get(label, label.replace("_", " ").title())
 
 
 class TagError(GenrekitError):
@@ -311,7 +314,7 @@ def _read_rows(db_path):
 
 
 def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, progress=True, write_tags=False,
-                retry_failed=False, min_confidence=0.0, force_tags=False, dry_run=False):
+                retry_failed=False, min_confidence=0.0, force_tags=False, dry_run=False, genre_names=None):
     """Classify every audio file under `root` (recursively) into the SQLite table at `db_path`.
 
     `classifier` is a `genrekit.predict.Classifier`; with more than one worker each process loads it again
@@ -324,8 +327,8 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
     of each run, so a new threshold needs no new classification. With `write_tags`, the genre is also
     written into each file's tags (uncertain files get none; see `write_genre_tag`): a file that has a genre
     already keeps it (the user's, or genrekit's from an earlier model) unless `force_tags`, and the genre it
-    had is kept in the table's `tag` column (`written, was: ...`); `dry_run` says what would be written and
-    writes nothing. Tagging copies left by a killed run are removed first. Returns a `LibrarySummary`.
+    had is kept in the table's `tag` column (`written, was: ...`; `restore_tags` puts it back); `dry_run` says
+    what would be written and writes nothing; `genre_names` (label -> name) overrides `GENRE_NAMES`. Tagging copies left by a killed run are removed first. Returns a `LibrarySummary`.
     """
     if not 0.0 <= min_confidence <= 1.0:
         raise ParameterError(f"min_confidence must be between 0 and 1, got {min_confidence}")
@@ -409,7 +412,7 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
         summary.removed = len(gone)
         summary.uncertain = _apply_min_confidence(conn, files, min_confidence)
         if write_tags:
-            _write_tags(conn, root, files, summary, progress, force=force_tags, dry_run=dry_run)
+            _write_tags(conn, root, files, summary, progress, force=force_tags, dry_run=dry_run, names=genre_names)
     finally:
         conn.close()
     summary.failures.sort()
@@ -444,7 +447,7 @@ def _tag_refusal(root, path, stat):
     return None
 
 
-def _write_tags(conn, root, files, summary, progress, *, force=False, dry_run=False):
+def _write_tags(conn, root, files, summary, progress, *, force=False, dry_run=False, names=None):
     """Write the genre into every classified file with a genre whose tag is not written yet (or failed or was
     kept before), except links out of `root`, hard-linked files and (unless `force`) files with a genre."""
     rows = {row["path"]: row for row in _rows(conn, (
@@ -461,7 +464,7 @@ def _write_tags(conn, root, files, summary, progress, *, force=False, dry_run=Fa
             if refusal:
                 summary.tag_problems.append((path, refusal))  # not stored: looked at again on every run
                 continue
-            genre = display_genre(row["genre"])
+            genre = display_genre(row["genre"], names)
             had = existing_genres(path)
             if had and had != [genre] and not force:
                 status = f"kept: it has genre {'; '.join(had)!r} (--force-tags replaces it)"
@@ -493,10 +496,40 @@ def _write_tags(conn, root, files, summary, progress, *, force=False, dry_run=Fa
             size, mtime_ns, sha1 = stat.st_size, stat.st_mtime_ns, file_digest(path)
         else:
             size, mtime_ns, sha1 = row["size"], row["mtime_ns"], row["sha1"]
-        written = "written" + (f", was: {'; '.join(had)}" if had and had != [genre] else "")
+        written = f"{REPLACED}{'; '.join(had)}" if had and had != [genre] else "written"
         with conn:
             conn.execute("UPDATE tracks SET tag = ?, size = ?, mtime_ns = ?, sha1 = ? WHERE path = ?",
                          (written, size, mtime_ns, sha1, _key(path)))
+
+
+def restore_tags(root, db_path, *, progress=True):
+    """Put back the genre tags `force_tags` replaced in the files under `root` (the table keeps each), where the
+    file still has the genre genrekit wrote and is unchanged since; returns [(path, what happened)]."""
+    root = Path(root).resolve()
+    conn = _connect(db_path)
+    done = []
+    try:
+        rows = [row for row in _rows(conn, f"SELECT * FROM tracks WHERE tag LIKE '{REPLACED}%'")
+                if os.path.commonpath([str(root), row["path"]]) == str(root)]
+        for row in tqdm(rows, desc="restoring tags", unit="file", disable=not progress or not rows):
+            path, before = row["path"], row["tag"][len(REPLACED):]
+            try:
+                stat = os.stat(path)
+                if (stat.st_size, stat.st_mtime_ns) != (row["size"], row["mtime_ns"]):
+                    done.append((path, "left alone: changed since its tag was written"))
+                    continue
+                write_genre_tag(path, before)
+            except (TagError, OSError) as error:
+                done.append((path, f"failed: {getattr(error, 'reason', error)}"))
+                continue
+            stat = os.stat(path)
+            with conn:
+                conn.execute("UPDATE tracks SET tag = ?, size = ?, mtime_ns = ?, sha1 = ? WHERE path = ?",
+                             (f"restored: {before}", stat.st_size, stat.st_mtime_ns, file_digest(path), _key(path)))
+            done.append((path, f"restored: {before}"))
+    finally:
+        conn.close()
+    return done
 
 
 def _frames(path):

@@ -184,7 +184,9 @@ BAD_INPUTS = {"empty.wav": "empty file (0 bytes)", "text.au": "not an audio file
               "one-sample.wav": "too short to classify (0.00 s; the minimum is 0.5 s)",
               "tenth.wav": "too short to classify (0.10 s; the minimum is 0.5 s)",
               "dc.wav": "silent", "silent.wav": "silent", "nan.wav": "NaN",
-              "cut.m4a": "truncated: header promises", "video.mp4": "no audio stream (FFmpeg reads it as"}
+              "cut.m4a": "truncated: header promises", "video.mp4": "no audio stream (FFmpeg reads it as",
+              "random.flac": "not audio: its header gives a sample rate of 0 Hz",
+              "one-hertz.wav": "not audio: its header gives a sample rate of 1 Hz"}
 """The bad-input corpus `write_bad_inputs` makes: file name -> what the error about it says."""
 
 
@@ -210,6 +212,11 @@ def write_bad_inputs(folder):
     m4a = write_tone(folder / "cut.m4a", 1500, seconds=4.0).read_bytes()
     (folder / "cut.m4a").write_bytes(m4a[:len(m4a) // 2])
     _write_video_without_sound(folder / "video.mp4")
+    (folder / "random.flac").write_bytes(rng.bytes(200_000))  # FFmpeg takes it for audio at 0 Hz
+    sf.write(folder / "one-hertz.wav", tone(1700, 10.0), 22050, subtype="PCM_16")
+    wav = bytearray((folder / "one-hertz.wav").read_bytes())
+    wav[24:32] = (1).to_bytes(4, "little") + (2).to_bytes(4, "little")  # 1 Hz: 220,500 samples would be 61 hours
+    (folder / "one-hertz.wav").write_bytes(bytes(wav))
     assert sorted(path.name for path in folder.iterdir()) == sorted(BAD_INPUTS)
     return folder
 

@@ -464,7 +464,19 @@ def test_write_tags_keeps_the_genres_people_set_unless_forced_and_can_pretend(tm
     assert forced.tags_written == 1 and existing_genres(curated) == [genre["curated.flac"]]
     assert rows(db)[str(curated.resolve())]["tag"] == "written, was: Shoegaze; Dream Pop"  # the way back
     assert np.array_equal(load_audio(curated), samples)  # only the tag changed
-    assert display_genre("hiphop") == "Hip-Hop" and display_genre("rnb_soul") == "R&B"
+    result = runner.invoke(app, ["tag", str(root), "--db", str(db), "--restore-tags"])
+    assert result.exit_code == 0 and "restored: Shoegaze; Dream Pop" in result.output, result.output
+    assert existing_genres(curated) == ["Shoegaze; Dream Pop"] and existing_genres(plain) == [genre["plain.mp3"]]
+    assert np.array_equal(load_audio(curated), samples)
+    assert display_genre("hiphop") == "Hip-Hop" and display_genre("rnb_soul") == "R&B/Soul"
+    assert display_genre("rnb_soul", {"rnb_soul": "Soul"}) == "Soul"
+    names = {"high": "Treble", "low": "Bass", "noisy": "Hiss"}
+    renamed = tag_library(root, tmp_path / "other.sqlite", classifier, workers=1, progress=False, write_tags=True,
+                          force_tags=True, genre_names=names, dry_run=True)
+    label = {Path(path).name: row["genre"] for path, row in rows(tmp_path / "other.sqlite").items()}
+    assert dict((Path(p).name, why) for p, why in renamed.tag_problems) == {
+        "curated.flac": f"would write: {names[label['curated.flac']]} (replacing 'Shoegaze; Dream Pop')",
+        "plain.mp3": f"would write: {names[label['plain.mp3']]} (replacing '{genre['plain.mp3']}')"}
 
 
 def test_write_tags_leaves_links_out_of_the_folder_and_hard_links_alone(tmp_path, classifier):
