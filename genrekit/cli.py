@@ -605,7 +605,10 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
           max_concurrent: int = typer.Option(2, min=1, help="Predictions run at once."),
           max_waiting: int = typer.Option(4, min=0, help="Further requests admitted to wait (more: HTTP 503, Retry-After)."),
           timeout: float = typer.Option(30.0, min=0, max=86_400, help="Seconds a client may take for its request headers, or pause "
-                                        "its upload (then disconnected, or HTTP 408).")):
+                                        "its upload (then disconnected, or HTTP 408)."),
+          min_upload_kbps: float = typer.Option(16.0, min=0.001, help="Slowest upload kept after its first --timeout "
+                                                "seconds, in kB/s on average (slower: HTTP 408)."),
+          upload_seconds: float = typer.Option(900.0, min=1, help="Longest an upload may take (then HTTP 408).")):
     """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
     import uvicorn
 
@@ -613,7 +616,8 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
 
     sock = listen(host, port)  # an address in use fails here, before the page is announced
     web_app = create_app(model, max_upload_mb=max_upload_mb, max_minutes=max_duration, max_concurrent=max_concurrent,
-                         max_waiting=max_waiting, timeout=timeout)
+                         max_waiting=max_waiting, timeout=timeout, min_upload_kbps=min_upload_kbps,
+                         upload_seconds=upload_seconds)
     console.print(f"model {web_app.state.classifier.name}; page at http://{host}:{sock.getsockname()[1]}/ "
                   "(Ctrl-C stops)", highlight=False, markup=False)
     uvicorn.Server(server_config(web_app, host=host, port=port, timeout=timeout)).run(sockets=[sock])

@@ -50,6 +50,10 @@ DEFAULT_MAX_MINUTES = 20.0
 DEFAULT_MAX_CONCURRENT = 2
 DEFAULT_MAX_WAITING = 4
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_MIN_UPLOAD_KBPS = 16.0
+"""After its first `timeout` seconds an upload must have come at this many kB/s on average (a 10 MB song in
+under 11 minutes)."""
+DEFAULT_UPLOAD_SECONDS = 900.0
 RETRY_AFTER_S = 5
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -119,12 +123,15 @@ def _validation_message(error):
 
 
 def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=DEFAULT_MAX_MINUTES,
-               max_concurrent=DEFAULT_MAX_CONCURRENT, max_waiting=DEFAULT_MAX_WAITING, timeout=DEFAULT_TIMEOUT):
+               max_concurrent=DEFAULT_MAX_CONCURRENT, max_waiting=DEFAULT_MAX_WAITING, timeout=DEFAULT_TIMEOUT,
+               min_upload_kbps=DEFAULT_MIN_UPLOAD_KBPS, upload_seconds=DEFAULT_UPLOAD_SECONDS):
     """The FastAPI app serving `model` (a path, a loaded `Classifier`, or None for the bundled model);
     uploads over `max_upload_mb` MB (2**20 bytes) or `max_minutes` of audio are refused with 413, bodies
-    that pause for `timeout` s with 408; `max_concurrent` and `max_waiting` bound the load (see above)."""
+    that pause for `timeout` s, come slower than `min_upload_kbps` kB/s after their first `timeout` s or
+    take over `upload_seconds` with 408; `max_concurrent` and `max_waiting` bound the load (see above)."""
     for name, value in (("max_upload_mb", max_upload_mb), ("max_minutes", max_minutes), ("timeout", timeout),
-                        ("max_concurrent", max_concurrent)):
+                        ("max_concurrent", max_concurrent), ("min_upload_kbps", min_upload_kbps),
+                        ("upload_seconds", upload_seconds)):
         if not 0 < value < math.inf:
             raise ParameterError(f"{name} must be a positive number, got {value}")
     if not max_waiting >= 0:
@@ -169,8 +176,8 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=D
         """Genres of an uploaded song (form field `file`; any format genrekit reads, up to the length limit)."""
         admission.enter()
         try:
-            async with receive_upload(request.headers, request.stream(), max_bytes=max_bytes,
-                                      read_timeout=timeout) as upload:
+            async with receive_upload(request.headers, request.stream(), max_bytes=max_bytes, read_timeout=timeout,
+                                      min_rate=min_upload_kbps * 1000, deadline=upload_seconds) as upload:
                 stop = threading.Event()
                 watcher = asyncio.create_task(_until_disconnected(request.receive, stop))
                 try:

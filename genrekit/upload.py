@@ -117,14 +117,29 @@ async def _next(chunks, timeout):
                           {"Connection": "close"}) from None
 
 
+def _check_pace(received, began, read_timeout, min_rate, deadline):
+    """`UploadError` 408 for a body past its `deadline` (seconds), or one that after its first `read_timeout`
+    seconds has come at under `min_rate` bytes per second on average: a client that trickles its upload
+    loses its own slot instead of holding it."""
+    elapsed = asyncio.get_running_loop().time() - began
+    if deadline and elapsed > deadline:
+        raise UploadError(408, f"the upload took longer than {deadline:g} s", {"Connection": "close"})
+    if min_rate and elapsed > (read_timeout or 0) and received < min_rate * elapsed:
+        raise UploadError(408, f"the upload is too slow: {received / elapsed:.0f} bytes/s on average, the minimum "
+                               f"is {min_rate:g}", {"Connection": "close"})
+
+
 @asynccontextmanager
-async def receive_upload(headers, chunks, *, max_bytes, field="file", read_timeout=None):
+async def receive_upload(headers, chunks, *, max_bytes, field="file", read_timeout=None, min_rate=None,
+                         deadline=None):
     """Stream the file in form field `field` of a multipart request (its `headers` and async iterator of
     body `chunks`) to a temporary file; yield it as an `Upload`, and remove the file when the block ends
     (whatever ends it: an error, a timeout, the client leaving).
 
     Raises `UploadError`: 413 over `max_bytes`, 415 not multipart/form-data, 400 malformed, 422 no file
-    or more than one, 408 when no chunk came for `read_timeout` seconds (with `Connection: close`).
+    or more than one, 408 (with `Connection: close`) when no chunk came for `read_timeout` seconds, when the
+    body comes at under `min_rate` bytes per second after its first `read_timeout` seconds, or when it is not
+    all there after `deadline` seconds.
     """
     mime, options = parse_options_header(headers.get("content-type", ""))
     if mime != b"multipart/form-data" or not options.get(b"boundary"):
@@ -133,7 +148,7 @@ async def receive_upload(headers, chunks, *, max_bytes, field="file", read_timeo
     if length.isdigit() and int(length) > max_body:
         raise UploadError(413, f"upload of {_megabytes(int(length))} is larger than the upload limit of "
                                f"{_megabytes(max_bytes)}")
-    receiver, received = _Receiver(field, max_bytes), 0
+    receiver, received, began = _Receiver(field, max_bytes), 0, asyncio.get_running_loop().time()
     try:
         try:
             parser = MultipartParser(options[b"boundary"], receiver.callbacks())
@@ -143,6 +158,7 @@ async def receive_upload(headers, chunks, *, max_bytes, field="file", read_timeo
                 received += len(chunk)
                 if received > max_body:
                     raise UploadError(413, f"upload larger than the upload limit of {_megabytes(max_bytes)}")
+                _check_pace(received, began, read_timeout, min_rate, deadline)
             parser.finalize()
         except FormParserError as error:  # a malformed body, or a boundary over 256 characters
             raise UploadError(400, f"malformed multipart body ({error})") from None

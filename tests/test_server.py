@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from conftest import BAD_INPUTS, live_server, tone, unknown_length, write_bad_inputs, write_tone
 from genrekit.constants import AUDIO_EXTENSIONS
+from genrekit.exceptions import ParameterError
 from genrekit.predict import load
 from genrekit.server import create_app
 
@@ -409,6 +410,31 @@ def _closed(client, seconds):
     except TimeoutError:
         return None
     return received
+
+
+def test_clients_that_trickle_their_upload_lose_their_own_slot_not_others(classifier, uploads_dir, tmp_path):
+    """Before, eight clients sending 10 bytes/s held every slot (the timeout caught only pauses)."""
+    song = write_tone(tmp_path / "a.wav", 1700, seconds=2.0).read_bytes()
+    app = create_app(classifier, timeout=1.0, min_upload_kbps=1.0, max_concurrent=1, max_waiting=0)
+    with live_server(app, timeout=5.0) as (host, port):
+        body = multipart("a.wav", song)
+        with socket.create_connection((host, port)) as client:  # 10 bytes every 0.2 s: 50 bytes/s
+            client.sendall(raw_request(b"", length=len(body)))
+            start, answer = time.monotonic(), b""
+            for i in range(0, 400, 10):
+                try:
+                    client.sendall(body[i:i + 10])
+                except OSError:
+                    break
+                time.sleep(0.2)
+            answer = _closed(client, 10)
+            assert answer is not None and answer.startswith(b"HTTP/1.1 408") and b"too slow" in answer
+            assert time.monotonic() - start < 6
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=30) as http:  # the slot is free again
+            assert http.post("/api/predict", files={"file": ("a.wav", song)}).status_code == 200
+    assert _wait_until(lambda: list(uploads_dir.iterdir()) == [], 10)
+    with pytest.raises(ParameterError, match="min_upload_kbps"):
+        create_app(classifier, min_upload_kbps=0)
 
 
 def test_stalled_clients_are_timed_out_and_leave_no_temp_file(classifier, uploads_dir, tmp_path):
