@@ -89,3 +89,51 @@ def test_integer_arrays_are_scaled_as_soundfile_reads_them(tmp_path):
                        (np.zeros((2, 3, 4), np.float32), r"\(2, 3, 4\)")):
         with pytest.raises(genrekit.exceptions.ParameterError, match=match):
             classifier.predict(bad, sr=22050)
+
+
+def _strict_json(text):
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON output"))
+
+
+def test_no_output_carries_nan_or_infinity_for_huge_tiny_or_broken_float_files(tmp_path):
+    """Float files with samples of 1e30 (scaled), 1e-30 (silent) and NaN (refused) through predict's JSON and
+    CSV, tag's database and exports and the server: every JSON parses strictly, no CSV cell is nan or inf."""
+    import csv
+    import io
+    import sqlite3
+
+    import httpx
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from conftest import live_server
+    from genrekit.cli import app
+    from genrekit.server import create_app
+
+    music = tmp_path / "music"
+    music.mkdir()
+    y = example_clip(4.0)
+    for name, samples in (("huge.wav", y / np.abs(y).max() * 1e30), ("tiny.wav", y * 1e-30), ("plain.wav", y),
+                          ("nan.wav", np.where(np.arange(len(y)) == 9, np.nan, y))):
+        sf.write(music / name, samples.astype(np.float32), 22050, subtype="FLOAT")
+    files = sorted(str(p) for p in music.iterdir())
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", *files, "--format", "json", "--timeline"])
+    rows = _strict_json(result.stdout)
+    by_name = {row["source"].rsplit("/", 1)[-1]: row for row in rows}
+    assert by_name["huge.wav"]["genre"] == by_name["plain.wav"]["genre"]
+    assert "silent" in by_name["tiny.wav"]["error"] and "NaN" in by_name["nan.wav"]["error"]
+    result = runner.invoke(app, ["predict", *files, "--format", "csv"])
+    cells = [cell.lower() for row in csv.reader(io.StringIO(result.stdout)) for cell in row]
+    assert not any(cell.endswith(("nan", "inf")) for cell in cells)
+    db = tmp_path / "lib.sqlite"
+    runner.invoke(app, ["tag", str(music), "--db", str(db), "--workers", "1", "--export", "json"])
+    for (probabilities,) in sqlite3.connect(db).execute("SELECT probabilities FROM tracks WHERE probabilities "
+                                                        "IS NOT NULL"):
+        assert all(0 <= p <= 1 for p in _strict_json(probabilities).values())
+    assert len(_strict_json((tmp_path / "lib.json").read_text())) == 4
+    with live_server(create_app()) as (host, port), httpx.Client(base_url=f"http://{host}:{port}") as http:
+        for name in ("huge.wav", "nan.wav"):
+            answer = http.post("/api/predict?timeline=true", files={"file": (name, (music / name).read_bytes())})
+            assert answer.status_code == (200 if name == "huge.wav" else 422)
+            _strict_json(answer.text)
