@@ -17,7 +17,7 @@ from genrekit.exceptions import DatasetError, ParameterError
 
 from conftest import tone
 
-SR = 2000
+SR = 4000  # the lowest rate genrekit takes for audio (lower: "not audio")
 FEATURES = datasets.Features({
     "audio": datasets.Audio(sampling_rate=22050),
     "mel": datasets.Image(),
