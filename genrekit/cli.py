@@ -69,6 +69,10 @@ CacheDirOption = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder (env
 DatasetArg = typer.Argument(..., help="Dataset as PATH or KIND:PATH (kinds: gtzan, ccmusic, folder, csv).")
 
 
+MaxDurationOption = typer.Option(360.0, min=0.01, max=100_000, help="Longest song accepted, in minutes (longer: "
+                                 "refused from its header, before decoding); raise it for longer recordings.")
+
+
 def _summary_table(tracks, title):
     from .datasets import SPLITS, class_weights, labels_of
 
@@ -397,7 +401,8 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
             timeline_dir: Path = typer.Option(Path("timelines"), help="Folder for the timeline PNGs."),
             windows: int = typer.Option(None, min=1, help="Score only this many windows per song, spread evenly "
                                         "over it (faster on long songs; not with --timeline). Default: every "
-                                        "window.")):
+                                        "window."),
+            max_duration: float = MaxDurationOption):
     """Predict the genre of songs; a file that fails gets one line and the others go on (exit code 1; 2 when
     none could be predicted)."""
     import csv as csv_module
@@ -409,7 +414,7 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
         raise GenrekitError(f"--format must be table, json or csv, got {output_format!r}")
     if windows and timeline:
         raise GenrekitError("--windows and --timeline: a timeline scores every window")
-    classifier = load(model, max_windows=windows)
+    classifier = load(model, max_windows=windows, max_seconds=max_duration * 60)
     files, empty = _songs(files)
     results = [GenrekitError(f"{path}: {empty[path]}") if path in empty else result
                for path, result in zip(files, classifier.predict_many(files, progress=len(files) > 1))]
@@ -525,7 +530,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                              "'uncertain', with their top 3 in exports."),
         windows: int = typer.Option(None, min=1, help="Score only this many windows per song, spread evenly over "
                                     "it (much faster on long songs; a change re-tags the library). Default: "
-                                    "every window.")):
+                                    "every window."),
+        max_duration: float = MaxDurationOption):
     """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
     from .exceptions import ParameterError
     from .library import EXPORT_FORMATS, check_export_target, export_library, restore_tags as restore, run_local, \
@@ -548,7 +554,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
             raise ParameterError(f"--export must be one of {', '.join(EXPORT_FORMATS)}, got {export!r}")
         output = output or db.with_suffix(f".{export}")
         check_export_target(output, export, db)  # before the work, not after it
-    summary = tag_library(directory, db, load(model, max_windows=windows), workers=workers or None, engine=run,
+    summary = tag_library(directory, db, load(model, max_windows=windows, max_seconds=max_duration * 60),
+                          workers=workers or None, engine=run,
                           write_tags=write_tags, retry_failed=retry_failed, min_confidence=min_confidence,
                           force_tags=force_tags, dry_run=dry_run, genre_names=names)
     console.print(summary.line(), highlight=False, markup=False)

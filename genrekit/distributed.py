@@ -101,13 +101,14 @@ def ray_map(fn, items, args, *, count, workers=None):
 
 
 @lru_cache(maxsize=1)
-def _shipped_classifier(suffix, holder, max_windows):
+def _shipped_classifier(suffix, holder, settings):
     """The `worker_classifier` of a model file put in Ray's object store (`holder`: its reference, in a
-    tuple so that Ray hands over the reference, not the bytes), loaded once per worker process."""
+    tuple so that Ray hands over the reference, not the bytes; `settings`: a `Classifier`'s, as pairs),
+    loaded once per worker process."""
     with TemporaryDirectory() as folder:
         path = Path(folder) / f"model{suffix}"
         path.write_bytes(ray.get(holder[0]))
-        return worker_classifier(path, max_windows)
+        return worker_classifier(path, **dict(settings))
 
 
 def _classify_shipped(model, path):
@@ -121,7 +122,7 @@ def run_ray(jobs, count, classifier, workers, handle, *, address=None):
     per CPU of the cluster), each (job, result) handed to `handle` as it arrives."""
     with ray_session(address):
         source = Path(classifier.source)
-        model = (source.suffix, (ray.put(source.read_bytes()),), classifier.max_windows)
+        model = (source.suffix, (ray.put(source.read_bytes()),), tuple(classifier.settings.items()))
         for job, future in ray_map(_classify_shipped, jobs, lambda job: (model, job.path), count=count,
                                    workers=workers):
             try:

@@ -30,5 +30,9 @@ class AudioError(GenrekitError):
         super().__init__(f"{printable(self.path)}: {reason}")
 
 
+class TooLong(AudioError):
+    """An audio file longer than the limit asked for (`max_seconds`): not bad audio, too much of it."""
+
+
 class DatasetError(GenrekitError):
     """A dataset folder, manifest or split list that cannot be read as asked."""

@@ -203,15 +203,16 @@ def classify(classifier, path):
 _WORKER_CLASSIFIER = None
 
 
-def worker_classifier(model_path, max_windows=None):
-    """The classifier a worker process of an engine runs: onnxruntime (for an `.onnx` file) with one thread,
-    as torch has one in workers, so that a worker per core does not oversubscribe the cores."""
-    return Classifier(load_scorer(model_path, threads=1), model_path, max_windows=max_windows)
+def worker_classifier(model_path, **settings):
+    """The classifier a worker process of an engine runs (`settings`: a `Classifier`'s): onnxruntime (for an
+    `.onnx` file) with one thread, as torch has one in workers, so that a worker per core does not
+    oversubscribe the cores."""
+    return Classifier(load_scorer(model_path, threads=1), model_path, **settings)
 
 
-def _init_worker(model_path, max_windows):
+def _init_worker(model_path, settings):
     global _WORKER_CLASSIFIER
-    _WORKER_CLASSIFIER = worker_classifier(model_path, max_windows)
+    _WORKER_CLASSIFIER = worker_classifier(model_path, **settings)
 
 
 def _work(path):
@@ -234,7 +235,7 @@ def _run_pool(jobs, classifier, workers, handle):
     time in a fresh pool; a file that kills a worker on its own is recorded as failed."""
     jobs, suspects = iter(jobs), deque()
     while True:
-        pool, crashed = worker_pool(workers, _init_worker, (str(classifier.source), classifier.max_windows)), []
+        pool, crashed = worker_pool(workers, _init_worker, (str(classifier.source), classifier.settings)), []
         try:
             for source, limit in ((_drain(suspects), 1), (jobs, 2 * workers)):
                 for job, future in submit_bounded(pool, _work, source, limit, arg=lambda job: job.path):

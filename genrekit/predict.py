@@ -17,8 +17,9 @@ from tqdm import tqdm
 from .checkpoints import load_scorer
 from .constants import DEFAULT_CACHE_DIR
 from .digest import file_digest
-from .exceptions import GenrekitError, ParameterError
-from .scoring import score_audio, song_probabilities
+from .audio import UNKNOWN_FRAMES, audio_info, stream_audio
+from .exceptions import GenrekitError, ParameterError, TooLong
+from .scoring import Stopped, score_audio, song_probabilities
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "default.pt"
@@ -69,12 +70,18 @@ class Classifier:
     `name` is what the user called it (`default`, `fast`, or the file given); `source` is the file it runs
     from (for a bundled model run by onnxruntime, its cached export), which `load` accepts again.
     `max_windows`: a song's genre from that many windows spread evenly over it (`genrekit.scoring.score_audio`;
-    a timeline then holds only those) when it has more; None: every window.
+    a timeline then holds only those) when it has more; None: every window. `max_seconds`: a file longer than
+    that is refused (`TooLong`, from its header before decoding where the header tells); None: any length.
     """
 
-    def __init__(self, scorer, source, name=None, max_windows=None):
+    def __init__(self, scorer, source, name=None, max_windows=None, max_seconds=None):
         self.scorer, self.source, self.name = scorer, str(source), str(name or source)
-        self.max_windows = max_windows
+        self.max_windows, self.max_seconds = max_windows, max_seconds
+
+    @property
+    def settings(self):
+        """How it predicts besides its model file: what a worker process needs to predict alike."""
+        return {"max_windows": self.max_windows, "max_seconds": self.max_seconds}
 
     @property
     def labels(self):
@@ -97,6 +104,8 @@ class Classifier:
         Only the first `duration` seconds are decoded when given. Once `stop` (a `threading.Event`) is set,
         the work ends at the next block of about 30 s with `genrekit.scoring.Stopped`.
         """
+        if self.max_seconds and isinstance(audio, (str, Path)):
+            check_length(audio, self.max_seconds, stop=stop)
         scores = score_audio(self.scorer, audio, sr=sr, duration=duration, stop=stop, max_windows=self.max_windows)
         probabilities, per_window = song_probabilities(self.scorer, scores)
         source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
@@ -115,6 +124,29 @@ class Classifier:
                     on_error(path, error)
                 results.append(error)
         return results
+
+
+def length_text(seconds):
+    return f"{seconds / 3600:.1f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min" if seconds >= 120 \
+        else f"{seconds:.1f} s"
+
+
+def check_length(path, max_seconds, *, stop=None):
+    """`TooLong` when the file at `path` lasts over `max_seconds`: from its header, or where the header does not
+    tell (a streamed FLAC) by decoding up to there (cheap next to scoring); `stop` ends the decoding."""
+    info = audio_info(path)
+    too_long = f"longer than the limit of {length_text(max_seconds)}"
+    if info.frames != UNKNOWN_FRAMES:
+        if info.duration > max_seconds:
+            raise TooLong(path, f"{too_long} ({length_text(info.duration)})")
+        return
+    decoded = 0
+    for block in stream_audio(path, sr=info.samplerate, duration=max_seconds + 1.0):
+        if stop is not None and stop.is_set():
+            raise Stopped
+        decoded += len(block)
+    if decoded > max_seconds * info.samplerate:
+        raise TooLong(path, f"{too_long} (found by decoding up to there: its header does not say)")
 
 
 EXPORTING_CODE = sorted((Path(__file__).parent / "models").glob("*.py")) + [Path(__file__).with_name("export.py")]
@@ -161,12 +193,12 @@ def onnxruntime_available():
     return True
 
 
-def load(model=None, *, backend="auto", max_windows=None):
+def load(model=None, *, backend="auto", max_windows=None, max_seconds=None):
     """A `Classifier` for a checkpoint, ensemble or exported `.onnx` file, or for a bundled model by name
     (`BUNDLED_MODELS`; None is "default").
 
     backend: "torch", "onnx", or "auto" (onnxruntime for `.onnx` files, and for bundled models when
-    onnxruntime is installed, exported on first use; torch otherwise). max_windows: see `Classifier`.
+    onnxruntime is installed, exported on first use; torch otherwise). max_windows, max_seconds: see `Classifier`.
     """
     if backend not in ("auto", "torch", "onnx"):
         raise ParameterError(f"backend must be auto, torch or onnx, got {backend!r}")
@@ -178,7 +210,7 @@ def load(model=None, *, backend="auto", max_windows=None):
         if backend == "onnx" or (backend == "auto" and onnxruntime_available()):
             try:
                 scorer, export = cached_onnx_scorer(path)
-                return Classifier(scorer, export, name, max_windows)
+                return Classifier(scorer, export, name, max_windows, max_seconds)
             except OSError as error:  # e.g. a read-only cache folder
                 if backend == "onnx":
                     raise GenrekitError(f"{path}: cannot write its ONNX export ({error})") from None
@@ -190,4 +222,4 @@ def load(model=None, *, backend="auto", max_windows=None):
         raise ParameterError(f"{path}: an ONNX file runs with onnxruntime, not torch")
     if path.suffix != ".onnx" and backend == "onnx":
         raise ParameterError(f"{path}: export it first (genrekit export {path} --onnx out.onnx)")
-    return Classifier(load_scorer(path), path, name, max_windows)
+    return Classifier(load_scorer(path), path, name, max_windows, max_seconds)

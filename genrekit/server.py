@@ -38,9 +38,8 @@ from uvicorn import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import __version__
-from .audio import UNKNOWN_FRAMES, audio_info, stream_audio
-from .exceptions import AudioError, ParameterError
-from .predict import Classifier, load
+from .exceptions import AudioError, ParameterError, TooLong
+from .predict import Classifier, check_length, load
 from .scoring import Stopped
 from .upload import MB, UploadError, receive_upload
 
@@ -94,26 +93,14 @@ async def _until_disconnected(receive, stop):
     stop.set()
 
 
-def _length(seconds):
-    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.1f} s"
-
-
 def _predict_upload(classifier, upload, max_seconds, stop):
     """The prediction of an upload no longer than `max_seconds` (413 otherwise), ended by `stop`."""
     if stop.is_set():  # the client left while waiting for its turn
         raise Stopped
-    info = audio_info(upload.path)
-    too_long = f"{upload.name}: longer than the limit of {_length(max_seconds)}"
-    if info.frames != UNKNOWN_FRAMES and info.duration > max_seconds:
-        raise UploadError(413, f"{too_long} ({_length(info.duration)})")
-    if info.frames == UNKNOWN_FRAMES:  # only decoding tells; it costs little next to scoring
-        decoded = 0
-        for block in stream_audio(upload.path, sr=info.samplerate, duration=max_seconds + 1.0):
-            if stop.is_set():
-                raise Stopped
-            decoded += len(block)
-        if decoded > max_seconds * info.samplerate:
-            raise UploadError(413, f"{too_long} (found by decoding up to there: its header does not say)")
+    try:
+        check_length(upload.path, max_seconds, stop=stop)
+    except TooLong as error:
+        raise UploadError(413, f"{upload.name}: {error.reason}") from None
     return classifier.predict(upload.path, duration=max_seconds, stop=stop)
 
 

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -444,3 +445,26 @@ def test_file_names_that_are_not_utf8_are_shown_escaped_in_tables_csv_and_pictur
     result = runner.invoke(app, ["show", latin, "-o", str(tmp_path / "pics")])
     assert result.exit_code == 0, result.output
     assert "caf\\xe9.png" in result.output and [p.suffix for p in (tmp_path / "pics").iterdir()] == [".png"]
+
+
+def test_songs_over_the_duration_cap_are_refused_before_decoding_in_predict_and_tag(members, tmp_path):
+    from typer.testing import CliRunner
+
+    from genrekit.cli import app
+    from genrekit.exceptions import TooLong
+    from genrekit.library import tag_library
+
+    model = str(members[0][0])
+    capped = load(model, max_seconds=3.0)
+    long, short = write_tone(tmp_path / "music" / "long.flac", seconds=5.0), write_tone(tmp_path / "music" / "short.wav")
+    hidden = unknown_length(write_tone(tmp_path / "hidden.flac", seconds=5.0))
+    with pytest.raises(TooLong, match=r"long.flac: longer than the limit of 3.0 s \(5.0 s\)"):
+        capped.predict(long)
+    with pytest.raises(TooLong, match="found by decoding up to there"):
+        capped.predict(hidden)
+    assert capped.predict(short).genre and load(model).predict(long).genre  # no cap: any length
+    result = CliRunner().invoke(app, ["predict", str(long), "--model", model, "--max-duration", "0.05"])
+    assert result.exit_code == 2 and "long.flac: longer than the limit of 3.0 s (5.0 s)" in result.stderr
+    summary = tag_library(tmp_path / "music", tmp_path / "lib.sqlite", capped, workers=2, progress=False)
+    assert summary.tagged == 1 and [(Path(p).name, why) for p, why in summary.failures] == [
+        ("long.flac", "longer than the limit of 3.0 s (5.0 s)")]  # the workers got the cap too
