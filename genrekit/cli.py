@@ -69,7 +69,8 @@ CacheDirOption = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder (env
 DatasetArg = typer.Argument(..., help="Dataset as PATH or KIND:PATH (kinds: gtzan, ccmusic, folder, csv).")
 
 
-MaxDurationOption = typer.Option(360.0, min=0.01, max=100_000, help="Longest song accepted, in minutes (longer: "
+MAX_SONG_MINUTES = 360.0
+MaxDurationOption = typer.Option(MAX_SONG_MINUTES, min=0.01, max=100_000, help="Longest song accepted, in minutes (longer: "
                                  "refused from its header, before decoding); raise it for longer recordings.")
 
 
@@ -801,7 +802,7 @@ def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the exam
 
     if DEFAULT_MODEL.is_file():
         predict(songs, model=None, top=3, output_format="table", timeline=True, timeline_dir=output / "timelines",
-                windows=None)
+                windows=None, max_duration=MAX_SONG_MINUTES)
     else:
         console.print(f"no bundled model at {DEFAULT_MODEL}: make it with genrekit train-bundled")
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-mini"

@@ -118,7 +118,8 @@ def test_no_output_carries_nan_or_infinity_for_huge_tiny_or_broken_float_files(t
         sf.write(music / name, samples.astype(np.float32), 22050, subtype="FLOAT")
     files = sorted(str(p) for p in music.iterdir())
     runner = CliRunner()
-    result = runner.invoke(app, ["predict", *files, "--format", "json", "--timeline"])
+    result = runner.invoke(app, ["predict", *files, "--format", "json", "--timeline", "--timeline-dir",
+                                 str(tmp_path / "timelines")])
     rows = _strict_json(result.stdout)
     by_name = {row["source"].rsplit("/", 1)[-1]: row for row in rows}
     assert by_name["huge.wav"]["genre"] == by_name["plain.wav"]["genre"]
