@@ -110,9 +110,12 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
     from .features import compute_features
     from .plots import plot_representations
 
-    y = load_audio(file, offset=offset, duration=duration)
     output = output or Path(".")
-    output = output / f"{file.stem}.png" if output.is_dir() else output
+    if output.is_dir() or not output.suffix:  # a folder: `-o pics/` loses its slash on the way here
+        if not output.is_dir():
+            raise GenrekitError(f"{output}: folder not found (create it, or name a .png file)")
+        output = output / f"{file.stem}.png"
+    y = load_audio(file, offset=offset, duration=duration)
     plot_representations(compute_features(y), output, title=file.name, offset=offset)
     console.print(f"wrote {printable(str(output))}", highlight=False, markup=False)
 
@@ -416,6 +419,7 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
     if windows and timeline:
         raise GenrekitError("--windows and --timeline: a timeline scores every window")
     classifier = load(model, max_windows=windows, max_seconds=max_duration * 60)
+    top = min(top, len(classifier.labels))  # --top 50 of 12 genres: all 12
     files, empty = _songs(files)
     results = [GenrekitError(f"{path}: {empty[path]}") if path in empty else result
                for path, result in zip(files, classifier.predict_many(files, progress=len(files) > 1))]
@@ -559,6 +563,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                           workers=workers or None, engine=run,
                           write_tags=write_tags, retry_failed=retry_failed, min_confidence=min_confidence,
                           force_tags=force_tags, dry_run=dry_run, genre_names=names)
+    if summary.total == 0 and not summary.not_scanned:  # as predict: nothing to do is an error, not a success
+        raise GenrekitError(f"{printable(str(directory))}: folder without audio files")
     console.print(summary.line(), highlight=False, markup=False)
     for path, reason in summary.failures + summary.not_scanned:
         console.print(f"{printable(path)}: {reason}", style="red", highlight=False, markup=False)

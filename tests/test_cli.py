@@ -146,3 +146,18 @@ def test_predict_writes_nothing_outside_the_genrekit_cache(tmp_path):
     assert "Traceback" not in done.stderr and "song.wav" in done.stdout
     assert list(home.iterdir()) == []  # no ~/.cache/Microsoft, no ~/.cache/genrekit
     assert (cache / "onnx").is_dir()
+
+
+def test_show_into_a_missing_folder_and_tag_of_an_empty_one_are_one_line_errors(members, tmp_path):
+    song = write_tone(tmp_path / "song.wav", seconds=1.0)
+    result = runner.invoke(app, ["show", str(song), "-o", str(tmp_path / "missing" / "dir")])
+    assert "missing/dir: folder not found" in str(result.exception)  # one line, exit 2, through main()
+    assert not (tmp_path / "missing").exists()  # no file called `dir`, no folder made
+    (tmp_path / "pics").mkdir()
+    assert runner.invoke(app, ["show", str(song), "-o", str(tmp_path / "pics")]).exit_code == 0
+    assert (tmp_path / "pics" / "song.png").is_file()
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["tag", str(tmp_path / "empty"), "--db", str(tmp_path / "lib.sqlite")])
+    assert "empty: folder without audio files" in str(result.exception)  # an error (exit 2), as predict's
+    result = runner.invoke(app, ["predict", str(song), "--model", str(members[0][0]), "--top", "50"])
+    assert result.exit_code == 0 and "top 3" in result.output  # the toy model's three genres, not 50 columns
