@@ -329,7 +329,8 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
     written into each file's tags (uncertain files get none; see `write_genre_tag`): a file that has a genre
     already keeps it (the user's, or genrekit's from an earlier model) unless `force_tags`, and the genre it
     had is kept in the table's `tag` column (`written, was: ...`; `restore_tags` puts it back); `dry_run` says
-    what would be written and writes nothing; `genre_names` (label -> name) overrides `GENRE_NAMES`. Tagging copies left by a killed run are removed first. Returns a `LibrarySummary`.
+    what would be written and writes nothing; `genre_names` (label -> name) overrides `GENRE_NAMES`. Tagging
+    copies left by a killed run are removed first. Returns a `LibrarySummary`.
     """
     if not 0.0 <= min_confidence <= 1.0:
         raise ParameterError(f"min_confidence must be between 0 and 1, got {min_confidence}")
@@ -467,10 +468,11 @@ def _write_tags(conn, root, files, summary, progress, *, force=False, dry_run=Fa
                 continue
             genre = display_genre(row["genre"], names)
             had = existing_genres(path)
-            if had and had != [genre] and not force:
-                status = f"kept: it has genre {'; '.join(had)!r} (--force-tags replaces it)"
+            replaced = "; ".join(had) if had and had != [genre] else ""
+            if replaced and not force:
+                status = f"kept: it has genre {replaced!r} (--force-tags replaces it)"
             elif dry_run:
-                status = f"would write: {genre}" + (f" (replacing {'; '.join(had)!r})" if had and had != [genre] else "")
+                status = f"would write: {genre}" + (f" (replacing {replaced!r})" if replaced else "")
             else:
                 status = None
             if status:
@@ -491,26 +493,31 @@ def _write_tags(conn, root, files, summary, progress, *, force=False, dry_run=Fa
         except OSError as error:
             summary.tag_problems.append((path, f"failed: {error.strerror or error}"))
             continue
-        if changed:
-            summary.tags_written += 1
-            stat = os.stat(path)
-            size, mtime_ns, sha1 = stat.st_size, stat.st_mtime_ns, file_digest(path)
-        else:
-            size, mtime_ns, sha1 = row["size"], row["mtime_ns"], row["sha1"]
-        written = f"{REPLACED}{'; '.join(had)}" if had and had != [genre] else "written"
-        with conn:
-            conn.execute("UPDATE tracks SET tag = ?, size = ?, mtime_ns = ?, sha1 = ? WHERE path = ?",
-                         (written, size, mtime_ns, sha1, _key(path)))
+        summary.tags_written += changed
+        _store_tag(conn, path, f"{REPLACED}{replaced}" if replaced else "written", None if changed else row)
+
+
+def _store_tag(conn, path, tag, unchanged=None):
+    """Record a tag written into the file at `path` (`tag`: what the table's `tag` column says), with the size,
+    time and hash the file has now: those of its row `unchanged` when writing left it as it was."""
+    if unchanged is None:
+        stat = os.stat(path)
+        size, mtime_ns, sha1 = stat.st_size, stat.st_mtime_ns, file_digest(path)
+    else:
+        size, mtime_ns, sha1 = unchanged["size"], unchanged["mtime_ns"], unchanged["sha1"]
+    with conn:
+        conn.execute("UPDATE tracks SET tag = ?, size = ?, mtime_ns = ?, sha1 = ? WHERE path = ?",
+                     (tag, size, mtime_ns, sha1, _key(path)))
 
 
 def restore_tags(root, db_path, *, progress=True):
     """Put back the genre tags `force_tags` replaced in the files under `root` (the table keeps each), where the
-    file still has the genre genrekit wrote and is unchanged since; returns [(path, what happened)]."""
+    file is unchanged since genrekit wrote its tag; returns [(path, what happened)]."""
     root = Path(root).resolve()
     conn = _connect(db_path)
     done = []
     try:
-        rows = [row for row in _rows(conn, f"SELECT * FROM tracks WHERE tag LIKE '{REPLACED}%'")
+        rows = [row for row in _rows(conn, "SELECT * FROM tracks WHERE tag LIKE ?", (f"{REPLACED}%",))
                 if os.path.commonpath([str(root), row["path"]]) == str(root)]
         for row in tqdm(rows, desc="restoring tags", unit="file", disable=not progress or not rows):
             path, before = row["path"], row["tag"][len(REPLACED):]
@@ -523,10 +530,7 @@ def restore_tags(root, db_path, *, progress=True):
             except (TagError, OSError) as error:
                 done.append((path, f"failed: {getattr(error, 'reason', error)}"))
                 continue
-            stat = os.stat(path)
-            with conn:
-                conn.execute("UPDATE tracks SET tag = ?, size = ?, mtime_ns = ?, sha1 = ? WHERE path = ?",
-                             (f"restored: {before}", stat.st_size, stat.st_mtime_ns, file_digest(path), _key(path)))
+            _store_tag(conn, path, f"restored: {before}")
             done.append((path, f"restored: {before}"))
     finally:
         conn.close()
