@@ -10,10 +10,10 @@ import numpy as np
 
 from genrekit.atomic import write_text
 from genrekit.cache import DEFAULT_CACHE_DIR
-from genrekit.checkpoints import load_scorer
 from genrekit.datasets import load_dataset, select, split_by_group
 from genrekit.evaluation import write_json
 from genrekit.midi.render import render_midi_corpus
+from genrekit.predict import load
 from genrekit.scoring import score_audio
 from genrekit.training import TrainConfig, train
 
@@ -82,9 +82,10 @@ def train_model(model, tracks, labels, args, run_dir, cache, *, seed=0, model_kw
                  workers=None if progress else 1, progress=progress)
 
 
-def inference_ms(checkpoint, repeats=5):
-    """Median milliseconds to classify a 30 s clip from its decoded samples (features + all windows)."""
-    scorer = load_scorer(checkpoint)
+def inference_ms(model, repeats=5, backend="torch"):
+    """Median milliseconds to classify a 30 s clip from its decoded samples (features + all windows) with a model
+    file or bundled model (`genrekit.predict.load`) run by `backend` (torch, or onnx: a bundled model's export)."""
+    scorer = load(model, backend=backend).scorer
     y = np.random.default_rng(0).standard_normal(30 * scorer.params.sr).astype(np.float32) * 0.1
     times = []
     for _ in range(repeats + 1):

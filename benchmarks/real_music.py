@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import RESULTS, SHARED, cpu_name, write_report
+from common import RESULTS, SHARED, cpu_name, inference_ms, write_report
 from genrekit.audio import load_audio
-from genrekit.bundled import GENRES, bundled_tracks, dataset_of, train_bundled
+from genrekit.bundled import GENRES, bundled_tracks, train_bundled
 from genrekit.cache import DEFAULT_CACHE_DIR, FeatureCache
 from genrekit.datasets import load_dataset, select
 from genrekit.evaluation import classification_metrics, clip_log_probs
@@ -36,7 +36,6 @@ from genrekit.examples import write_example_songs
 from genrekit.plots import plot_confusion, plot_per_label_accuracy
 from genrekit.predict import BUNDLED_MODELS, load
 from genrekit.probe import clip_means
-from genrekit.scoring import score_audio
 
 LEVELS_DB = (0, -10, -20, -30, -40)
 
@@ -46,8 +45,8 @@ def held_out(classifier, valid):
     classifier's genres (clips left without one are not scored)."""
     known = [t.replace(label="|".join(g for g in t.label_set if g in classifier.labels)) for t in valid]
     known = [t for t in known if t.label]
-    sets = {"all valid": known, **{name: [t for t in known if dataset_of(t) == name]
-                                   for name in sorted({dataset_of(t) for t in known})}}
+    sets = {"all valid": known, **{name: [t for t in known if t.source == name]
+                                   for name in sorted({t.source for t in known})}}
     out = {}
     for name, tracks in sets.items():
         log_probs, targets = clip_log_probs(classifier.scorer, tracks, progress=False)
@@ -112,18 +111,6 @@ def demo_songs(classifier):
     with tempfile.TemporaryDirectory() as folder:
         songs = [p for p in write_example_songs(Path(folder)) if p.stem != "example-loop"]
         return {p.stem.removeprefix("example-"): classifier.predict(p).top(2) for p in songs}
-
-
-def cost_ms(model, backend, repeats=5):
-    """Median milliseconds to score 30 s of decoded audio (all ten windows) with `backend`."""
-    scorer = load(model, backend=backend).scorer
-    y = np.random.default_rng(0).standard_normal(30 * scorer.params.sr).astype(np.float32) * 0.1
-    times = []
-    for _ in range(repeats + 1):
-        began = time.perf_counter()
-        score_audio(scorer, y, sr=scorer.params.sr)
-        times.append(time.perf_counter() - began)
-    return 1000 * float(np.median(times[1:]))
 
 
 def fmt_sets(metrics):
@@ -217,7 +204,7 @@ def main():
     report["demo"] = demo_songs(shipped)
     report["fast_vs_default"] = {"default (train-only recipe)": held_out(train_only, [
         t for t in valid if set(t.label_set) & set(fast.labels)]), "fast": held_out(fast, valid)}
-    report["cost"] = {name: {"torch": cost_ms(model, "torch"), "onnx": cost_ms(model, "onnx")}
+    report["cost"] = {name: {"torch": inference_ms(model), "onnx": inference_ms(model, backend="onnx")}
                       for name, model in (("default", "default"), ("fast", "fast"))}
     report["cpu"], report["load"] = cpu_name(), os.getloadavg()[0]
     report["minutes"] = (time.perf_counter() - began) / 60
