@@ -3,8 +3,9 @@
 Each training window is cut from a clip's waveform and, independently with probability `probability`
 each, played at a random speed (resampling: tempo and pitch together, log-uniform in `speed`), shifted in
 pitch by a random number of semitones (uniform in +-`semitones`, tempo kept), mixed with white noise at
-a random SNR (uniform in `snr_db`) and played louder or quieter (uniform in `gain_db`). The model's representation is then computed from the augmented window,
-so every model (waveform or image) sees the same kind of variation.
+a random SNR (uniform in `snr_db`) and played louder or quieter (uniform in `gain_db`). The model's
+representation is then computed from the augmented window, so every model (waveform or image) sees the
+same kind of variation.
 
 Pitch shifting uses librosa's phase vocoder, not Rubber Band as `genrekit.variants.pitch_shift` does:
 on a 3 s window it is about 3x faster, and the robustness experiments then test with a shifter the model

@@ -70,8 +70,9 @@ DatasetArg = typer.Argument(..., help="Dataset as PATH or KIND:PATH (kinds: gtza
 
 
 MAX_SONG_MINUTES = 360.0
-MaxDurationOption = typer.Option(MAX_SONG_MINUTES, min=0.01, max=100_000, help="Longest song accepted, in minutes (longer: "
-                                 "refused from its header, before decoding); raise it for longer recordings.")
+MaxDurationOption = typer.Option(MAX_SONG_MINUTES, min=0.01, max=100_000, help="Longest song accepted, in "
+                                 "minutes (longer: refused from its header, before decoding); raise it for longer "
+                                 "recordings.")
 
 
 def _summary_table(tracks, title):

@@ -70,8 +70,9 @@ def classification_metrics(y_true, y_pred, labels):
 
 
 def expected_calibration_error(probs, y, bins=15):
-    """How far confidence is from accuracy (`y`: label indices or label-set masks): the clip-weighted mean of |accuracy - mean top probability| over
-    `bins` equal-width bins of the top probability (0 for perfectly calibrated probabilities)."""
+    """How far confidence is from accuracy (`y`: label indices or label-set masks): the clip-weighted mean of
+    |accuracy - mean top probability| over `bins` equal-width bins of the top probability (0 for perfectly
+    calibrated probabilities)."""
     probs, y = np.asarray(probs), np.asarray(y)
     confidence, right = probs.max(1), is_right(probs.argmax(1), y)
     which = np.minimum((confidence * bins).astype(int), bins - 1)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .audio import UNKNOWN_FRAMES, audio_info, stream_audio
 from .checkpoints import load_scorer
 from .constants import DEFAULT_CACHE_DIR
 from .digest import file_digest
-from .audio import UNKNOWN_FRAMES, audio_info, stream_audio
 from .exceptions import GenrekitError, ParameterError, TooLong
 from .scoring import Stopped, score_audio, song_probabilities
 
@@ -127,6 +127,7 @@ class Classifier:
 
 
 def length_text(seconds):
+    """A length as people read it: 45.0 s, 20.0 min, 6.0 h."""
     return f"{seconds / 3600:.1f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min" if seconds >= 120 \
         else f"{seconds:.1f} s"
 

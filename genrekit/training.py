@@ -1,7 +1,7 @@
 """Training one model on random windows of training clips, with early stopping and crash-safe resume.
 
-With `augment=True` the training windows are randomly sped up, pitch-shifted and mixed with noise
-(`genrekit.augment`) before the model's representation is computed from them; validation stays clean.
+With `augment=True` the training windows are randomly sped up, pitch-shifted, mixed with noise and made louder or
+quieter (`genrekit.augment`) before the model's representation is computed from them; validation stays clean.
 
 A clip may have several right answers (a label set, such as AllMusic's `metal|pop|rock`): the loss is minus
 the log of the probability the model puts on the set (`set_loss`), which is cross-entropy for one genre.

@@ -47,10 +47,11 @@ class HeadAverage(nn.Module):
 class MusicnnClassifier(nn.Module):
     """Genre logits of 22050 Hz windows from a musicnn-family network (`network`): its frozen part (`embed`),
     its adapted part and a one-hidden-layer MLP head with dropout, or a linear one (`hidden=0`) (`trainable`;
-    `heads` > 1: that many, their probabilities averaged, see `average_heads`). The network sees 3 s of each window (its patch): the first
-    3 s of longer windows, shorter ones repeated. Batch norms keep the network's statistics. With `level`
-    (the default) every window is brought to one loudness first (`musicnn.normalize_level`): part of the model,
-    so every path that runs it (predict, tag, the server, Ray, training, ONNX) does the same."""
+    `heads` > 1: that many, their probabilities averaged, see `average_heads`). The network sees 3 s of each
+    window (its patch): the first 3 s of longer windows, shorter ones repeated. Batch norms keep the network's
+    statistics. With `level` (the default) every window is brought to one loudness first
+    (`musicnn.normalize_level`): part of the model, so every path that runs it (predict, tag, the server, Ray,
+    training, ONNX) does the same."""
 
     def __init__(self, n_classes, *, hidden=64, dropout=0.3, fine_tune="head", layers="penultimate", heads=1,
                  network="msd_musicnn", level=True):
