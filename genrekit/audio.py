@@ -3,6 +3,7 @@ sample rate."""
 
 import logging
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -31,8 +32,18 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 768000
 SILENCE_PEAK = 1e-4
 """A signal whose absolute peak stays below this (-80 dBFS) counts as silent."""
 
-COMPLETE = 0.99
-"""A decoded span shorter than this share of what the header promises counts as truncated."""
+MIN_DECODED_SECONDS = 0.5
+"""A truncated file from which less than this decodes is refused; from more, what decodes is used (and said)."""
+
+ESTIMATE_SLACK = {"MP3": 0.025}
+"""Formats whose header length is an estimate (an MP3's, from its bit rate or Xing frame count): up to this share
+of it may be missing without a word. Every other format's header counts each frame."""
+
+MISSING_SECONDS = 0.05
+"""Less than this missing is rounding, not truncation (a cut inside the last frame of a WAV)."""
+
+_SHOULD_BE = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+"""libsndfile's header log for a WAV, AU or AIFF whose data chunk runs past the end of the file."""
 
 
 @dataclass(frozen=True)
@@ -124,27 +135,62 @@ def _open_with_ffmpeg(path, libsndfile_error):
 def _read(handle, path, frames):
     """Up to `frames` frames from the current position as float32 [shape=(n, channels)].
 
-    On a file of unknown length (a streamed FLAC) libsndfile fails the read that reaches the end; the frames
-    it decoded up to there (found by the NaN the buffer was filled with) are the rest of the file.
+    A read that fails (libsndfile at the end of a streamed FLAC, or where a cut FLAC loses sync) ends the
+    file: the frames it decoded up to there (found by the NaN the buffer was filled with) are the rest.
     """
-    unknown = handle.frames == UNKNOWN_FRAMES
-    out = np.full((frames, handle.channels), np.nan, np.float32) if unknown else None
+    out = np.full((frames, handle.channels), np.nan, np.float32)
     try:
         with _decoder_output_named(path):
             return handle.read(frames, dtype="float32", always_2d=True, out=out)
     except (sf.LibsndfileError, RuntimeError) as error:
-        if not unknown:
-            raise AudioError(path, f"decoding failed ({error})") from None
+        log.debug("%s: decoding ended early (%s)", path, error)
     undecoded = np.isnan(out).any(axis=1)
     return out[:int(np.argmax(undecoded)) if undecoded.any() else frames]
 
 
-def _check_complete(path, handle, promised, decoded):
-    """Refuse a file that decodes to fewer frames than its header promised (e.g. a download cut short)."""
-    if decoded == 0:
-        raise AudioError(path, "truncated: no samples could be decoded")
-    if handle.frames != UNKNOWN_FRAMES and decoded < promised * COMPLETE:
-        raise AudioError(path, f"truncated: header promises {promised} frames, only {decoded} could be decoded")
+def _seconds(frames, rate):
+    return f"{frames / rate:.1f} s"
+
+
+def _shortfall(handle, promised, decoded, reaches_end):
+    """What is missing from a span that decoded `decoded` of the `promised` frames its header gives, said in
+    words ("truncated: ..."), or None: frames that did not decode (beyond an estimate's slack), or, for a span
+    reaching the file's end, a header that promises more data than the file holds (libsndfile counts a cut
+    WAV, AU or AIFF by what is there) or an Ogg stream without its end mark."""
+    rate = handle.samplerate
+    if handle.frames != UNKNOWN_FRAMES:
+        missing = promised - decoded
+        if missing > max(ESTIMATE_SLACK.get(handle.format, 0.0) * promised, MISSING_SECONDS * rate):
+            return (f"truncated: {_seconds(decoded, rate)} of the {_seconds(promised, rate)} its header promises "
+                    f"could be decoded ({missing / promised:.0%} missing)")
+    if not reaches_end:
+        return None
+    log_text = getattr(handle, "extra_info", "")
+    for claimed, present in _SHOULD_BE.findall(log_text):
+        claimed, present = int(claimed), int(present)
+        if present < claimed < 0xFFFFFFF0:  # 0xFFFFFFFF: a streamed WAV, length unknown
+            whole = handle.frames * claimed / present
+            if (whole - decoded) > MISSING_SECONDS * rate:
+                return (f"truncated: {_seconds(decoded, rate)} of the {_seconds(whole, rate)} its header promises "
+                        f"are in the file ({1 - present / claimed:.0%} missing)")
+    if "lacks an end-of-stream bit" in log_text:
+        return f"truncated: the Ogg stream stops without its end mark after {_seconds(decoded, rate)}"
+    return None
+
+
+def _check_complete(path, handle, promised, decoded, reaches_end, on_truncated):
+    """Report a span that decoded short of its header (`_shortfall`) to `on_truncated` (None: log a warning);
+    refuse it when less than `MIN_DECODED_SECONDS` decoded."""
+    missing = _shortfall(handle, promised, decoded, reaches_end)
+    if missing is None and decoded:
+        return
+    if decoded < MIN_DECODED_SECONDS * handle.samplerate:
+        raise AudioError(path, f"{missing or 'truncated'}: too little decodes to use (under {MIN_DECODED_SECONDS:g} s)"
+                         if decoded else "truncated: no samples could be decoded")
+    if on_truncated is None:
+        log.warning("%s: %s", path, missing)
+    else:
+        on_truncated(missing)
 
 
 def audio_info(path):
@@ -176,10 +222,12 @@ def resample(y, orig_sr, target_sr):
     return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
+def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None, on_truncated=None):
     """Decode `duration` seconds from `offset` of an audio file as mono float32 at `sr` Hz.
 
-    Only the asked span is decoded, so a 30 s excerpt of a 10-minute song costs 30 s of decoding.
+    Only the asked span is decoded, so a 30 s excerpt of a 10-minute song costs 30 s of decoding. A file that
+    ends before its header says (a download cut short) gives what decodes: `on_truncated(reason)` is called
+    with what is missing ("truncated: 12.0 s of the 30.0 s ..."; None: it is logged as a warning).
 
     Returns
     -------
@@ -188,7 +236,7 @@ def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
     Raises
     ------
     AudioError
-        The file is missing, empty, truncated (shorter than its header says), not audio, unsupported, or holds
+        The file is missing, empty, truncated to under `MIN_DECODED_SECONDS`, not audio, unsupported, or holds
         non-finite samples.
     ParameterError
         `offset`/`duration`/`sr` are out of range.
@@ -197,12 +245,13 @@ def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
         raise ParameterError(f"need offset >= 0, duration > 0 and sr > 0; got offset={offset}, duration={duration}, sr={sr}")
     with _open(path) as handle:
         native_sr, known = handle.samplerate, handle.frames != UNKNOWN_FRAMES
-        frames, limit = _seek_span(handle, path, offset, duration), int(MAX_LOAD_SECONDS * handle.samplerate)
+        (frames, reaches_end), limit = _seek_span(handle, path, offset, duration), int(MAX_LOAD_SECONDS * native_sr)
         if known and frames > limit:
             raise AudioError(path, f"too long to decode at once ({frames / native_sr:.0f} s > {MAX_LOAD_SECONDS:.0f} s); "
                                    "ask for a duration or read it in windows")
         pieces, total = [], 0  # one piece, unless the header does not say how long the file is
-        for y, _ in _mono_blocks(handle, path, frames, frames if known else int(60 * native_sr)):
+        block = frames if known else int(60 * native_sr)
+        for y, _ in _mono_blocks(handle, path, frames, block, reaches_end, on_truncated):
             pieces.append(y)
             total += len(y)
             if total > limit:
@@ -211,9 +260,9 @@ def load_audio(path, *, sr=SAMPLE_RATE, offset=0.0, duration=None):
     return resample(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), native_sr, sr)
 
 
-def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, duration=None):
+def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, duration=None, on_truncated=None):
     """Yield a file (or `duration` seconds of it from `offset`) as consecutive mono float32 blocks of about
-    `block_seconds` at `sr` Hz.
+    `block_seconds` at `sr` Hz; a truncated file as `load_audio` does.
 
     Decoding and resampling run block by block (soxr's streaming resampler keeps the seams clean), so
     memory stays bounded whatever the file's length.
@@ -224,8 +273,9 @@ def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, durati
     with _open(path) as handle:
         native_sr = handle.samplerate
         stream = None if native_sr == sr else soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
-        frames = _seek_span(handle, path, offset, duration)
-        for y, last in _mono_blocks(handle, path, frames, max(1, int(block_seconds * native_sr))):
+        frames, reaches_end = _seek_span(handle, path, offset, duration)
+        block = max(1, int(block_seconds * native_sr))
+        for y, last in _mono_blocks(handle, path, frames, block, reaches_end, on_truncated):
             if stream is not None:
                 y = stream.resample_chunk(y, last=last)
             if len(y):
@@ -233,8 +283,8 @@ def stream_audio(path, *, sr=SAMPLE_RATE, block_seconds=30.0, offset=0.0, durati
 
 
 def _seek_span(handle, path, offset, duration):
-    """The number of frames to decode from `offset` s for `duration` s (None: to the end), with the handle
-    moved to the first."""
+    """(the number of frames to decode from `offset` s for `duration` s (None: to the end), whether they reach
+    the end of the file), with the handle moved to the first."""
     start, rate = int(round(offset * handle.samplerate)), handle.samplerate
     if start >= handle.frames:
         raise AudioError(path, f"offset {offset:.2f} s is past the end ({handle.frames / rate:.2f} s)")
@@ -244,12 +294,14 @@ def _seek_span(handle, path, offset, duration):
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(path, f"decoding failed ({error})") from None
     left = handle.frames - start
-    return left if duration is None else min(int(round(duration * rate)), left)
+    frames = left if duration is None else min(int(round(duration * rate)), left)
+    return frames, frames == left
 
 
-def _mono_blocks(handle, path, frames, block):
+def _mono_blocks(handle, path, frames, block, reaches_end, on_truncated):
     """`frames` frames from the handle's position (fewer when the file ends first) as (mono float32 samples of
-    at most `block` frames, whether it is the last); a file that ends before its header says is refused."""
+    at most `block` frames, whether it is the last); a file that ends before its header says is reported
+    (`_check_complete`)."""
     decoded = 0
     while True:
         wanted = min(block, frames - decoded)
@@ -257,7 +309,7 @@ def _mono_blocks(handle, path, frames, block):
         decoded += len(data)
         last = len(data) < wanted or decoded == frames
         if last:
-            _check_complete(path, handle, frames, decoded)
+            _check_complete(path, handle, frames, decoded, reaches_end, on_truncated)
         y = to_mono(data)
         if not np.isfinite(y).all():
             raise AudioError(path, "contains NaN or infinite samples")

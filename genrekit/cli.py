@@ -448,14 +448,15 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
         print(json.dumps(rows, indent=2))
     elif output_format == "csv":
         writer = csv_module.writer(sys.stdout)
-        writer.writerow(["path", "genre", "probability", *[f"top{k + 1}" for k in range(top)], "error"])
+        writer.writerow(["path", "genre", "probability", *[f"top{k + 1}" for k in range(top)], "error", "warning"])
         for path, result in zip(files, results):
             if isinstance(result, GenrekitError):
-                writer.writerow([printable(str(path)), "", "", *[""] * top, str(result)])
+                writer.writerow([printable(str(path)), "", "", *[""] * top, str(result), ""])
             else:
                 ranked = result.top(top)
                 writer.writerow([printable(str(path)), result.genre, f"{ranked[0][1]:.4f}",
-                                 *[f"{g}:{p:.4f}" for g, p in ranked] + [""] * (top - len(ranked)), ""])
+                                 *[f"{g}:{p:.4f}" for g, p in ranked] + [""] * (top - len(ranked)), "",
+                                 result.warning or ""])
     elif good:
         table = Table(title=f"Genres ({classifier.name})")
         table.add_column("file", overflow="fold")
@@ -467,6 +468,9 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
                           ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
         # piped or redirected: one line per file, whole names (on a terminal, long names fold)
         (console if console.is_terminal else Console(soft_wrap=True, width=10_000, markup=False)).print(table)
+    for result in good:
+        if result.warning:
+            print(f"warning: {printable(result.source)}: {result.warning} (scored on what decodes)", file=sys.stderr)
     for path, error in failed:
         print(f"error: {error}", file=sys.stderr)
     if failed:
@@ -569,6 +573,9 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
     console.print(summary.line(), highlight=False, markup=False)
     for path, reason in summary.failures + summary.not_scanned:
         console.print(f"{printable(path)}: {reason}", style="red", highlight=False, markup=False)
+    for path, warning in summary.warnings:
+        console.print(f"{printable(path)}: {warning} (scored on what decodes)", style="yellow", highlight=False,
+                      markup=False)
     if write_tags:
         planned = summary.tags_written if dry_run else 0  # listed below with the files left alone
         console.print(f"genre tags {'that would be ' if dry_run else ''}written: {summary.tags_written}, not "

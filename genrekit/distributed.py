@@ -27,7 +27,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from .exceptions import GenrekitError, ParameterError
-from .library import CRASH_REASON, classify, worker_classifier
+from .library import CRASH_REASON, Classified, classify, worker_classifier
 from .parallel import submit_bounded
 
 try:
@@ -128,7 +128,7 @@ def run_ray(jobs, count, classifier, workers, handle, *, address=None):
             try:
                 result = future.result()
             except WorkerCrashedError:
-                result = (None, None, CRASH_REASON)
+                result = Classified(error=CRASH_REASON)
             handle(job, result)
 
 

@@ -42,7 +42,8 @@ from .exceptions import AudioError, GenrekitError, ParameterError, printable
 from .predict import Classifier
 from .parallel import progress_bar, submit_bounded, worker_pool
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: no `warning` column (added on opening)."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracks (
     path TEXT PRIMARY KEY,
@@ -53,17 +54,19 @@ CREATE TABLE IF NOT EXISTS tracks (
     genre TEXT,
     probabilities TEXT,
     error TEXT,
+    warning TEXT,
     tag TEXT,
     tagged_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tracks_sha1 ON tracks (sha1);
 """
-COLUMNS = ("path", "size", "mtime_ns", "sha1", "model_id", "genre", "probabilities", "error", "tag", "tagged_at")
+COLUMNS = ("path", "size", "mtime_ns", "sha1", "model_id", "genre", "probabilities", "error", "warning", "tag",
+           "tagged_at")
 UPSERT = (f"INSERT INTO tracks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
           f"ON CONFLICT(path) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])}")
 EXPORT_FORMATS = ("csv", "json")
-EXPORT_FIELDS = ("path", "genre", "status", "confidence", "top3", "error", "size", "mtime", "sha1", "model_id",
-                 "tagged_at", "tag")
+EXPORT_FIELDS = ("path", "genre", "status", "confidence", "top3", "error", "warning", "size", "mtime", "sha1",
+                 "model_id", "tagged_at", "tag")
 EXPORT_STARTS = {"csv": (b"path,genre",), "json": (b'[\n {\n  "path": ', b"[]\n")}
 """How the exports of each format begin: an existing file that begins otherwise is never overwritten."""
 CRASH_REASON = "the worker process crashed while decoding or classifying this file"
@@ -107,6 +110,8 @@ class LibrarySummary:
     """failed in an earlier run and unchanged since (not retried unless `retry_failed`)"""
     failures: list = field(default_factory=list)
     """(path, reason) of every file that has no genre, sorted by path"""
+    warnings: list = field(default_factory=list)
+    """(path, warning) of the files classified in this run on part of their audio (truncated), sorted by path"""
     removed: int = 0
     """rows of files no longer under the folder, deleted"""
     uncertain: int = 0
@@ -134,6 +139,8 @@ class LibrarySummary:
                 f"{self.skipped} unchanged, {self.failed + self.unchanged_failed} failed")
         if self.unchanged_failed:
             text += f" ({self.unchanged_failed} unchanged since an earlier run)"
+        if self.warnings:
+            text += f"; {len(self.warnings)} scored on what decodes (truncated)"
         if self.uncertain:
             text += f"; {self.uncertain} uncertain (no genre: top genre below --min-confidence)"
         if self.removed:
@@ -166,6 +173,16 @@ class _Job(NamedTuple):
     sha1: str
 
 
+class Classified(NamedTuple):
+    """What classifying one file gave: its genre and probabilities (JSON), or the error that stopped it; a
+    `warning` for a file scored on part of its audio."""
+
+    genre: str | None = None
+    probabilities: str | None = None
+    error: str | None = None
+    warning: str | None = None
+
+
 # ---------------------------------------------------------------------------------------------- model id
 
 
@@ -185,19 +202,19 @@ def model_id(classifier):
 
 
 def classify(classifier, path):
-    """(genre, probabilities JSON, error) of one file; a bad file gives its reason, never an exception."""
+    """`Classified` of one file; a bad file gives its reason, never an exception."""
     try:
         prediction = classifier.predict(path)
     except AudioError as error:
-        return None, None, error.reason
+        return Classified(error=error.reason)
     except GenrekitError as error:
-        return None, None, str(error)
+        return Classified(error=str(error))
     except OSError as error:
-        return None, None, f"cannot read ({error.strerror or error})"
+        return Classified(error=f"cannot read ({error.strerror or error})")
     except Exception as error:  # noqa: BLE001 - one odd file must not stop a library-wide run
-        return None, None, f"unexpected error: {type(error).__name__}: {error}"
+        return Classified(error=f"unexpected error: {type(error).__name__}: {error}")
     probabilities = {label: round(float(p), 6) for label, p in zip(prediction.labels, prediction.probabilities)}
-    return prediction.genre, json.dumps(probabilities), None
+    return Classified(prediction.genre, json.dumps(probabilities), None, prediction.warning)
 
 
 _WORKER_CLASSIFIER = None
@@ -252,7 +269,7 @@ def _run_pool(jobs, classifier, workers, handle):
         if not crashed:
             return
         if len(crashed) == 1:
-            handle(crashed[0], (None, None, CRASH_REASON))
+            handle(crashed[0], Classified(error=CRASH_REASON))
         else:
             suspects.extend(crashed)
 
@@ -280,13 +297,14 @@ def _connect(db_path):
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1, SCHEMA_VERSION):
             conn.close()
             raise GenrekitError(f"{db_path}: library database of an unknown version ({version})")
         conn.executescript(SCHEMA)
+        if version == 1:
+            conn.execute("ALTER TABLE tracks ADD COLUMN warning TEXT")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("SELECT path, size, mtime_ns, sha1, model_id, genre, probabilities, error, tag, tagged_at "
-                     "FROM tracks LIMIT 1")
+        conn.execute(f"SELECT {', '.join(COLUMNS)} FROM tracks LIMIT 1")
     except sqlite3.DatabaseError as error:
         raise GenrekitError(f"{db_path}: not a usable library database ({error})") from None
     return conn
@@ -369,18 +387,19 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
             todo.append((path, stat))
 
         def record(job, result, reused=False):
-            genre, probabilities, error = result
             with conn:
-                conn.execute(UPSERT, (_key(job.path), job.size, job.mtime_ns, job.sha1, model, genre, probabilities,
-                                      error, None, _now()))
+                conn.execute(UPSERT, (_key(job.path), job.size, job.mtime_ns, job.sha1, model, result.genre,
+                                      result.probabilities, result.error, result.warning, None, _now()))
+            if result.warning:
+                summary.warnings.append((job.path, result.warning))
             if reused:
                 summary.reused += 1
-            elif error is None:
+            elif result.error is None:
                 summary.tagged += 1
-                reusable.setdefault(job.sha1, {"genre": genre, "probabilities": probabilities})
+                reusable.setdefault(job.sha1, dict(result._asdict()))
             else:
                 summary.failed += 1
-                summary.failures.append((job.path, error))
+                summary.failures.append((job.path, result.error))
             bar.update()
 
         def jobs():
@@ -390,12 +409,12 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
                     sha1 = file_digest(path)
                 except OSError as error:
                     record(_Job(path, stat.st_size, stat.st_mtime_ns, None),
-                           (None, None, f"cannot read ({error.strerror or error})"))
+                           Classified(error=f"cannot read ({error.strerror or error})"))
                     continue
                 job = _Job(path, stat.st_size, stat.st_mtime_ns, sha1)
                 same = reusable.get(sha1)
                 if same is not None:
-                    record(job, (same["genre"], same["probabilities"], None), reused=True)
+                    record(job, Classified(same["genre"], same["probabilities"], None, same["warning"]), reused=True)
                     continue
                 yield job
 
@@ -418,6 +437,7 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
     finally:
         conn.close()
     summary.failures.sort()
+    summary.warnings.sort()
     summary.tag_problems.sort()
     return summary
 
@@ -687,7 +707,7 @@ def export_library(db_path, out_path, fmt=None):
             "path": row["path"], "genre": row["genre"], "status": status,
             "confidence": ranked[0][1] if ranked else None,
             "top3": " ".join(f"{genre}:{p:.3f}" for genre, p in ranked),
-            "error": row["error"], "size": row["size"],
+            "error": row["error"], "warning": row["warning"], "size": row["size"],
             "mtime": datetime.fromtimestamp(row["mtime_ns"] / 1e9, timezone.utc).isoformat(timespec="seconds"),
             "sha1": row["sha1"], "model_id": row["model_id"], "tagged_at": row["tagged_at"], "tag": row["tag"],
             "probabilities": probabilities})

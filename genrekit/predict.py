@@ -43,6 +43,8 @@ class Prediction:
     duration: float
     ends: np.ndarray
     """[shape=(n_windows,)] end of each window, seconds (the song's end for a song shorter than a window)"""
+    warning: str | None = None
+    """what was wrong with the file but did not stop it being scored ("truncated: ...")"""
 
     def top(self, k=3):
         """The `k` most likely genres as (label, probability), most likely first."""
@@ -54,7 +56,7 @@ class Prediction:
         return self.top(1)[0][0]
 
     def to_dict(self, top=3, timeline=False):
-        out = {"source": self.source, "genre": self.genre, "duration": round(self.duration, 3),
+        out = {"source": self.source, "genre": self.genre, "duration": round(self.duration, 3), "warning": self.warning,
                "top": [{"genre": g, "probability": round(p, 4)} for g, p in self.top(top)],
                "probabilities": {label: round(float(p), 4) for label, p in zip(self.labels, self.probabilities)}}
         if timeline:
@@ -110,7 +112,8 @@ class Classifier:
         probabilities, per_window = song_probabilities(self.scorer, scores)
         source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
         ends = np.minimum(scores.times + self.scorer.window_seconds, scores.duration)
-        return Prediction(source, self.labels, probabilities, scores.times, per_window, scores.duration, ends)
+        return Prediction(source, self.labels, probabilities, scores.times, per_window, scores.duration, ends,
+                          scores.warning)
 
     def predict_many(self, paths, *, on_error=None, progress=False):
         """Predictions for many files, in order; a file that fails gives its `GenrekitError` in its place
@@ -142,7 +145,7 @@ def check_length(path, max_seconds, *, stop=None):
             raise TooLong(path, f"{too_long} ({length_text(info.duration)})")
         return
     decoded = 0
-    for block in stream_audio(path, sr=info.samplerate, duration=max_seconds + 1.0):
+    for block in stream_audio(path, sr=info.samplerate, duration=max_seconds + 1.0, on_truncated=lambda _: None):
         if stop is not None and stop.is_set():
             raise Stopped
         decoded += len(block)

@@ -187,13 +187,14 @@ def array_signal(y, sr, params):
     return resample(to_mono(y.T if y.ndim == 2 and y.shape[0] < y.shape[1] else y), sr, params.sr)
 
 
-def signal_blocks(audio, params, window_seconds, *, sr=None, offset=0.0, duration=None):
-    """A file (streamed) or an array of samples at `sr` Hz as float32 blocks at `params.sr` of a whole number
-    of windows (about BLOCK_SECONDS), the last one shorter."""
+def signal_blocks(audio, params, window_seconds, *, sr=None, offset=0.0, duration=None, on_truncated=None):
+    """A file (streamed; a truncated one as `genrekit.audio.stream_audio` says) or an array of samples at `sr` Hz
+    as float32 blocks at `params.sr` of a whole number of windows (about BLOCK_SECONDS), the last one shorter."""
     size = max(1, int(BLOCK_SECONDS // window_seconds)) * window_length("waveform", window_seconds, params)
     if isinstance(audio, (str, Path)):
         pending = np.zeros(0, np.float32)
-        for piece in stream_audio(audio, sr=params.sr, block_seconds=BLOCK_SECONDS, offset=offset, duration=duration):
+        for piece in stream_audio(audio, sr=params.sr, block_seconds=BLOCK_SECONDS, offset=offset, duration=duration,
+                                  on_truncated=on_truncated):
             pending = np.concatenate([pending, piece])
             while len(pending) >= size:
                 yield pending[:size]
@@ -217,6 +218,8 @@ class AudioScores:
     stats: np.ndarray | None
     """[shape=(88,)] the gate's statistics of the whole signal (gated ensembles only)"""
     duration: float
+    warning: str | None = None
+    """what was wrong with the file but did not stop it being scored (a truncated file: what is missing)"""
 
     def clip_log_probs(self):
         """Per member, the clip's score (`clip_log_probs`) [shape=(n_members, n_labels)]."""
@@ -230,7 +233,7 @@ class Stopped(Exception):
 def sampled_windows(audio, params, window_seconds, max_windows, *, sr=None, offset=0.0, duration=None):
     """(window starts in samples, window signals, the signal's length in samples) of `max_windows` windows of
     the scoring grid spread evenly over a file (only they are decoded) or an array at `sr` Hz, or None when
-    it has no more windows than that or its length is unknown."""
+    it has no more windows than that, its length is unknown, or it turns out shorter than its header says."""
     window, is_file, y = window_length("waveform", window_seconds, params), isinstance(audio, (str, Path)), None
     if is_file:
         info = audio_info(audio)
@@ -245,9 +248,15 @@ def sampled_windows(audio, params, window_seconds, max_windows, *, sr=None, offs
     if total <= 0 or len(grid) <= max_windows:
         return None
     starts = [grid[i] for i in np.unique(np.linspace(0, len(grid) - 1, max_windows).round().astype(int))]
-    pieces = [load_audio(audio, sr=params.sr, offset=offset + start / params.sr, duration=window_seconds)
-              if is_file else y[start:start + window] for start in starts]
-    return starts, pieces, total
+    truncated = []
+    try:
+        pieces = [load_audio(audio, sr=params.sr, offset=offset + start / params.sr, duration=window_seconds,
+                             on_truncated=truncated.append) if is_file else y[start:start + window] for start in starts]
+    except AudioError as error:
+        if not error.reason.startswith("truncated"):
+            raise
+        return None
+    return (starts, pieces, total) if not truncated else None
 
 
 def finite_block(y, source):
@@ -265,16 +274,19 @@ def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None,
     `max_windows`: score only that many windows of the grid, spread evenly over the signal (`sampled_windows`;
     a file's other windows are not even decoded), when it has more; the song's score is then their average.
 
+    A truncated file is scored on what decodes, and its `AudioScores.warning` says what is missing.
     Raises AudioError for a file without samples, shorter than `MIN_SECONDS`, or silent (or constant).
     """
     source = str(audio) if isinstance(audio, (str, Path)) else "<array>"
     params, window = scorer.params, window_length("waveform", scorer.window_seconds, scorer.params)
     sampled = max_windows and sampled_windows(audio, params, scorer.window_seconds, max_windows, sr=sr,
                                               offset=offset, duration=duration)
+    truncated = []
     if sampled:
         starts, pieces, total = sampled
     else:
-        pieces = signal_blocks(audio, params, scorer.window_seconds, sr=sr, offset=offset, duration=duration)
+        pieces = signal_blocks(audio, params, scorer.window_seconds, sr=sr, offset=offset, duration=duration,
+                               on_truncated=truncated.append)
     scores, frames, times, position, loud = [], [], [], 0, False
     for i, block in enumerate(pieces):
         block = finite_block(block, source)
@@ -300,7 +312,8 @@ def score_audio(scorer, audio, *, sr=None, offset=0.0, duration=None, stop=None,
             return score_audio(scorer, audio, sr=sr, offset=offset, duration=duration, stop=stop)
         raise AudioError(source, "silent (never above -80 dBFS, its DC offset aside): nothing to classify")
     stats = gate_statistics_of_frames(np.concatenate(frames, axis=1)) if scorer.gated else None
-    return AudioScores(np.concatenate(scores, axis=1), np.asarray(times), stats, total / params.sr)
+    return AudioScores(np.concatenate(scores, axis=1), np.asarray(times), stats, total / params.sr,
+                       truncated[0] if truncated else None)
 
 
 def song_probabilities(scorer, scores):

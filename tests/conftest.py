@@ -180,11 +180,11 @@ def unknown_length(path):
 
 BAD_INPUTS = {"empty.wav": "empty file (0 bytes)", "text.au": "not an audio file (no audio header)",
               "noise.snd": "not an audio file (no audio header)", "random.wav": "not a readable audio file",
-              "corrupt.flac": "not a readable audio file", "cut.mp3": "truncated: header promises",
+              "corrupt.flac": "not a readable audio file", "cut.mp3": "too little decodes to use (under 0.5 s)",
               "one-sample.wav": "too short to classify (0.00 s; the minimum is 0.5 s)",
               "tenth.wav": "too short to classify (0.10 s; the minimum is 0.5 s)",
               "dc.wav": "silent", "silent.wav": "silent", "nan.wav": "NaN",
-              "cut.m4a": "truncated: header promises", "video.mp4": "no audio stream (FFmpeg reads it as",
+              "cut.m4a": "too little decodes to use (under 0.5 s)", "video.mp4": "no audio stream (FFmpeg reads it as",
               "random.flac": "not audio: its header gives a sample rate of 0 Hz",
               "one-hertz.wav": "not audio: its header gives a sample rate of 1 Hz"}
 """The bad-input corpus `write_bad_inputs` makes: file name -> what the error about it says."""
@@ -200,8 +200,8 @@ def write_bad_inputs(folder):
     (folder / "noise.snd").write_bytes(rng.bytes(40_000))
     (folder / "random.wav").write_bytes(rng.bytes(3000))
     (folder / "corrupt.flac").write_bytes(b"fLaC" + bytes(200))
-    mp3 = write_tone(folder / "cut.mp3", 1500, seconds=4.0).read_bytes()
-    (folder / "cut.mp3").write_bytes(mp3[:len(mp3) // 2])
+    mp3 = write_tone(folder / "cut.mp3", 1500, seconds=4.0).read_bytes()  # cut to 0.1 s: too little to use
+    (folder / "cut.mp3").write_bytes(mp3[:len(mp3) // 8])
     sf.write(folder / "one-sample.wav", np.full(1, 0.5, np.float32), 22050)
     write_tone(folder / "tenth.wav", 1700, seconds=0.1)
     sf.write(folder / "dc.wav", np.full(22050 * 2, 0.5, np.float32), 22050)
@@ -210,7 +210,7 @@ def write_bad_inputs(folder):
     y[100] = np.nan
     sf.write(folder / "nan.wav", y, 22050, subtype="FLOAT")
     m4a = write_tone(folder / "cut.m4a", 1500, seconds=4.0).read_bytes()
-    (folder / "cut.m4a").write_bytes(m4a[:len(m4a) // 2])
+    (folder / "cut.m4a").write_bytes(m4a[:len(m4a) // 12])
     _write_video_without_sound(folder / "video.mp4")
     (folder / "random.flac").write_bytes(rng.bytes(200_000))  # FFmpeg takes it for audio at 0 Hz
     sf.write(folder / "one-hertz.wav", tone(1700, 10.0), 22050, subtype="PCM_16")

@@ -145,12 +145,58 @@ def test_header_only_has_no_samples(tmp_path):
         load_audio(path)
 
 
-def test_truncated_file(tmp_path):
-    path = write_tone(tmp_path / "cut.flac", seconds=3.0)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 3])
-    with pytest.raises(AudioError, match="cut.flac: (truncated|decoding failed)"):
-        load_audio(path)
+@pytest.mark.parametrize("ext", ["wav", "au", "aiff", "ogg", "flac", "mp3", "m4a"])
+def test_a_file_cut_in_half_gives_what_decodes_and_says_what_is_missing(tmp_path, ext):
+    """One rule for every format: libsndfile takes a cut WAV, AU or AIFF at its new length and an Ogg without
+    its last page as whole (the header or the missing end mark tells), a FLAC, MP3 or M4A decodes short."""
+    y = tone(440, 8.0) + 0.1 * np.random.default_rng(0).standard_normal(8 * 22050).astype(np.float32)
+    whole = tmp_path / f"whole.{ext}"  # with noise: half of a pure tone's Ogg would be mostly its header
+    write_with_ffmpeg(whole, y, 22050) if ext == "m4a" else sf.write(whole, y, 22050)
+    cut = tmp_path / f"cut.{ext}"
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+    for read in (load_audio, _streamed):
+        said = []
+        y = read(cut, on_truncated=said.append)
+        assert 2.5 * 22050 < len(y) < 5.5 * 22050
+        assert np.allclose(y[:22050], read(whole)[:22050], atol=1e-4)
+        promised = "without its end mark" if ext == "ogg" else " of the 8.0 s its header promises "
+        assert len(said) == 1 and said[0].startswith("truncated: ") and promised in said[0], said
+    assert load_audio(whole, on_truncated=said.append) is not None and len(said) == 1  # whole: nothing said
+
+
+def test_a_truncated_file_is_logged_by_default_and_refused_when_under_half_a_second(tmp_path, caplog):
+    whole = write_tone(tmp_path / "whole.wav", seconds=8.0)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:44 + 2 * 22050 * 3])  # the header and 3 s
+    assert len(load_audio(cut)) == 3 * 22050
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{cut}: truncated: 3.0 s of the 8.0 s its header promises are in the file (62% missing)"]
+    cut.write_bytes(whole.read_bytes()[:44 + 2 * 22050 // 4])
+    with pytest.raises(AudioError, match=r"cut.wav: truncated: 0.2 s of the 8.0 s .* too little decodes to use"):
+        load_audio(cut)
+
+
+def test_an_mp3_whose_header_overstates_its_length_by_two_percent_is_no_truncation(tmp_path):
+    """Seen in real libraries: an MP3's length in its header is an estimate, and every player plays it.
+    Four percent short is a cut."""
+    whole = write_tone(tmp_path / "whole.mp3", seconds=20.0).read_bytes()
+    path = tmp_path / "a.mp3"
+    for kept, short, said in ((0.97, (0.015, 0.02), False), (0.95, (0.035, 0.04), True)):
+        path.write_bytes(whole[:int(len(whole) * kept)])
+        notes = []
+        y = load_audio(path, on_truncated=notes.append)
+        assert short[0] < 1 - len(y) / (20 * 22050) < short[1]
+        assert notes == (["truncated: 19.2 s of the 20.0 s its header promises could be decoded (4% missing)"]
+                         if said else [])
+
+
+def test_a_span_inside_what_is_there_of_a_cut_file_is_not_truncated(tmp_path):
+    whole = write_tone(tmp_path / "whole.wav", seconds=8.0)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])
+    said = []
+    assert len(load_audio(cut, offset=1.0, duration=2.0, on_truncated=said.append)) == 2 * 22050 and not said
 
 
 def test_non_finite_samples(tmp_path):
@@ -192,8 +238,8 @@ def test_silence_detection(tmp_path):
     assert not is_silent(tone(seconds=0.1)) and not is_silent(tone(seconds=0.1) + 0.5)
 
 
-def _streamed(path):
-    return np.concatenate(list(stream_audio(path, block_seconds=1.0)))
+def _streamed(path, **kwargs):
+    return np.concatenate(list(stream_audio(path, block_seconds=1.0, **kwargs)))
 
 
 @pytest.mark.parametrize("name, content", [("text.au", b"just some text, not audio\n" * 200),
@@ -204,15 +250,6 @@ def test_au_and_snd_files_without_their_header_are_not_audio(tmp_path, name, con
     for read in (audio_info, load_audio, _streamed):
         with pytest.raises(AudioError, match=rf"{name}: not an audio file \(no audio header\)"):
             read(tmp_path / name)
-
-
-def test_a_truncated_mp3_is_refused_whole_or_streamed(tmp_path):
-    path = write_tone(tmp_path / "cut.mp3", seconds=4.0)
-    data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
-    for read in (load_audio, _streamed):
-        with pytest.raises(AudioError, match=r"cut.mp3: truncated: header promises 88\d+ frames, only 4\d+ could"):
-            read(path)
 
 
 def test_a_flac_of_unknown_length_streams_to_its_end(tmp_path):
@@ -243,8 +280,7 @@ def test_what_the_mp3_decoder_prints_names_its_file(tmp_path, capfd, caplog):
     path = write_tone(tmp_path / "cut.mp3", seconds=4.0)
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
-    with pytest.raises(AudioError, match="truncated"):
-        load_audio(path)
+    load_audio(path)
     assert capfd.readouterr().err == ""  # libmpg123's line does not reach stderr without a name: it is logged
     warnings = [record.getMessage() for record in caplog.records]
     assert any(line.startswith(f"{path}: ") and "Xing stream size" in line for line in warnings), warnings
