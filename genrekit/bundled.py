@@ -30,6 +30,7 @@ from .checkpoints import load_members, save_checkpoint
 from .clips import ClipSet
 from .combiners import fit_temperature, temper
 from .datasets import class_counts, class_weights, load_dataset, merge, select
+from .digest import clip_ids
 from .ensemble import Ensemble
 from .evaluation import classification_metrics, expected_calibration_error
 from .exceptions import DatasetError
@@ -101,8 +102,10 @@ def valid_accuracy(model, valid):
     return classification_metrics(valid.clean.targets, logits.argmax(1).numpy(), valid.labels)["accuracy"]
 
 
-def save_model(model, labels, path):
-    save_checkpoint(path, model, labels=labels, params=FeatureParams(), window_seconds=WINDOW_SECONDS)
+def save_model(model, labels, path, trained, tuned=()):
+    """Write the default model's checkpoint, with the tracks it was `trained` and `tuned` on."""
+    save_checkpoint(path, model, labels=labels, params=FeatureParams(), window_seconds=WINDOW_SECONDS,
+                    seen={"trained": clip_ids(trained), "tuned": clip_ids(tuned)})
     return path
 
 
@@ -178,12 +181,14 @@ def train_bundled(out, *, gtzan=(), real_extra=(), renderings=(), labels=GENRES,
     tried = {l2: valid_accuracy(fit_default(train_features, l2), valid_features) for l2 in L2_STRENGTHS}
     l2 = max(tried, key=lambda k: (tried[k], k))  # ties: the stronger penalty
     runs = cache.root / "runs" / "bundled"
-    chosen = save_model(fit_default(train_features, l2), labels, runs / "train-only.pt")
+    chosen = save_model(fit_default(train_features, l2), labels, runs / "train-only.pt", train_tracks, valid)
     ensemble = Ensemble(load_members([chosen]), "equal")
     figures, calibration = held_out_figures(ensemble, valid, progress=progress)
+    ensemble.tuned_on = clip_ids(valid)  # the temperature
     if refit:
         both = Features(train_tracks + valid, labels, cache, progress=progress)
-        ensemble.members = load_members([save_model(fit_default(both, l2), labels, runs / "refit.pt")])
+        ensemble.members = load_members([save_model(fit_default(both, l2), labels, runs / "refit.pt",
+                                                    train_tracks + valid)])
     card = {"name": name, "version": time.strftime("%Y.%m.%d"), "labels": list(labels),
             "kind": "MSD_musicnn (frozen, every window brought to one loudness) and a linear head on all its layers, "
                     f"calibrated (temperature {ensemble.temperature:.2f})",

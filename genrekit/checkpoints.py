@@ -31,12 +31,14 @@ def atomic_save(obj, path):
         torch.save(obj, temp)
 
 
-def save_checkpoint(path, model, *, labels, params, window_seconds, metrics=None, history=None, training=None):
-    """Write a model with its name, config, label list, feature parameters and training record."""
+def save_checkpoint(path, model, *, labels, params, window_seconds, metrics=None, history=None, training=None,
+                    seen=None):
+    """Write a model with its name, config, label list, feature parameters and training record; `seen`: the
+    clips it learned from ({"trained": clip ids, "tuned": clip ids}, see `seen_clips`)."""
     atomic_save(compact({"format": FORMAT, "model": model.name, "config": model.config, "labels": list(labels),
                          "feature_params": asdict(params), "window_seconds": window_seconds,
                          "state_dict": model.state_dict(), "metrics": metrics or {}, "history": history or [],
-                         "training": training or {}}, model), path)
+                         "training": training or {}, "seen": seen or {}}, model), path)
 
 
 def compact(ckpt, model):
@@ -155,13 +157,32 @@ def members_scorer(members, kind=None, combiner=None, temperature=1.0):
                        combiner=combiner, temperature=temperature)
 
 
-def save_ensemble(path, members, kind, combiner, temperature=1.0, card=None):
+def save_ensemble(path, members, kind, combiner, temperature=1.0, card=None, seen=None):
     """Write members, a fitted combiner and its calibration (temperature) as one ensemble file; `card`
-    (a dict: name, version, training data, held-out figures) describes it to users."""
+    (a dict: name, version, training data, held-out figures) describes it to users; `seen`: the clips the
+    combiner was fitted on ({"tuned": clip ids})."""
     atomic_save({"format": ENSEMBLE_FORMAT, "kind": kind, "labels": members[0].labels,
                  "members": [m.checkpoint for m in members], "combiner": combiner.get_state(),
-                 "temperature": float(temperature), "card": card or {}}, path)
+                 "temperature": float(temperature), "card": card or {}, "seen": seen or {}}, path)
     return path
+
+
+SEEN_KINDS = ("trained", "tuned")
+"""How a model saw a clip: it learned its weights from it, or chose something on it (early stopping, settings,
+an ensemble's combiner, the temperature)."""
+
+
+def seen_clips(path):
+    """{"trained": set of clip ids, "tuned": set of clip ids} (`genrekit.digest.clip_id`) a checkpoint or ensemble
+    (and its members) learned from, or None for a file that does not record them (an `.onnx` export, an old
+    checkpoint)."""
+    if Path(path).suffix == ".onnx":
+        return None
+    data = read_file(path)
+    parts = [data, *data.get("members", [])] if isinstance(data, dict) else []
+    if not any("seen" in part for part in parts):
+        return None
+    return {kind: {clip for part in parts for clip in part.get("seen", {}).get(kind, [])} for kind in SEEN_KINDS}
 
 
 @dataclass

@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+import typing
 from collections import Counter
 from pathlib import Path
 
@@ -16,16 +17,40 @@ from .constants import DEFAULT_CACHE_DIR
 from .exceptions import GenrekitError, printable
 
 
-def _untyped_flags(params):
-    """Flags shown without typer's `<bool>` type."""
+TYPE_NAMES = {Path: "PATH", int: "INT", float: "NUMBER", str: "TEXT"}
+"""How each kind of value is shown in --help (typer would show `<list[Path]>`, `<float>`)."""
+COMMAND_ORDER = ("predict", "tag", "serve", "evaluate", "show", "models", "train", "train-bundled", "ensemble", "embed",
+                 "export", "features", "demo", "data", "experiment", "cache")
+"""Commands in --help by how often people need them."""
+
+
+def _readable(params):
+    """Flags without a type, other values with a plain one (PATH, INT, NUMBER, TEXT; "..." when repeatable)."""
     for param in params:
         if isinstance(param, TyperOption) and param.is_flag:
             param.metavar = ""
+        elif isinstance(param, (TyperOption, TyperArgument)) and param.metavar is None:
+            annotation = param.type_descriptor.annotation
+            repeated = typing.get_origin(annotation) is list
+            name = TYPE_NAMES.get(typing.get_args(annotation)[0] if repeated else annotation)
+            if name and isinstance(param, TyperOption):
+                param.metavar = name + (" ..." if repeated else "")
+            elif name:  # an argument's metavar would replace its name: only its type column changes
+                param.display_type_rich = lambda ctx, shown=name + (" ..." if repeated else ""): shown
     return params
 
 
+def _paragraphs(text):
+    """A docstring as --help shows it: each paragraph on one line, the terminal wraps it."""
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in text.split("\n\n")) if text else text
+
+
 class Command(TyperCommand):
-    """Usage lines as `FILES...` (typer shows `{files}...`), flags without `<bool>`."""
+    """Usage lines as `FILES...` (typer shows `{files}...`), plain types, paragraphs that wrap."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.help = _paragraphs(self.help)
 
     def collect_usage_pieces(self, ctx):
         arguments = [param for param in self.get_params(ctx) if isinstance(param, TyperArgument)]
@@ -33,14 +58,18 @@ class Command(TyperCommand):
                                         for param in arguments)]
 
     def get_params(self, ctx):
-        return _untyped_flags(super().get_params(ctx))
+        return _readable(super().get_params(ctx))
 
 
 class Group(TyperGroup):
-    """Flags without `<bool>`."""
+    """Plain types; commands in the order of `COMMAND_ORDER`."""
 
     def get_params(self, ctx):
-        return _untyped_flags(super().get_params(ctx))
+        return _readable(super().get_params(ctx))
+
+    def list_commands(self, ctx):
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(names))
 
 
 app = typer.Typer(help="Predict the genre of music from audio.", no_args_is_help=True, add_completion=False, cls=Group)
@@ -106,7 +135,9 @@ def show(file: Path = typer.Argument(..., help="Audio file to draw."),
                                      "name with .png in the working folder, never beside the input)."),
          offset: float = typer.Option(0.0, help="Start, in seconds."),
          duration: float = typer.Option(30.0, help="Length to draw, in seconds.")):
-    """Draw the four representations of a clip (waveform, spectrogram, log-mel, chroma) in one PNG."""
+    """Draw a clip's four representations (waveform, spectrogram, log-mel, chroma) in one PNG.
+
+    Example: genrekit show song.mp3 --offset 60 -o pictures/"""
     from .audio import load_audio
     from .features import compute_features
     from .plots import plot_representations
@@ -151,7 +182,9 @@ def _engine(engine, address, local, ray_engine):
 def features(dataset: str = DatasetArg,
              cache_dir: Path = CacheDirOption,
              workers: int = typer.Option(0, min=0, help="Worker processes (0: one per core).")):
-    """Compute and cache the four representations of every clip of a dataset."""
+    """Compute and cache the four representations of every clip of a dataset.
+
+    Example: genrekit features gtzan:../shared/data/gtzan-mini"""
     from .cache import FeatureCache, fill_cache
     from .datasets import load_dataset
 
@@ -177,25 +210,28 @@ def _load_data(specs, seed=0):
 
 @app.command(cls=Command)
 def models():
-    """List the registered models and describe the bundled models."""
+    """List the bundled trained models (their cards) and the architectures `train` trains.
+
+    Example: genrekit models"""
     import json
 
     from .models import create_model, list_models
     from .predict import BUNDLED_MODELS
 
-    table = Table(title="Models")
-    for column in ("name", "representation", "parameters (10 classes)"):
-        table.add_column(column)
-    for name in list_models():
-        model = create_model(name, 10)
-        table.add_row(name, model.representation, f"{sum(p.numel() for p in model.parameters()):,}")
-    console.print(table)
     for bundled, path in BUNDLED_MODELS.items():
         card = path.with_suffix(".json")
         if not card.is_file():
             console.print(f"no bundled {bundled} model ({path}); make it with genrekit train-bundled")
             continue
         _print_card(json.loads(card.read_text()), bundled, path)
+        console.print()
+    table = Table(title="Architectures (untrained: genrekit train --model NAME --data ... trains one)")
+    for column in ("name", "representation", "parameters (10 genres)"):
+        table.add_column(column)
+    for name in list_models():
+        model = create_model(name, 10)
+        table.add_row(name, model.representation, f"{sum(p.numel() for p in model.parameters()):,}")
+    console.print(table)
 
 
 def _print_card(info, bundled, path):
@@ -209,8 +245,10 @@ def _print_card(info, bundled, path):
     if isinstance(data, dict):
         for part, sources in data.items():
             for source, counts in sources.items():
-                console.print(f"  trained on ({part}) {source}: {sum(counts.values())} clips: "
-                              + ", ".join(f"{label} {n}" for label, n in counts.items()), highlight=False, markup=False)
+                single = ", ".join(f"{label} {n}" for label, n in counts.items() if "|" not in label)
+                sets = sum(n for label, n in counts.items() if "|" in label)
+                console.print(f"  trained on ({part}) {source}: {sum(counts.values())} clips: {single}"
+                              + (f"; {sets} with a set of genres" if sets else ""), highlight=False, markup=False)
     else:
         console.print(f"  trained on: {data}", highlight=False, markup=False)
     for name, result in info["held_out"].items():
@@ -259,7 +297,9 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
                                     "training clip that the teacher scores once."),
           start_from: str = typer.Option(None, help="Start from the weights this checkpoint or bundled model "
                                          "shares with the model (e.g. a trained head before fine-tuning all).")):
-    """Train one model on the train split, early-stopped on the valid split; re-run to resume."""
+    """Train one architecture on a dataset (early-stopped on its valid split; re-run to resume).
+
+    Example: genrekit train --model cnn-logmel --data ../shared/data/gtzan-mini --epochs 10 --out runs"""
     from .cache import FeatureCache
     from .checkpoints import load_checkpoint
     from .datasets import labels_of, select
@@ -296,11 +336,12 @@ def train_bundled(out: Path = typer.Option(..., help="Folder for the model (defa
                   refit: bool = typer.Option(True, help="Ship the head fitted again on train + valid (the card "
                                              "keeps the figures of the one fitted on train only)."),
                   cache_dir: Path = CacheDirOption):
-    """Make the bundled default model from real recordings (its recipe, resumable); writes the weights and card.
+    """Make the bundled default model from real recordings: its weights and card.
 
-    Example: genrekit train-bundled --gtzan shared/data/gtzan-mini --gtzan shared/data/gtzan-extra
-    --real-extra ~/genrekit-data/real-extra --out bundled/
-    """
+    The recipe of `genrekit.bundled`; window features are cached, so a second run only refits.
+
+    Example: genrekit train-bundled --gtzan ../shared/data/gtzan-mini --gtzan ../shared/data/gtzan-extra
+    --real-extra ~/genrekit-data/real-extra --out bundled/"""
     import json
 
     from .bundled import train_bundled as make
@@ -318,18 +359,31 @@ def train_bundled(out: Path = typer.Option(..., help="Folder for the model (defa
 def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onnx file, or a bundled model "
                                                    "(default, fast)."),
              data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH."),
-             split: str = typer.Option("test", help="Split to evaluate on."),
+             split: str = typer.Option(None, help="train, valid, test or all (default: test, or all for data "
+                                                  "without splits of their own, such as a folder)."),
              out: Path = typer.Option(Path("reports"), help="Report folder."),
              known_labels_only: bool = typer.Option(False, "--known-labels-only", help="Score only clips whose "
                                                     "label the model has (and say how many were left out).")):
-    """Clip-level accuracy, macro-F1, per-genre accuracy and confusion matrix (JSON, markdown, PNG), with
-    the clips scored exactly as `genrekit predict` scores them."""
-    from .datasets import select
+    """Score a model on a dataset: accuracy, macro-F1, per-genre accuracy, confusion.
+
+    Clips are scored as `predict` scores songs. Writes JSON, markdown and PNG reports, and warns when clips of
+    the data are among those the model learned from.
+
+    Example: genrekit evaluate default --data gtzan:../shared/data/gtzan-mini --split test"""
+    from .datasets import SPLITS, select
     from .evaluation import clip_log_probs, classification_metrics, write_report
     from .predict import load
 
+    if split not in (None, "all", *SPLITS):
+        raise GenrekitError(f"--split must be one of {', '.join(SPLITS)} or all, got {split!r}")
     classifier = load(model)
-    tracks = select(_load_data(data), split)
+    tracks = _load_data(data)
+    if split is None:
+        split = "all" if all(t.split_drawn for t in tracks) else "test"
+        if split == "all":
+            console.print(f"{', '.join(data)} has no splits of its own: scoring all of it", highlight=False,
+                          markup=False)
+    tracks = tracks if split == "all" else select(tracks, split)
     if known_labels_only:
         unknown = sorted({g for t in tracks for g in t.label_set} - set(classifier.labels))
         known = [t.replace(label="|".join(g for g in t.label_set if g in classifier.labels)) for t in tracks]
@@ -341,12 +395,35 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
     if not tracks:
         raise GenrekitError(f"{', '.join(data)}: no clips {'the model knows ' if known_labels_only else ''}"
                             f"in the {split!r} split")
+    overlap = _overlap_warning(model, tracks)
+    if overlap:
+        print(f"warning: {overlap}", file=sys.stderr)
     log_probs, targets = clip_log_probs(classifier.scorer, tracks)
     metrics = classification_metrics(targets, log_probs.argmax(1), classifier.labels)
-    stem = Path(model).stem
-    report = write_report(metrics, out, f"{stem}.{split}", f"{stem} on {split}")
-    console.print(report.read_text())
-    console.print(f"wrote {report} and its .json and .png files")
+    metrics["overlap"] = overlap
+    stem, names = Path(model).stem, ", ".join(Path(spec.partition(":")[2] or spec).name for spec in data)
+    report = write_report(metrics, out, f"{stem}.{split}", f"{stem} on {names} ({split})")
+    console.print(report.read_text(), highlight=False, markup=False)
+    console.print(f"wrote {report} and its .json and .png files", highlight=False, markup=False)
+
+
+def _overlap_warning(model, tracks):
+    """What to say when some of `tracks` were among the clips `model` learned from (or None)."""
+    from .checkpoints import seen_clips
+    from .digest import clip_id
+    from .predict import BUNDLED_MODELS
+
+    path = BUNDLED_MODELS[model] if model in BUNDLED_MODELS and not Path(model).exists() else Path(model)
+    seen = seen_clips(path)
+    if seen is None:
+        return f"{path.name} does not record the clips it learned from: not checked for overlap with these data"
+    ids = [clip_id(track) for track in tracks]
+    trained = sum(i in seen["trained"] for i in ids)
+    tuned = sum(i in seen["tuned"] and i not in seen["trained"] for i in ids)
+    if not trained and not tuned:
+        return None
+    return (f"{trained} of these {len(ids)} clips were in the model's training data and {tuned} more in the data "
+            "it was tuned on (early stopping, settings, calibration): these figures are not held out")
 
 
 def _timeline_paths(sources, folder):
@@ -408,8 +485,11 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
                                         "over it (faster on long songs; not with --timeline). Default: every "
                                         "window."),
             max_duration: float = MaxDurationOption):
-    """Predict the genre of songs; a file that fails gets one line and the others go on (exit code 1; 2 when
-    none could be predicted)."""
+    """Predict the genre of songs: files, or folders of them.
+
+    A file that fails gets one line and the others go on (exit code 1; 2 when none could be predicted).
+
+    Example: genrekit predict song.mp3 ~/Music/album --format json"""
     import csv as csv_module
     import json
 
@@ -480,8 +560,12 @@ def predict(files: list[Path] = typer.Argument(..., readable=False,  # checked p
 @app.command(cls=Command)
 def export(model: Path = typer.Argument(..., help="Checkpoint or ensemble file."),
            onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write.")):
-    """Export a model or ensemble to ONNX (networks in the graph; features and combination outside, see
-    genrekit.export). `genrekit predict --model FILE.onnx` runs it with onnxruntime."""
+    """Export a model or ensemble to ONNX, for onnxruntime.
+
+    The networks go into the graph; features and the combination run outside it (genrekit.export).
+
+    Example: genrekit export runs/ensemble.pt --onnx model.onnx (then: genrekit predict song.mp3 --model
+    model.onnx)"""
     from .export import export_onnx
 
     console.print(f"wrote {export_onnx(model, onnx)}")
@@ -494,8 +578,10 @@ def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (r
              out: Path = typer.Option(Path("runs/ensemble.pt"), help="Ensemble file to write."),
              calibrate: bool = typer.Option(False, help="Also fit a temperature on the valid split, so the "
                                             "probabilities match how often the model is right.")):
-    """Fit an ensemble of trained models on the valid split and save it as one file (evaluate it with
-    `genrekit evaluate`)."""
+    """Fit an ensemble of trained models on the valid split, saved as one file.
+
+    Example: genrekit ensemble --members runs/cnn-logmel.pt --members runs/rnn-logmel.pt --data
+    ../shared/data/gtzan-mini --out runs/ensemble.pt"""
     from .checkpoints import load_members
     from .datasets import select
     from .ensemble import Ensemble
@@ -542,7 +628,11 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
                                     "it (much faster on long songs; a change re-tags the library). Default: "
                                     "every window."),
         max_duration: float = MaxDurationOption):
-    """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table."""
+    """Tag a music library: the genre of every audio file under DIRECTORY, kept in a SQLite table.
+
+    Re-runs only classify what changed; --write-tags also writes genres into the files (keeping the user's).
+
+    Example: genrekit tag ~/Music --db ~/music-genres.sqlite --write-tags --dry-run"""
     from .exceptions import ParameterError
     from .library import EXPORT_FORMATS, check_export_target, export_library, restore_tags as restore, run_local, \
         tag_library
@@ -599,8 +689,11 @@ def embed(dataset: str = DatasetArg,
                                       "of the Ray cluster)."),
           engine: str = EngineOption,
           address: str = AddressOption):
-    """Window features of every clip of a dataset through a frozen backbone, as Parquet shards that
-    `genrekit train --features` reads instead of computing them."""
+    """Cache a dataset's window features through a frozen network, for `train --features`.
+
+    Writes Parquet shards that `genrekit train --features` reads instead of computing them.
+
+    Example: genrekit embed ../shared/data/gtzan-mini --out gtzan.parquet"""
     from .datasets import load_dataset
     from .embedding import embed_corpus, map_local
 
@@ -631,7 +724,11 @@ def serve(model: Path = typer.Option(None, help="Checkpoint, ensemble or .onnx f
           min_upload_kbps: float = typer.Option(16.0, min=0.001, help="Slowest upload kept after its first --timeout "
                                                 "seconds, in kB/s on average (slower: HTTP 408)."),
           upload_seconds: float = typer.Option(900.0, min=1, help="Longest an upload may take (then HTTP 408).")):
-    """Serve the web page (/) and HTTP API (/api/predict, /api/health, /api/labels) for genre prediction."""
+    """Serve the web page and the HTTP API for genre prediction.
+
+    The page is at /, the API at /api/predict, /api/health and /api/labels.
+
+    Example: genrekit serve --port 8000"""
     import uvicorn
 
     from .server import create_app, listen, server_config
@@ -659,7 +756,11 @@ def _cache_line(cache_dir):
 
 @cache_app.command("info", cls=Command)
 def cache_info(cache_dir: Path = CacheDirOption):
-    """What the cache folder holds: feature sets (about 5.7 MB per 30 s clip), embeddings, ONNX exports."""
+    """What the cache folder holds: features, embeddings, ONNX exports.
+
+    A feature set takes about 5.7 MB per 30 s clip.
+
+    Example: genrekit cache info"""
     from .cache import cache_parts
 
     parts = cache_parts(cache_dir)
@@ -677,7 +778,11 @@ def cache_info(cache_dir: Path = CacheDirOption):
 @cache_app.command("clear", cls=Command)
 def cache_clear(cache_dir: Path = CacheDirOption,
                 yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask first.")):
-    """Delete the cached features, embeddings and ONNX exports (remade when needed; other folders stay)."""
+    """Delete the cached features, embeddings and ONNX exports (remade when needed).
+
+    Other folders in it stay.
+
+    Example: genrekit cache clear"""
     import shutil
 
     from .cache import cache_parts
@@ -702,7 +807,11 @@ def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv a
                                                 "test; repeat, or comma-separated)."),
                 limit_per_genre: int = typer.Option(None, help="At most this many songs per split and genre, in "
                                                     "songs.csv order.")):
-    """Render a MIDI genre collection to 22050 Hz mono clips with FluidSynth (cached; failures listed)."""
+    """Render a MIDI genre collection to 22050 Hz mono clips with FluidSynth.
+
+    Rendered clips are cached; failures are listed in OUT/failures.csv.
+
+    Example: genrekit data render-midi ../shared/data/midi-genres clips/ --split test"""
     from .midi.render import render_midi_corpus
 
     splits = [name.strip() for value in split or [] for name in value.split(",") if name.strip()] or None
@@ -716,7 +825,9 @@ def render_midi(source: Path = typer.Argument(..., help="Folder with songs.csv a
 
 @data_app.command("summary", cls=Command)
 def data_summary(dataset: str = DatasetArg):
-    """Clips per label and split, groups, and the class weights that balance training."""
+    """Clips per genre and split, groups, and the class weights that balance training.
+
+    Example: genrekit data summary ../shared/data/gtzan-mini"""
     table, line = _summary_table(_load_data([dataset]), dataset)
     console.print(table)
     console.print(line)
@@ -745,8 +856,11 @@ def experiment_variants(
                                                       "speed, stretch, pitch, noise, low-pass and MP3 ones)."),
         split: str = typer.Option("test", help="Split to evaluate on."),
         out: Path = typer.Option(Path("out/experiments"), help="Folder for variants.{md,json,png}.")):
-    """Accuracy on the split's clips as they are and under each variant (sped up, stretched, pitch-shifted,
-    noisy, low-passed, MP3), per genre, with the drop from the original (paper 3.1, Figure 1)."""
+    """Accuracy per genre under song variants: sped up, stretched, pitch-shifted, noisy, low-passed, MP3.
+
+    Each variant's drop from the original clips (paper 3.1, Figure 1).
+
+    Example: genrekit experiment variants --data gtzan:../shared/data/gtzan-mini --split valid"""
     from .datasets import select
     from .experiments import evaluate_variants
     from .predict import load
@@ -776,8 +890,13 @@ def experiment_instrumental_acappella(
         limit_per_genre: int = typer.Option(None, help="At most this many songs per genre."),
         workers: int = typer.Option(0, min=0, help="Rendering processes (0: one per core)."),
         timeout: float = typer.Option(60.0, help="Seconds one FluidSynth run may take.")):
-    """Accuracy on original, instrumental and a-cappella renders of MIDI songs (exact) and on background /
-    foreground separated from the audio (approximate), per genre (paper 3.2)."""
+    """Accuracy per genre on instrumental and a-cappella versions of MIDI songs.
+
+    Exact renders of the MIDI tracks, and background / foreground separated from the audio (approximate; paper
+    3.2).
+
+    Example: genrekit experiment instrumental-acappella --midi-source ../shared/data/midi-genres
+    --limit-per-genre 5"""
     from .experiments import evaluate_versions
     from .predict import load
     from .midi.versions import render_versions
@@ -794,8 +913,9 @@ def experiment_instrumental_acappella(
 @app.command(cls=Command)
 def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the example songs and pictures."),
          dataset: str = typer.Option(None, help="Dataset to summarise (default: ../shared/data/gtzan-mini if present).")):
-    """Make the example songs, draw the four representations of one, predict their genres with the bundled
-    model, and summarise a dataset."""
+    """Make example songs, draw one, predict their genres and summarise a dataset.
+
+    Example: genrekit demo --output out/demo"""
     from .audio import load_audio
     from .examples import write_example_songs
     from .features import compute_features

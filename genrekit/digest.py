@@ -5,6 +5,17 @@ import os
 from functools import lru_cache
 
 
+def clip_id(track):
+    """A name of a clip's audio that survives copies and moves: its file's SHA-1 (16 digits), and its span."""
+    digest = file_digest(track.path)[:16]
+    return digest if track.start is None else f"{digest}@{track.start:g}-{track.end:g}"
+
+
+def clip_ids(tracks):
+    """The sorted `clip_id`s of tracks (those a model learned from, for `genrekit.checkpoints.seen_clips`)."""
+    return sorted({clip_id(track) for track in tracks})
+
+
 def file_digest(path):
     """SHA-1 of a file's content, computed once per process for a file of the same size and time."""
     stat = os.stat(path)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .checkpoints import members_scorer, save_ensemble
 from .combiners import EPS, EqualAverage, fit_temperature, make_combiner, temper
+from .digest import clip_ids
 from .evaluation import member_clip_log_probs
 from .exceptions import ParameterError
 
@@ -21,6 +22,8 @@ class Ensemble:
         self.combiner = make_combiner(kind, seed)
         self.labels = members_scorer(self.members).labels
         self.temperature = 1.0
+        self.tuned_on = []
+        """clip ids (`genrekit.digest.clip_ids`) the combiner and temperature were fitted on"""
 
     @property
     def scorer(self):
@@ -40,6 +43,7 @@ class Ensemble:
             raise ParameterError("ensembles are fitted on validation tracks only")
         probs, targets, stats = self.member_probs(valid_tracks, progress=progress)
         self.fit_member_probs(probs, targets, stats, calibrate=calibrate)
+        self.tuned_on = clip_ids(valid_tracks)
         return self
 
     def fit_member_probs(self, probs, targets, stats=None, *, calibrate=False):
@@ -63,4 +67,5 @@ class Ensemble:
         return np.log(temper(self.combiner.predict_proba(probs, stats), self.temperature) + EPS), targets
 
     def save(self, path, card=None):
-        return save_ensemble(path, self.members, self.kind, self.combiner, self.temperature, card)
+        return save_ensemble(path, self.members, self.kind, self.combiner, self.temperature, card,
+                             {"tuned": self.tuned_on})

@@ -92,7 +92,9 @@ def write_json(data, path):
 def metrics_markdown(metrics, title):
     """A markdown report: headline figures and per-label accuracy."""
     lines = [f"# {title}", "", f"- clips: {metrics['n']}", f"- accuracy: {metrics['accuracy']:.3f}",
-             f"- macro-F1: {metrics['macro_f1']:.3f}", "", "| genre | clips | accuracy |", "| --- | ---: | ---: |"]
+             f"- macro-F1: {metrics['macro_f1']:.3f}",
+             *([f"- **warning**: {metrics['overlap']}"] if metrics.get("overlap") else []),
+             "", "| genre | clips | accuracy |", "| --- | ---: | ---: |"]
     for label, value in metrics["per_label_accuracy"].items():
         shown = "n/a" if value is None else f"{value:.3f}"
         lines.append(f"| {label} | {metrics['support'][label]} | {shown} |")
@@ -100,10 +102,11 @@ def metrics_markdown(metrics, title):
 
 
 def write_report(metrics, out_dir, name, title):
-    """`name`.json, `name`.md, `name`.confusion.png and `name`.per_genre.png in `out_dir`."""
+    """`name`.json, `name`.md, `name`.confusion.png and `name`.per_genre.png in `out_dir`, titled `title` and
+    the number of clips."""
     from .plots import plot_confusion, plot_per_label_accuracy
 
-    out_dir = Path(out_dir)
+    out_dir, title = Path(out_dir), f"{title}, n={metrics['n']}"
     write_json(metrics, out_dir / f"{name}.json")
     write_text(out_dir / f"{name}.md", metrics_markdown(metrics, title))
     plot_confusion(metrics, out_dir / f"{name}.confusion.png", title=title)

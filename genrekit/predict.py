@@ -197,6 +197,16 @@ def onnxruntime_available():
     return True
 
 
+def _refuse_architecture(name):
+    """An architecture's name given where a trained model is expected: say how to train one."""
+    from .models import list_models  # torch: only on this error path
+
+    if name in list_models():
+        raise GenrekitError(f"{name}: an architecture, not a trained model; train one with `genrekit train --model "
+                            f"{name} --data DATASET --out runs` and give runs/{name}.pt, or use a bundled model "
+                            f"({', '.join(BUNDLED_MODELS)})")
+
+
 def load(model=None, *, backend="auto", max_windows=None, max_seconds=None):
     """A `Classifier` for a checkpoint, ensemble or exported `.onnx` file, or for a bundled model by name
     (`BUNDLED_MODELS`; None is "default").
@@ -222,6 +232,8 @@ def load(model=None, *, backend="auto", max_windows=None, max_seconds=None):
     else:
         path = Path(model)
         name = str(model)
+        if not path.exists():
+            _refuse_architecture(name)
     if path.suffix == ".onnx" and backend == "torch":
         raise ParameterError(f"{path}: an ONNX file runs with onnxruntime, not torch")
     if path.suffix != ".onnx" and backend == "onnx":

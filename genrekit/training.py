@@ -37,6 +37,7 @@ from .checkpoints import atomic_save, load_checkpoint, read_file, read_model, sa
 from .clips import ClipSet
 from .combiners import EPS, right_mass
 from .datasets import class_weights, labels_of
+from .digest import clip_ids
 from .distillation import Teacher, distilled_clips
 from .embedding import embedded_clips
 from .evaluation import classification_metrics
@@ -370,7 +371,8 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
                "train_clips": len(train_clips), "valid_clips": len(valid_clips),
                "parameters": sum(p.numel() for p in model.parameters())}
     save_checkpoint(checkpoint_path, model, labels=labels, params=params, window_seconds=config.window_seconds,
-                    metrics=metrics, history=state["history"], training={"record": record})
+                    metrics=metrics, history=state["history"], training={"record": record},
+                    seen={"trained": clip_ids(train_tracks), "tuned": clip_ids(valid_tracks)})
     plot_training_curves(state["history"], out_dir / f"{config.model}.curves.png", title=config.model)
     state_path.unlink(missing_ok=True)
     return checkpoint_path

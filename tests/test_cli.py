@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 from typer.testing import CliRunner
 
@@ -91,6 +93,60 @@ def test_evaluate_known_labels_only_leaves_out_and_counts_unknown_labels(members
     assert result.exit_code == 0, result.output
     assert "left out 2 clip(s) with labels the model lacks: jazz" in result.output
     assert json.loads(next((tmp_path / "r").glob("*.json")).read_text())["n"] == 3
+
+
+def test_evaluate_scores_data_without_splits_whole_and_says_what_the_model_learned_from(members, toy_dataset,
+                                                                                        tmp_path):
+    import json
+
+    root, _ = toy_dataset
+    model, out = str(members[0][0]), tmp_path / "r"
+    for data, split, n, warning in ((f"folder:{root}", None, 18, "12 of these 18 clips were in the model's "
+                                     "training data and 3 more in the data it was tuned on"),
+                                    (str(root), "valid", 3, "0 of these 3 clips were in the model's training data "
+                                     "and 3 more in the data it was tuned on"),
+                                    (str(root), "all", 18, "12 of these 18"), (str(root), None, 3, None)):
+        result = runner.invoke(app, ["evaluate", model, "--data", data, "--out", str(out),
+                                     *(["--split", split] if split else [])])
+        assert result.exit_code == 0, result.output
+        whole = data.startswith("folder:")
+        assert ("has no splits of its own: scoring all of it" in result.stdout) == whole
+        scored = split or ("all" if whole else "test")
+        report = json.loads((out / f"cnn-logmel.{scored}.json").read_text())
+        assert report["n"] == n and f"({scored}), n={n}" in result.stdout
+        assert (warning in result.stderr) if warning else "warning" not in result.stderr
+        assert (report["overlap"] or "").startswith(warning or "")
+    assert runner.invoke(app, ["evaluate", model, "--data", str(root), "--split", "every"]).exit_code != 0
+
+
+def test_models_lists_trained_models_apart_and_an_architecture_is_not_a_model(tmp_path):
+    shown = runner.invoke(app, ["models"], env={"COLUMNS": "200"}).output
+    assert shown.index("Bundled model 'default'") < shown.index("Architectures (untrained")
+    assert "{'" not in shown  # no raw dict
+    result = runner.invoke(app, ["predict", str(write_tone(tmp_path / "a.wav", seconds=1.0)), "--model",
+                                 "cnn-logmel"])
+    assert result.exit_code != 0 and "an architecture, not a trained model; train one with `genrekit train " \
+                                      "--model cnn-logmel" in str(result.exception)
+
+
+def test_help_lists_commands_by_use_with_one_line_summaries_plain_types_and_examples():
+    import typer
+
+    shown = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    names = [line.split()[1] for line in shown.split("Commands")[1].splitlines() if line.startswith("│ ")]
+    assert names[:4] == ["predict", "tag", "serve", "evaluate"]
+    group = typer.main.get_command(app)
+    commands = [(name, command) for name, command in group.commands.items()]
+    commands += [(f"{name} {sub}", c) for name, command in group.commands.items()
+                 for sub, c in getattr(command, "commands", {}).items()]
+    for name, command in commands:
+        if hasattr(command, "commands"):
+            continue
+        summary = command.help.split("\n\n")[0]
+        assert "\n" not in summary and len(summary) <= 100, (name, summary)
+        assert "Example: genrekit " + name.split()[0] in command.help, name
+        text = runner.invoke(app, [*name.split(), "--help"], env={"COLUMNS": "200"}).output
+        assert not re.search(r"<(str|int|float|bool|path|list)", text, re.I), (name, text)  # <str>, <list[Path]>
 
 
 def _run_main(monkeypatch, capsys, *args):

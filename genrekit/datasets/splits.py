@@ -46,7 +46,7 @@ def split_by_group(tracks, *, valid=0.15, test=0.15, seed=0):
         for position in held:
             assigned[remaining[position]] = name
         remaining = [index for position, index in enumerate(remaining) if position not in held]
-    result = [track if i not in assigned else track.replace(split=assigned[i]) for i, track in enumerate(tracks)]
+    result = [track if i not in assigned else track.replace(split=assigned[i], split_drawn=True) for i, track in enumerate(tracks)]
     check_disjoint(result)
     return result
 

@@ -33,6 +33,8 @@ class Track:
     split: str | None = None
     start: float | None = None
     end: float | None = None
+    split_drawn: bool = False
+    """the split was drawn at random (`split_by_group`), not given by the dataset"""
 
     @property
     def key(self):
