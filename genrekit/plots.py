@@ -4,6 +4,7 @@ from pathlib import Path
 
 import librosa.display
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -12,6 +13,7 @@ import numpy as np  # noqa: E402
 from .atomic import atomic_path  # noqa: E402
 from .exceptions import printable  # noqa: E402
 from .feature_params import FeatureParams  # noqa: E402
+from .palette import NOT_SCORED, genre_color  # noqa: E402
 
 
 def save_figure(figure, path):
@@ -97,20 +99,56 @@ def plot_training_curves(history, path, *, title=None):
     return save_figure(figure, path)
 
 
+TIMELINE_COLUMNS = 300
+"""Most columns a timeline draws: a longer song's windows are averaged in runs (a 4-hour file has 4,800)."""
+VISIBLE_SHARE = 0.01
+"""A genre whose probability stays below this everywhere is invisible in a timeline: no legend entry."""
+
+
+def timeline_columns(times, ends, timeline, columns=TIMELINE_COLUMNS):
+    """(starts, ends, probabilities [shape=(n, n_labels)]) of the windows averaged in consecutive runs so
+    that at most `columns` remain."""
+    size = -(-len(times) // columns)
+    if size == 1:
+        return times, ends, timeline
+    runs = range(0, len(times), size)
+    return (np.array([times[i] for i in runs]), np.array([ends[min(i + size, len(ends)) - 1] for i in runs]),
+            np.array([timeline[i:i + size].mean(0) for i in runs]))
+
+
+CLOCK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800)
+"""Seconds between a timeline's ticks: the first that gives at most ten."""
+
+
+def clock(seconds, _position=None):
+    """A time as m:ss, or h:mm:ss from an hour on."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
 def timeline_figure(prediction):
-    """Genre probabilities over a song, stacked, each window drawn from its start to its end; a trailing piece
-    shorter than a window (not scored) is greyed. The song-level result is in the title."""
+    """Genre probabilities over a song, stacked (the song's top genre at the bottom), each genre in its colour
+    of `genrekit.palette`, each column from a window's start to its end (at most `TIMELINE_COLUMNS`: longer
+    songs average runs of windows), a time axis in m:ss; a trailing piece shorter than a window (not scored)
+    is greyed. The legend names what can be seen; the song-level result is in the title."""
     figure, ax = plt.subplots(figsize=(10, 3.8), constrained_layout=True)
+    starts, ends, timeline = timeline_columns(prediction.times, prediction.ends, prediction.timeline)
     order = np.argsort(-prediction.probabilities)
-    colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: len(order)]
-    edges = np.column_stack([prediction.times, prediction.ends]).ravel()
-    ax.stackplot(edges, np.repeat(prediction.timeline[:, order], 2, axis=0).T,
-                 labels=[prediction.labels[i] for i in order], colors=colors)
-    if prediction.duration - prediction.ends[-1] > 1e-3:
-        ax.axvspan(prediction.ends[-1], prediction.duration, color="0.85", label="not scored (< 1 window)")
-    ax.set(xlim=(0, max(prediction.duration, 1e-3)), ylim=(0, 1), xlabel="Time (s)", ylabel="Probability",
+    edges = np.column_stack([starts, ends]).ravel()
+    areas = ax.stackplot(edges, np.repeat(timeline[:, order], 2, axis=0).T,
+                         labels=[prediction.labels[i] for i in order],
+                         colors=[genre_color(prediction.labels[i]) for i in order])
+    shown = [area for area, i in zip(areas, order) if timeline[:, i].max() >= VISIBLE_SHARE]
+    duration = max(prediction.duration, 1e-3)
+    if duration - ends[-1] > VISIBLE_SHARE * duration:
+        shown.append(ax.axvspan(ends[-1], duration, color=NOT_SCORED, label="not scored (< 1 window)"))
+    ax.set(xlim=(0, duration), ylim=(0, 1), xlabel="Time", ylabel="Probability",
            title=f"{Path(prediction.source).name}: {prediction.genre} ({prediction.probabilities.max():.0%})")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    step = next((s for s in CLOCK_STEPS if duration / s <= 10), CLOCK_STEPS[-1])
+    ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(step))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(clock))
+    ax.legend(handles=shown, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     return figure
 
 

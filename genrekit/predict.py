@@ -7,8 +7,10 @@ window. A trailing piece shorter than one window is left out unless it is all th
 """
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +90,15 @@ class Classifier:
     @property
     def labels(self):
         return self.scorer.labels
+
+    @cached_property
+    def version(self):
+        """Which model this is: a bundled model's card version, else the first 12 digits of its file's SHA-1."""
+        if self.name in BUNDLED_MODELS:
+            card = BUNDLED_MODELS[self.name].with_suffix(".json")
+            if card.is_file():
+                return json.loads(card.read_text()).get("version")
+        return file_digest(self.source)[:12] if Path(self.source).is_file() else None
 
     @property
     def member_names(self):

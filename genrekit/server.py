@@ -39,6 +39,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import __version__
 from .exceptions import AudioError, ParameterError, TooLong
+from .palette import genre_colors
 from .predict import Classifier, check_length, load
 from .scoring import Stopped
 from .upload import MB, UploadError, receive_upload
@@ -143,7 +144,8 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=D
     @app.get("/api/health")
     def health():
         """The server is up; the model it serves (its name, not where it is) and its labels."""
-        return {"status": "ok", "model": model_name, "members": classifier.member_names, "labels": labels,
+        return {"status": "ok", "model": model_name, "model_version": classifier.version,
+                "members": classifier.member_names, "labels": labels, "colors": genre_colors(labels),
                 "max_upload_mb": max_upload_mb, "max_minutes": max_minutes, "version": __version__}
 
     @app.get("/api/labels")
@@ -179,7 +181,8 @@ def create_app(model=None, *, max_upload_mb=DEFAULT_MAX_UPLOAD_MB, max_minutes=D
         finally:
             admission.leave()
         result.source = upload.name
-        return {"file": upload.name, **result.to_dict(top=top, timeline=timeline)}
+        return {"file": upload.name, "model": model_name, "model_version": classifier.version,
+                **result.to_dict(top=top, timeline=timeline)}
 
     return app
 

@@ -70,3 +70,40 @@ def test_page_shows_genre_bars_a_timeline_and_a_one_line_error(members, tmp_path
     assert bands == math.ceil(len(expected.times) / size) == 30 and f"the mean of {size} windows of 1 s" in caption
     assert "\n" not in error.strip() and error.startswith("broken.mp3: ") and "Traceback" not in error
     assert (tmp_path / "page.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_page_at_420_px_keeps_its_text_legible_says_its_limits_and_offers_the_json(members, tmp_path):
+    import json
+
+    classifier = load(members[0][0])
+    clip = write_tone(tmp_path / "phone song.wav", freq=1700, seconds=90.0)
+    with live_server(create_app(classifier, max_upload_mb=100, max_minutes=20)) as (host, port), \
+            sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            page = browser.new_page(viewport={"width": 420, "height": 900}, accept_downloads=True)
+            page.set_default_timeout(60_000)
+            page.goto(f"http://{host}:{port}/")
+            page.wait_for_function("document.querySelector('#model').textContent.startsWith('Model ')")
+            limits, model_line = page.locator("#limits").inner_text(), page.locator("#model").inner_text()
+            page.set_input_files("#file", [str(clip)])
+            card = page.locator(".card", has_text="phone song.wav")
+            card.locator(".timeline svg").wait_for()
+            smallest_text = page.evaluate("Math.min(...[...document.querySelectorAll('.timeline svg text')]"
+                                          ".map((t) => t.getBoundingClientRect().height))")
+            overflow = page.evaluate("document.documentElement.scrollWidth")
+            headline = card.locator(".status").inner_text()
+            with page.expect_download() as download:
+                card.locator("a.download").click()
+            answer = json.loads(Path(download.value.path()).read_text())
+            saved_as = download.value.suggested_filename
+            page.screenshot(path=tmp_path / "page-420.png", full_page=True)
+        finally:
+            browser.close()
+    version = classifier.version
+    assert "up to 100 MB and 20 minutes" in limits and "any length" not in limits
+    assert f"(version {version})" in model_line and f"model {Path(members[0][0]).name} {version}" in headline
+    assert smallest_text >= 10, smallest_text  # px: the 700-unit drawing scaled to 420 px gave about 6
+    assert overflow <= 420
+    assert answer["file"] == "phone song.wav" and answer["model_version"] == version and answer["genre"]
+    assert saved_as == "phone song.wav.genre.json"
