@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 
 $(BIN)/genrekit: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0
+	bash scripts/install_torch.sh $(BIN)/pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,ray]'
 	touch $(BIN)/genrekit
 
@@ -24,7 +24,7 @@ test: setup
 
 test-lowest:
 	test -x .venv-lowest/bin/python || $(PYTHON) -m venv .venv-lowest
-	.venv-lowest/bin/pip install -q torch==2.13.0
+	bash scripts/install_torch.sh .venv-lowest/bin/pip
 	.venv-lowest/bin/pip install -q -c constraints-lowest.txt -e '.[test]'
 	bash scripts/system_deps.sh
 	.venv-lowest/bin/pytest -q

@@ -63,8 +63,9 @@ class AudioInfo:
 
 @contextmanager
 def _decoder_output_named(path):
-    """Catch what decoders print on the process's stderr meanwhile (libmpg123 warns there about damaged MP3s,
-    naming no file) and log each line as `PATH: line`. One decoding call at a time holds stderr."""
+    """Catch what decoders print on the process's stderr meanwhile (libmpg123 notes there what it makes of
+    damaged MP3s, naming no file) and log it as one debug line `PATH: decoder notes: ...` (what matters, a
+    file cut short, is said by `_check_complete`). One decoding call at a time holds stderr."""
     with _DECODER_OUTPUT, tempfile.TemporaryFile() as caught:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -75,9 +76,9 @@ def _decoder_output_named(path):
             os.dup2(saved, 2)
             os.close(saved)
             caught.seek(0)
-            for line in caught.read().decode("utf-8", "replace").splitlines():
-                if line.strip():
-                    log.warning("%s: %s", path, line.strip())
+            notes = [line.strip() for line in caught.read().decode("utf-8", "replace").splitlines() if line.strip()]
+            if notes:
+                log.debug("%s: decoder notes: %s", path, " | ".join(dict.fromkeys(notes)))
 
 
 def _open(path):

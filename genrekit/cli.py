@@ -90,8 +90,13 @@ def _show_version(value):
 
 @app.callback()
 def _options(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
-                                          help="Print genrekit's version and exit.")):
+                                          help="Print genrekit's version and exit."),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no notes on stderr: "
+                                        "only results, warnings and errors.")):
     """Predict the genre of music from audio."""
+    if quiet:
+        os.environ["GENREKIT_QUIET"] = "1"  # worker processes inherit it
+        logging.getLogger("genrekit").setLevel(logging.WARNING)
 
 
 CacheDirOption = typer.Option(DEFAULT_CACHE_DIR, help="Feature cache folder (env GENREKIT_CACHE).")
@@ -951,6 +956,7 @@ def main():
     """Entry point: run the app, turning genrekit's errors, and files that cannot be written or read, into one
     line and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("genrekit").setLevel(logging.INFO)  # genrekit's notes (a first-use export); --quiet: none
     try:
         app()
     except GenrekitError as error:

@@ -8,12 +8,12 @@ for the waveform (the signal the model is served), so memory stays bounded on la
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .cache import FeatureCache, fill_cache
 from .datasets import label_masks
 from .feature_params import FeatureParams
 from .features import compute_features
+from .progress import progress_bar
 from .scoring import cut_windows, loop_to, window_frames, window_length, window_starts
 
 
@@ -68,7 +68,8 @@ class ClipSet:
             return _embed_all(embed, self.windows(i, window_seconds), batch_size)
 
         return EmbeddedClips([_stored(store, (self.arrays[i], window_seconds), lambda i=i: compute(i))
-                              for i in tqdm(range(len(self)), desc="embedding", unit="clip", disable=not progress)],
+                              for i in progress_bar(range(len(self)), desc="embedding", unit="clip",
+                                                    enabled=progress)],
                              self.targets, self.keys)
 
     def embedded_views(self, embed, window_seconds, augmentation, views, *, seed=0, store=None, batch_size=32,
@@ -84,8 +85,8 @@ class ClipSet:
 
         return EmbeddedClips([_stored(store, (self.arrays[i], window_seconds, repr(augmentation), views, seed, i),
                                       lambda i=i: compute(i))
-                              for i in tqdm(range(len(self)), desc="embedding views", unit="clip",
-                                            disable=not progress)], self.targets, self.keys)
+                              for i in progress_bar(range(len(self)), desc="embedding views", unit="clip",
+                                                    enabled=progress)], self.targets, self.keys)
 
 
 def clip_representation(y, representation, window, params, computed=None):

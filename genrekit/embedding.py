@@ -28,7 +28,8 @@ from .datasets import label_masks
 from .exceptions import DatasetError, GenrekitError, ParameterError
 from .feature_params import FeatureParams
 from .models import create_model
-from .parallel import map_unordered, progress_bar
+from .parallel import map_unordered
+from .progress import progress_bar
 from .scoring import window_length
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def embed_corpus(tracks, out, *, model="backbone-musicnn", model_kwargs=None, wi
     temp.mkdir(parents=True)
     shards, summary = _Shards(temp, metadata), EmbedSummary()
     try:
-        with progress_bar(len(tracks), "embedding", "track", progress) as bar:
+        with progress_bar(total=len(tracks), desc="embedding", unit="track", enabled=progress) as bar:
             for track, starts, features, error in engine(embed_track, spec, tracks, workers):
                 if error is None:
                     shards.add(track, starts, features)

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
-from tqdm import tqdm
 
 from .atomic import write_text
 from .checkpoints import load_scorer
 from .combiners import EPS, is_right
 from .datasets import label_masks, label_targets
 from .exceptions import AudioError
+from .progress import progress_bar
 from .scoring import score_audio
 
 
@@ -25,7 +25,7 @@ def member_clip_log_probs(scorer, tracks, *, progress=True):
     """
     label_masks(tracks, scorer.labels)  # unknown labels: an error before any work
     scores, scored, stats, failures = [], [], [], {}
-    for track in tqdm(tracks, desc="scoring", unit="clip", disable=not progress):
+    for track in progress_bar(tracks, desc="scoring", unit="clip", enabled=progress):
         try:
             found = score_audio(scorer, track.path, offset=track.start or 0.0, duration=track.duration)
         except AudioError as error:

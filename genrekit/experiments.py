@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .atomic import write_text
 from .audio import load_audio
@@ -29,6 +28,7 @@ from .datasets.songs import VERSIONS
 from .evaluation import classification_metrics, write_json
 from .exceptions import GenrekitError, ParameterError
 from .plots import plt, save_figure
+from .progress import progress_bar
 from .variants import DEFAULT_VARIANTS, VARIANTS, apply_variant, check_variants, separate
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def run_conditions(classifier, clips, conditions, *, sr=SAMPLE_RATE, progress=Tr
     labels = list(classifier.labels)
     lookup = _label_index(labels)
     targets, predicted, rows, failures, tags = [], {name: [] for name in conditions}, [], [], []
-    bar = tqdm(clips, unit="clip", desc=desc, disable=not progress)
+    bar = progress_bar(clips, unit="clip", desc=desc, enabled=progress)
     for clip in bar:
         target = lookup(clip.label)
         if target is None:

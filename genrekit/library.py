@@ -30,7 +30,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from tqdm import tqdm
 
 from .atomic import atomic_path
 from .audio import audio_info
@@ -40,7 +39,8 @@ from .datasets.folder import scan_folder
 from .digest import file_digest
 from .exceptions import AudioError, GenrekitError, ParameterError, printable
 from .predict import Classifier
-from .parallel import progress_bar, submit_bounded, worker_pool
+from .parallel import submit_bounded, worker_pool
+from .progress import progress_bar
 
 SCHEMA_VERSION = 2
 """1: no `warning` column (added on opening)."""
@@ -418,7 +418,7 @@ def tag_library(root, db_path, classifier, *, workers=None, engine=run_local, pr
                     continue
                 yield job
 
-        bar = progress_bar(len(todo), "tagging", "file", progress)
+        bar = progress_bar(total=len(todo), desc="tagging", unit="file", enabled=progress)
         bar.set_postfix(unchanged=summary.skipped + summary.unchanged_failed)
         try:
             if todo:
@@ -476,7 +476,7 @@ def _write_tags(conn, root, files, summary, progress, *, force=False, dry_run=Fa
         "SELECT * FROM tracks WHERE error IS NULL AND genre IS NOT NULL AND (tag IS NULL OR tag LIKE 'failed%' "
         "OR tag LIKE 'kept%')"))}
     pending = [rows[path] for path in files if path in rows]
-    for row in tqdm(pending, desc="writing tags", unit="file", disable=not progress or not pending):
+    for row in progress_bar(pending, desc="writing tags", unit="file", enabled=progress and bool(pending)):
         path = row["path"]
         try:
             stat = os.stat(path)
@@ -539,7 +539,7 @@ def restore_tags(root, db_path, *, progress=True):
     try:
         rows = [row for row in _rows(conn, "SELECT * FROM tracks WHERE tag LIKE ?", (f"{REPLACED}%",))
                 if os.path.commonpath([str(root), row["path"]]) == str(root)]
-        for row in tqdm(rows, desc="restoring tags", unit="file", disable=not progress or not rows):
+        for row in progress_bar(rows, desc="restoring tags", unit="file", enabled=progress and bool(rows)):
             path, before = row["path"], row["tag"][len(REPLACED):]
             try:
                 stat = os.stat(path)

@@ -12,21 +12,12 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from tqdm import tqdm
+from .progress import progress_bar
 
 _LINUX = sys.platform.startswith("linux")
 _PR_SET_PDEATHSIG = 1
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _END = object()
-
-
-class _Bar(tqdm):
-    monitor_interval = 0  # no monitor thread: workers may be forked while a bar is shown
-
-
-def progress_bar(total, desc=None, unit="item", progress=True):
-    """A tqdm bar on stderr (count, rate, ETA), hidden unless `progress`."""
-    return _Bar(total=total, desc=desc, unit=unit, disable=not progress, dynamic_ncols=True)
 
 
 def _init_worker(parent, initializer, initargs):
@@ -95,7 +86,7 @@ def map_unordered(fn, items, *, workers=None, desc=None, unit="item", progress=T
     workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
     if desc and workers > 1:
         desc = f"{desc} ({workers} workers)"
-    with progress_bar(len(items), desc, unit, progress) as bar:
+    with progress_bar(total=len(items), desc=desc, unit=unit, enabled=progress) as bar:
         if workers == 1:
             if initializer is not None:
                 initializer(*initargs)

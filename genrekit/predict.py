@@ -14,13 +14,13 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .audio import UNKNOWN_FRAMES, audio_info, stream_audio
 from .checkpoints import load_scorer
 from .constants import DEFAULT_CACHE_DIR
 from .digest import file_digest
 from .exceptions import GenrekitError, ParameterError, TooLong
+from .progress import progress_bar
 from .scoring import Stopped, score_audio, song_probabilities
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class Classifier:
         """Predictions for many files, in order; a file that fails gives its `GenrekitError` in its place
         (and is passed to `on_error`), and the others go on. `progress`: a progress bar on stderr."""
         results = []
-        for path in tqdm(paths, desc="predicting", unit="file", disable=not progress):
+        for path in progress_bar(paths, desc="predicting", unit="file", enabled=progress):
             try:
                 results.append(self.predict(path))
             except GenrekitError as error:
@@ -184,7 +184,7 @@ def make_onnx_export(model_path, out):
     """Write the ONNX export of a model file to `out` (genrekit.export), saying so."""
     from .export import export_onnx  # torch, loaded only to export: predicting from the export needs none
 
-    log.warning("%s: exporting it to ONNX once, for onnxruntime (%s)", model_path, out)
+    log.info("%s: exporting it to ONNX once, for onnxruntime (%s)", model_path, out)
     export_onnx(model_path, out)
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .audio import audio_info
 from .augment import Augmentation
@@ -45,6 +44,7 @@ from .exceptions import AudioError, ParameterError
 from .feature_params import FeatureParams
 from .models import create_model
 from .plots import plot_training_curves
+from .progress import progress_bar
 from .scoring import MIN_SECONDS, clip_log_probs, model_log_probs, window_length
 
 log = logging.getLogger(__name__)
@@ -335,7 +335,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
             state = saved
             log.warning("%s: resuming after epoch %d", state_path, state["epoch"])
 
-    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=config.model, unit="epoch", disable=not progress)
+    bar = progress_bar(total=config.epochs, initial=state["epoch"], desc=config.model, unit="epoch", enabled=progress)
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
         epoch = state["epoch"] + 1
         began = time.perf_counter()

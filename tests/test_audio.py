@@ -276,11 +276,16 @@ def test_links_that_loop_or_dangle_paths_through_a_file_and_pipes(tmp_path):
 
 
 
-def test_what_the_mp3_decoder_prints_names_its_file(tmp_path, capfd, caplog):
+def test_what_the_mp3_decoder_prints_is_one_debug_line_naming_its_file(tmp_path, capfd, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="genrekit.audio")
     path = write_tone(tmp_path / "cut.mp3", seconds=4.0)
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
-    load_audio(path)
-    assert capfd.readouterr().err == ""  # libmpg123's line does not reach stderr without a name: it is logged
-    warnings = [record.getMessage() for record in caplog.records]
-    assert any(line.startswith(f"{path}: ") and "Xing stream size" in line for line in warnings), warnings
+    load_audio(path, on_truncated=lambda reason: None)
+    assert capfd.readouterr().err == ""  # libmpg123's lines do not reach stderr without a name
+    notes = [record for record in caplog.records if "decoder notes" in record.getMessage()]
+    assert notes and all(record.levelno == logging.DEBUG for record in notes)
+    assert all(record.getMessage().startswith(f"{path}: decoder notes: ") for record in notes)
+    assert any("Xing stream size" in record.getMessage() for record in notes)

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import numpy as np
 from typer.testing import CliRunner
@@ -217,3 +218,18 @@ def test_show_into_a_missing_folder_and_tag_of_an_empty_one_are_one_line_errors(
     assert "empty: folder without audio files" in str(result.exception)  # an error (exit 2), as predict's
     result = runner.invoke(app, ["predict", str(song), "--model", str(members[0][0]), "--top", "50"])
     assert result.exit_code == 0 and "top 3" in result.output  # the toy model's three genres, not 50 columns
+
+
+def test_progress_in_a_log_is_whole_lines_and_quiet_turns_it_off(members, tmp_path):
+    import subprocess
+    import sys
+
+    songs = [str(write_tone(tmp_path / f"{i}.wav", freq=300 + 200 * i, seconds=2.0)) for i in range(3)]
+    command = [str(Path(sys.executable).with_name("genrekit")), "predict", *songs, "--model", str(members[0][0])]
+    logged = subprocess.run(command, capture_output=True, text=True, timeout=300)  # stderr: a pipe, as in CI
+    assert logged.returncode == 0, logged.stderr
+    assert "\r" not in logged.stderr
+    progress = [line for line in logged.stderr.splitlines() if line.startswith("predicting")]
+    assert 1 <= len(progress) <= 3 and "3/3" in progress[-1] and "file/s" in progress[-1], logged.stderr
+    quiet = subprocess.run([command[0], "--quiet", *command[1:]], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == logged.stdout

@@ -115,7 +115,7 @@ def read_midi(path):
                 midi = mido.MidiFile(str(path), clip=True)
         except Exception:
             raise RenderError(f"unreadable MIDI ({type(error).__name__}: {error})") from None
-        log.info("%s: ignored malformed meta message(s) (%s: %s)", path, type(error).__name__, error)
+        log.debug("%s: ignored malformed meta message(s) (%s: %s)", path, type(error).__name__, error)
     if midi.type == 2:
         raise RenderError("type 2 (asynchronous) MIDI files are not supported")
     if not midi.tracks:

@@ -216,7 +216,7 @@ def render_song(song, out_dir, *, mode="middle", clip_seconds=CLIP_SECONDS, soun
             except SilentRender:
                 if fallback is None:
                     raise
-                log.info("%s: middle window %s s is silent, using %s s", song.rel, window, fallback)
+                log.debug("%s: middle window %s s is silent, using %s s", song.rel, window, fallback)
                 window, path = fallback, out_dir / clip_name(song, *fallback)
                 y = render_window(midi, *window, soundfont=soundfont, timeout=timeout, peak_dbfs=peak_dbfs)
         except Exception as error:  # RenderError, or anything odd in this window: skip it, keep going
