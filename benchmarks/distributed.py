@@ -5,8 +5,8 @@ Input: `--files` different clips of `--seconds` s (`genrekit.examples.example_cl
 22050 Hz WAV), generated in a temporary folder. Each run is `genrekit.library.tag_library` into a fresh
 database (scan, SHA-1, decoding, the model, SQLite commits: the whole `genrekit tag`) with
 
-  local-1, local-2   `run_local` with 1 worker (in this process) and 2 (a fresh process pool per run)
-  ray-1, ray-2       `genrekit.distributed.run_ray`, 1 and 2 tasks at once, in one local Ray instance
+  local-1, local-2   the local engine (`genrekit.engine`) with 1 worker (in this process) and 2 (a fresh pool per run)
+  ray-1, ray-2       the ray engine (`genrekit.distributed`), 1 and 2 tasks at once, in one local Ray instance
                      (`ray.init(num_cpus=<CPUs>)`) kept for all of them, so its workers are warm
 
 One untimed warm-up per configuration, then the median of `--repeats` runs. x realtime = seconds of audio
@@ -39,9 +39,9 @@ import ray
 import soundfile as sf
 
 from genrekit.atomic import write_text
-from genrekit.distributed import ray_map, run_ray
+from genrekit.distributed import ray_map
 from genrekit.examples import example_clip
-from genrekit.library import run_local, tag_library
+from genrekit.library import tag_library
 from genrekit.predict import load
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -149,13 +149,13 @@ def main():
         make_files(root, args.files, args.seconds)
         run = partial(measure, root=root, scratch=scratch, classifier=classifier, repeats=args.repeats,
                       audio_seconds=audio_seconds, files=args.files)
-        rows = [run(f"local-{n}", engine=run_local, workers=n) for n in (1, 2)]
+        rows = [run(f"local-{n}", engine="local", workers=n) for n in (1, 2)]
         began = time.perf_counter()
         ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
         init_s = time.perf_counter() - began
         try:
-            cold = timed_run(root, scratch, classifier, run_ray, 2)["wall_s"]
-            rows += [run(f"ray-{n}", engine=run_ray, workers=n) for n in (1, 2)]
+            cold = timed_run(root, scratch, classifier, "ray", 2)["wall_s"]
+            rows += [run(f"ray-{n}", engine="ray", workers=n) for n in (1, 2)]
             task_ms = task_overhead_ms(400, 2)
         finally:
             ray.shutdown()

@@ -164,25 +164,6 @@ AddressOption = typer.Option(None, help="With --engine ray: the cluster, auto (t
                              "instance of this command's own).")
 
 
-def _engine(engine, address, local, ray_engine):
-    """`local`, or the engine of `genrekit.distributed` named `ray_engine`, for the cluster at `address`; a
-    one-line error without Ray."""
-    from functools import partial
-
-    from .exceptions import ParameterError
-
-    if engine == "local":
-        if address is not None:
-            raise ParameterError("--address is for --engine ray")
-        return local
-    if engine != "ray":
-        raise ParameterError(f"--engine must be local or ray, got {engine!r}")
-    from . import distributed
-
-    distributed.require_ray()
-    return partial(getattr(distributed, ray_engine), address=address)
-
-
 @app.command(cls=Command)
 def features(dataset: str = DatasetArg,
              cache_dir: Path = CacheDirOption,
@@ -639,8 +620,8 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
 
     Example: genrekit tag ~/Music --db ~/music-genres.sqlite --write-tags --dry-run"""
     from .exceptions import ParameterError
-    from .library import EXPORT_FORMATS, check_export_target, export_library, restore_tags as restore, run_local, \
-        tag_library
+    from .engine import check_engine
+    from .library import EXPORT_FORMATS, check_export_target, export_library, restore_tags as restore, tag_library
     from .predict import load
 
     if restore_tags:
@@ -650,7 +631,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
     names = dict(item.split("=", 1) for item in genre_name if "=" in item)
     if len(names) < len(genre_name):
         raise ParameterError(f"--genre-name takes LABEL=NAME, got {', '.join(i for i in genre_name if '=' not in i)}")
-    run = _engine(engine, address, run_local, "run_ray")
+    check_engine(engine, address)
     if export is None and output is not None:
         export = output.suffix.lstrip(".").lower()
     if export is not None:
@@ -660,7 +641,7 @@ def tag(directory: Path = typer.Argument(..., help="Music folder, scanned recurs
         output = output or db.with_suffix(f".{export}")
         check_export_target(output, export, db)  # before the work, not after it
     summary = tag_library(directory, db, load(model, max_windows=windows, max_seconds=max_duration * 60),
-                          workers=workers or None, engine=run,
+                          workers=workers or None, engine=engine, address=address,
                           write_tags=write_tags, retry_failed=retry_failed, min_confidence=min_confidence,
                           force_tags=force_tags, dry_run=dry_run, genre_names=names)
     if summary.total == 0 and not summary.not_scanned:  # as predict: nothing to do is an error, not a success
@@ -700,11 +681,12 @@ def embed(dataset: str = DatasetArg,
 
     Example: genrekit embed ../shared/data/gtzan-mini --out gtzan.parquet"""
     from .datasets import load_dataset
-    from .embedding import embed_corpus, map_local
+    from .embedding import embed_corpus
+    from .engine import check_engine
 
-    run = _engine(engine, address, map_local, "map_ray")
+    check_engine(engine, address)
     summary = embed_corpus(load_dataset(dataset), out, model=model, window_seconds=window_seconds,
-                           workers=workers or None, engine=run)
+                           workers=workers or None, engine=engine, address=address)
     console.print(f"wrote {out}: {summary.windows} windows of {summary.tracks} clips in {summary.shards} shards, "
                   f"{len(summary.failures)} failed", highlight=False, markup=False)
     for key, reason in summary.failures:

@@ -1,12 +1,13 @@
-"""Past one machine: tagging a library and embedding a corpus with Ray (`pip install 'genrekit[ray]'`).
+"""The ray engine of `genrekit.engine.run_work` (`pip install 'genrekit[ray]'`): tagging a library and
+embedding a corpus past one machine.
 
-The driver (this process) does what it does for the local engines: it scans the folder, skips unchanged
+The driver (this process) does what it does for the local engine: it scans the folder, skips unchanged
 files, hashes each file as it hands it out and commits each result to SQLite as it arrives (or writes each
 track's features to Parquet), so a killed driver resumes as a killed local run does. Each file or track is
 one Ray task, `2 x workers` of them in flight: `workers` run at once in a placement group of one CPU per
 task (spread over the nodes), the others wait in Ray's queue so that no worker idles between files. The
-model reaches the workers through Ray's object store (no shared model file needed) and is loaded once per
-Ray worker process, run by onnxruntime with one thread for `.onnx` files and exports of the bundled models.
+work (for tagging, the model file's bytes and the classifier's settings) reaches the workers through Ray's
+object store (no shared model file needed) and is set up once per Ray worker process.
 
 Why tasks and not Ray Data's `map_batches` over an actor pool, or our own actors: a task is retried by Ray
 (`max_retries`) when its worker dies (killed, out of memory, a node lost), on another worker, and a file
@@ -23,11 +24,8 @@ every node; see the README.
 import logging
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
-from tempfile import TemporaryDirectory
 
 from .exceptions import GenrekitError, ParameterError
-from .library import CRASH_REASON, Classified, classify, worker_classifier
 from .parallel import submit_bounded
 
 try:
@@ -97,48 +95,28 @@ def ray_map(fn, items, args, *, count, workers=None):
         remove_placement_group(group)
 
 
-# ---------------------------------------------------------------------------------------------- tagging
-
-
 @lru_cache(maxsize=1)
-def _shipped_classifier(suffix, holder, settings):
-    """The `worker_classifier` of a model file put in Ray's object store (`holder`: its reference, in a
-    tuple so that Ray hands over the reference, not the bytes; `settings`: a `Classifier`'s, as pairs),
-    loaded once per worker process."""
-    with TemporaryDirectory() as folder:
-        path = Path(folder) / f"model{suffix}"
-        path.write_bytes(ray.get(holder[0]))
-        return worker_classifier(path, **dict(settings))
+def _worker_state(holder):
+    """(work, its state) of the `Work` put in Ray's object store (`holder`: its reference, in a tuple so that
+    Ray hands over the reference, not the object), set up once per worker process."""
+    work = ray.get(holder[0])
+    return work, work.setup()
 
 
-def _classify_shipped(model, path):
-    """`genrekit.library.classify` of one file in a Ray worker, with the model `run_ray` shipped."""
-    return classify(_shipped_classifier(*model), path)
+def _run_task(holder, item):
+    work, state = _worker_state(holder)
+    return work.run(state, item)
 
 
-def run_ray(jobs, count, classifier, workers, handle, *, address=None):
-    """An engine of `genrekit.library.tag_library` (as `functools.partial(run_ray, address=...)`): the files
-    classified by Ray tasks on the cluster at `address` (see `ray_session`), `workers` at once (None: one
-    per CPU of the cluster), each (job, result) handed to `handle` as it arrives."""
+def run_on_ray(work, items, handle, *, count, workers=None, address=None):
+    """The ray engine of `genrekit.engine.run_work`: each item a Ray task on the cluster at `address` (see
+    `ray_session`), `workers` at once (None: one per CPU of the cluster), each (item, result) handed to
+    `handle` as it arrives; an item whose workers die every time gets `work.crashed(item)`."""
     with ray_session(address):
-        source = Path(classifier.source)
-        model = (source.suffix, (ray.put(source.read_bytes()),), tuple(classifier.settings.items()))
-        for job, future in ray_map(_classify_shipped, jobs, lambda job: (model, job.path), count=count,
-                                   workers=workers):
+        holder = (ray.put(work),)
+        for item, future in ray_map(_run_task, items, lambda item: (holder, item), count=count, workers=workers):
             try:
                 result = future.result()
             except WorkerCrashedError:
-                result = Classified(error=CRASH_REASON)
-            handle(job, result)
-
-
-# ---------------------------------------------------------------------------------------------- embedding
-
-
-def map_ray(fn, spec, items, workers, *, address=None):
-    """An engine of `genrekit.embedding.embed_corpus` (as `functools.partial(map_ray, address=...)`):
-    `fn(spec, item)` of each item as a Ray task on the cluster at `address`, yielded as they finish; a
-    worker that dies on the same item every time (`WorkerCrashedError`) ends the run, as in a local pool."""
-    with ray_session(address):
-        for _, future in ray_map(fn, items, lambda item: (spec, item), count=len(items), workers=workers):
-            yield future.result()
+                result = work.crashed(item)
+            handle(item, result)

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 from .audio import load_audio
 from .clips import ClipSet, EmbeddedClips, clip_representation
 from .datasets import label_masks
+from .engine import run_work
 from .exceptions import DatasetError, GenrekitError, ParameterError
 from .feature_params import FeatureParams
 from .models import create_model
-from .parallel import map_unordered
 from .progress import progress_bar
 from .scoring import window_length
 
@@ -59,12 +59,32 @@ def frozen_model(name, kwargs="{}"):
     return model.eval()
 
 
-def embed_track(spec, track):
-    """(track, window starts in seconds, features [shape=(n_windows, ...)], None) of one track, or (track,
-    None, None, reason) when it cannot be decoded; `spec` is (model name, its kwargs JSON, window seconds,
-    feature parameters)."""
-    name, kwargs, window_seconds, params = spec
-    model = frozen_model(name, kwargs)
+CRASH_REASON = "the worker process crashed while decoding or embedding this track"
+
+
+@dataclass(frozen=True)
+class EmbedTracks:
+    """The work of embedding (a `genrekit.engine.Work`): each track's window features through the frozen part
+    of the registered model `name` (keyword arguments as JSON)."""
+
+    name: str
+    kwargs: str
+    window_seconds: float
+    params: FeatureParams
+
+    def setup(self):
+        return frozen_model(self.name, self.kwargs)
+
+    def run(self, model, track):
+        return embed_track(model, track, self.window_seconds, self.params)
+
+    def crashed(self, track):
+        return track, None, None, CRASH_REASON
+
+
+def embed_track(model, track, window_seconds, params):
+    """(track, window starts in seconds, features [shape=(n_windows, ...)], None) of one track through
+    `model`'s frozen part, or (track, None, None, reason) when it cannot be decoded."""
     try:
         y = load_audio(track.path, sr=params.sr, offset=track.start or 0.0, duration=track.duration)
     except GenrekitError as error:
@@ -76,12 +96,6 @@ def embed_track(spec, track):
     clip = ClipSet([array], [0], [track.key], model.representation, [n], params)
     features = clip.embedded(model.embed, window_seconds, progress=False).arrays[0]
     return track, np.asarray(clip.starts(0, window_seconds)) / params.sr, features, None
-
-
-def map_local(fn, spec, items, workers):
-    """The default engine of `embed_corpus`: `fn(spec, item)` of each item in this machine's processes
-    (`workers`, default one per core), yielded as they finish."""
-    return map_unordered(partial(fn, spec), items, workers=workers, progress=False)
 
 
 class _Shards:
@@ -116,19 +130,20 @@ class _Shards:
 
 
 def embed_corpus(tracks, out, *, model="backbone-musicnn", model_kwargs=None, window_seconds=3.0,
-                 params=FeatureParams(), workers=None, engine=map_local, progress=True):
+                 params=FeatureParams(), workers=None, engine="local", address=None, progress=True):
     """Write the window features of `tracks` through the frozen part of the registered `model` as Parquet
     shards in the new folder `out` (see the module's docstring); returns an `EmbedSummary`.
 
-    `engine` runs `embed_track` over the tracks (`map_local`: this machine's processes, `workers` of them;
-    `genrekit.distributed.map_ray`: a Ray cluster's). Tracks that cannot be decoded are listed, not written.
+    `engine` runs `EmbedTracks` over the tracks (`genrekit.engine.run_work`: "local", this machine's
+    processes, `workers` of them, or "ray", the cluster at `address`). Tracks that cannot be decoded, or whose
+    worker dies on them, are listed, not written.
     """
     out = Path(out)
     if out.exists():
         raise GenrekitError(f"{out}: exists; remove it or choose another output")
     kwargs = json.dumps(model_kwargs or {}, sort_keys=True)
     network = frozen_model(model, kwargs)
-    spec = (model, kwargs, window_seconds, params)
+    work = EmbedTracks(model, kwargs, window_seconds, params)
     metadata = {"network": network.embedding_key(), "model": model, "model_kwargs": json.loads(kwargs),
                 "window_seconds": window_seconds, "feature_params": asdict(params)}
     temp = out.with_name(f".{out.name}.partial")
@@ -137,7 +152,8 @@ def embed_corpus(tracks, out, *, model="backbone-musicnn", model_kwargs=None, wi
     shards, summary = _Shards(temp, metadata), EmbedSummary()
     try:
         with progress_bar(total=len(tracks), desc="embedding", unit="track", enabled=progress) as bar:
-            for track, starts, features, error in engine(embed_track, spec, tracks, workers):
+            def record(_, result):
+                track, starts, features, error = result
                 if error is None:
                     shards.add(track, starts, features)
                     summary.tracks += 1
@@ -145,6 +161,8 @@ def embed_corpus(tracks, out, *, model="backbone-musicnn", model_kwargs=None, wi
                 else:
                     summary.failures.append((track.key, error))
                 bar.update()
+
+            run_work(work, tracks, record, count=len(tracks), engine=engine, workers=workers, address=address)
         shards.flush()
         os.rename(temp, out)
     finally:

@@ -47,8 +47,8 @@ print(failed)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
-HEAVY = {"plots", "midi", "features", "models", "export", "stacking", "ffmpeg_file"}
-"""Package modules that load matplotlib, FluidSynth, librosa, torch, scikit-learn or PyAV (FFmpeg): imported
+HEAVY = {"plots", "midi", "features", "models", "export", "stacking", "ffmpeg_file", "distributed"}
+"""Package modules that load matplotlib, FluidSynth, librosa, torch, scikit-learn, PyAV (FFmpeg) or Ray: imported
 inside the functions that need them, so that predicting from an ONNX export starts without any of those."""
 
 

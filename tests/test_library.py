@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 
 from conftest import BAD_INPUTS, assert_workers_die_with, write_bad_inputs, write_tone
 from genrekit import library, predict
+from genrekit.exceptions import GenrekitError, ParameterError
+from genrekit.library import tagging
 from genrekit.audio import load_audio
 from genrekit.cli import app, main
 from genrekit.datasets.folder import PARTIAL_COPY
@@ -129,12 +131,13 @@ def test_tags_every_file_once_and_reruns_only_what_changed(tmp_path, classifier,
 KILLED_RUN = """
 import sys, time
 from genrekit import library
+from genrekit.library import tagging
 from genrekit.predict import load
-slow = library.classify
+slow = tagging.classify
 def classify(*args):
     time.sleep(0.4)
     return slow(*args)
-library.classify = classify
+tagging.classify = classify
 library.tag_library(sys.argv[1], sys.argv[2], load(sys.argv[3]), workers=1, progress=False)
 """
 
@@ -208,13 +211,13 @@ def test_sampled_windows_tag_long_songs_like_predict_and_a_change_retags(tmp_pat
     assert tag_library(root, tmp_path / "lib.sqlite", load(model), workers=1, progress=False).tagged == 2
 
 
-def _crashing_work(path):
-    if path.endswith("crash.wav"):
+def _crashing_run(work, classifier, job):
+    if job.path.endswith("crash.wav"):
         os._exit(3)
-    return _classify_in_worker(path)
+    return _classify_in_worker(work, classifier, job)
 
 
-_classify_in_worker = library._work
+_classify_in_worker = tagging.ClassifyFiles.run
 
 
 @pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="needs fork to patch the workers")
@@ -222,7 +225,7 @@ def test_a_file_that_kills_its_worker_is_recorded_and_the_run_goes_on(tmp_path, 
     for i in range(4):
         write_tone(tmp_path / "music" / f"{i}.wav", 300 + 400 * i, seconds=1.0)
     write_tone(tmp_path / "music" / "crash.wav", 500, seconds=1.0)
-    monkeypatch.setattr(library, "_work", _crashing_work)
+    monkeypatch.setattr(tagging.ClassifyFiles, "run", _crashing_run)
     summary = tag_library(tmp_path / "music", tmp_path / "lib.sqlite", classifier, workers=2, progress=False)
     assert (summary.tagged, summary.failed) == (4, 1)
     assert summary.failures == [(str((tmp_path / "music" / "crash.wav").resolve()), CRASH_REASON)]
@@ -244,7 +247,7 @@ def test_export_csv_and_json(tmp_path, classifier):
     data = json.loads((tmp_path / "out.json").read_text())
     assert [d["path"] for d in data] == [r["path"] for r in records]
     assert set(data[0]["probabilities"]) <= {"high", "low", "noisy"}
-    with pytest.raises(library.ParameterError):
+    with pytest.raises(ParameterError):
         export_library(db, tmp_path / "out.xml", None)
     assert not list(tmp_path.glob(".out*"))  # no temporary files left
 
@@ -296,7 +299,7 @@ def test_cli_tag_exit_codes_and_export(tmp_path, model, monkeypatch, capsys):
     assert result.exit_code == 0, result.output
     assert "5 audio files: 0 tagged, 0 reused (same content), 5 unchanged, 0 failed" in result.output
     assert "4 rows of vanished files removed" in result.output and (tmp_path / "lib.csv").is_file()
-    assert isinstance(runner.invoke(app, args + ["--export", "xml"]).exception, library.ParameterError)
+    assert isinstance(runner.invoke(app, args + ["--export", "xml"]).exception, ParameterError)
     missing = tmp_path / "no" / "such" / "lib.sqlite"  # a mistyped folder is named, not made
     result = runner.invoke(app, ["tag", str(root), "--db", str(missing), "--model", str(model), "--workers", "1"])
     assert "does not exist (create it first)" in str(result.exception) and not (tmp_path / "no").exists()
@@ -345,7 +348,7 @@ def test_min_confidence_leaves_unsure_files_without_a_genre_or_tag(tmp_path, cla
     assert exported[unsure]["status"] == "uncertain" and exported[unsure]["genre"] == ""
     assert len(exported[unsure]["top3"].split()) == 3 and exported[sure]["status"] == "tagged"
     assert tag_library(root, db, classifier, workers=1, progress=False).uncertain == 0  # threshold is per run
-    with pytest.raises(library.ParameterError):
+    with pytest.raises(ParameterError):
         tag_library(root, db, classifier, workers=1, progress=False, min_confidence=1.5)
 
 
@@ -397,7 +400,7 @@ def test_export_never_overwrites_the_database_an_audio_file_or_another_file(tmp_
                                    (None, "json", "is not an earlier json export"), (root, "csv", "is a folder")]:
         extra = (["--output", str(output)] if output else []) + (["--export", export] if export else [])
         result = runner.invoke(app, args + extra)
-        assert isinstance(result.exception, library.GenrekitError), result.output
+        assert isinstance(result.exception, GenrekitError), result.output
         shown = output or tmp_path / "lib.json"
         assert str(result.exception).startswith(f"{shown}: ") and reason in str(result.exception)
         assert "\n" not in str(result.exception) and "audio files" not in result.output  # refused before tagging
@@ -405,7 +408,7 @@ def test_export_never_overwrites_the_database_an_audio_file_or_another_file(tmp_
     assert (tmp_path / "notes.csv").read_text() == "my own notes\n"
     for _ in range(2):  # an earlier export is replaced
         assert runner.invoke(app, args + ["--output", str(tmp_path / "out.csv")]).exit_code == 0
-    with pytest.raises(library.GenrekitError, match="is the library database"):
+    with pytest.raises(GenrekitError, match="is the library database"):
         export_library(db, db.with_name("lib.sqlite-wal"), "csv")
 
 
@@ -414,12 +417,13 @@ import sys, time
 from pathlib import Path
 from genrekit import library
 from genrekit.predict import load
-set_genre = library._set_genre
+from genrekit.library import tags
+set_genre = tags._set_genre
 def stuck(audio, path, genre):
     set_genre(audio, path, genre)
     Path(sys.argv[4]).touch()
     time.sleep(120)
-library._set_genre = stuck
+tags._set_genre = stuck
 library.tag_library(sys.argv[1], sys.argv[2], load(sys.argv[3]), workers=1, progress=False, write_tags=True)
 """
 
@@ -532,10 +536,11 @@ import os, sys, time
 from pathlib import Path
 from genrekit import library
 from genrekit.predict import load
-def work(path):
+from genrekit.library.tagging import ClassifyFiles
+def run(work, classifier, job):
     Path(sys.argv[4], str(os.getpid())).touch()
     time.sleep(120)
-library._work = work
+ClassifyFiles.run = run
 library.tag_library(sys.argv[1], sys.argv[2], load(sys.argv[3]), workers=2, progress=False)
 """
 

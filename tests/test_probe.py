@@ -53,7 +53,7 @@ def test_a_twelve_label_probe_beside_a_cnn_exports_to_onnx_and_predicts_alike(tm
     train_tracks[0] = train_tracks[0].replace(label=f"{train_tracks[0].label}|other3")  # a label set
     cache = FeatureCache(tmp_path / "cache")
     probe = fit_default(Features(train_tracks, TWELVE, cache, progress=False), l2=0.01)
-    paths = [save_model(probe, TWELVE, tmp_path / "probe.pt"),
+    paths = [save_model(probe, TWELVE, tmp_path / "probe.pt", train_tracks),
              train(TrainConfig(model="cnn-waveform", epochs=1, window_seconds=3.0, batch_size=8, windows_per_clip=1,
                                model_kwargs={"channels": (4, 8)}), train_tracks, select(tracks, "valid"), tmp_path,
                    labels=TWELVE, cache=cache, workers=1, progress=False)]

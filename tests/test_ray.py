@@ -19,7 +19,6 @@ from genrekit.cache import FeatureCache
 from genrekit.checkpoints import read_file
 from genrekit.cli import app
 from genrekit.datasets import Track, load_dataset, select, write_manifest
-from genrekit.distributed import run_ray
 from genrekit.exceptions import ParameterError
 from genrekit.library import CRASH_REASON, tag_library
 from genrekit.predict import load
@@ -34,7 +33,7 @@ except ImportError:
 needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install 'genrekit[ray]')")
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds Ray's workers in /proc")
 runner = CliRunner()
-TASK_TITLE = b"ray::_classify_shipped"
+TASK_TITLE = b"ray::_run_task"
 """The process title of a Ray worker while it classifies a file."""
 
 
@@ -106,7 +105,7 @@ def test_a_ray_worker_killed_mid_run_loses_and_doubles_nothing(tmp_path, ray_add
 
     killer = threading.Thread(target=kill_one_busy_worker)
     killer.start()
-    summary = tag_library(tmp_path / "music", db, fast, engine=run_ray, workers=2, progress=False)
+    summary = tag_library(tmp_path / "music", db, fast, engine="ray", workers=2, progress=False)
     killer.join()
     assert killed and killed[0][1] < good + bad, "no worker was killed while files were left"
     assert (summary.tagged + summary.reused, summary.failed) == (good, bad)
@@ -118,11 +117,9 @@ def test_a_ray_worker_killed_mid_run_loses_and_doubles_nothing(tmp_path, ray_add
 
 DRIVER = """
 import sys
-from functools import partial
-from genrekit.distributed import run_ray
 from genrekit.library import tag_library
 from genrekit.predict import load
-tag_library(sys.argv[1], sys.argv[2], load("fast"), engine=partial(run_ray, address=sys.argv[3]), workers=2,
+tag_library(sys.argv[1], sys.argv[2], load("fast"), engine="ray", address=sys.argv[3], workers=2,
             progress=False)
 """
 
@@ -150,7 +147,7 @@ def test_a_driver_killed_mid_run_resumes_with_every_file_once(tmp_path, ray_addr
     assert wait_until(lambda: not any(process_alive(pid) for pid in workers), 30), "its Ray workers outlived it"
     partial_rows = rows(db)
     assert 3 <= len(partial_rows) < good + bad
-    resumed = tag_library(root, db, fast, engine=run_ray, progress=False)
+    resumed = tag_library(root, db, fast, engine="ray", progress=False)
     assert resumed.skipped + resumed.unchanged_failed == len(partial_rows)
     assert resumed.tagged + resumed.reused + resumed.failed == good + bad - len(partial_rows)
     finished = rows(db)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from conftest import live_server
 from genrekit.cli import app
 from genrekit.examples import example_clip
-from genrekit.library import SCHEMA, _connect
+from genrekit.library.database import SCHEMA, _connect
 from genrekit.server import create_app
 
 MISSING = "truncated: 3.0 s of the 8.0 s its header promises are in the file (62% missing)"
