@@ -7,9 +7,10 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
 from .atomic import write_text
-from .checkpoints import load_scorer
+from .checkpoints import load_scorer, seen_clips
 from .combiners import EPS, is_right
 from .datasets import label_masks, label_targets
+from .digest import clip_id
 from .exceptions import AudioError
 from .progress import progress_bar
 from .scoring import score_audio
@@ -99,6 +100,22 @@ def metrics_markdown(metrics, title):
         shown = "n/a" if value is None else f"{value:.3f}"
         lines.append(f"| {label} | {metrics['support'][label]} | {shown} |")
     return "\n".join(lines) + "\n"
+
+
+def overlap_warning(model_path, tracks):
+    """What to say when some of `tracks` were among the clips the model at `model_path` learned from (None
+    when none were), or that the file does not record them."""
+    seen = seen_clips(model_path)
+    if seen is None:
+        return (f"{Path(model_path).name} does not record the clips it learned from: not checked for overlap with "
+                "these data")
+    ids = [clip_id(track) for track in tracks]
+    trained = sum(i in seen["trained"] for i in ids)
+    tuned = sum(i in seen["tuned"] and i not in seen["trained"] for i in ids)
+    if not trained and not tuned:
+        return None
+    return (f"{trained} of these {len(ids)} clips were in the model's training data and {tuned} more in the data "
+            "it was tuned on (early stopping, settings, calibration): these figures are not held out")
 
 
 def write_report(metrics, out_dir, name, title):

@@ -10,7 +10,6 @@ metadata (`genrekit`), so an exported file predicts with onnxruntime and no chec
 import json
 import warnings
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 

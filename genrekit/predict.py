@@ -18,6 +18,7 @@ import numpy as np
 from .audio import UNKNOWN_FRAMES, audio_info, stream_audio
 from .checkpoints import load_scorer
 from .constants import DEFAULT_CACHE_DIR
+from .datasets.folder import scan_folder
 from .digest import file_digest
 from .exceptions import GenrekitError, ParameterError, TooLong
 from .progress import progress_bar
@@ -138,6 +139,27 @@ class Classifier:
                     on_error(path, error)
                 results.append(error)
         return results
+
+
+def songs_in(paths):
+    """Each path as given, a folder replaced by the audio files under it (sorted, found as `tag` finds them),
+    and {folder: why} for the folders that give none: they stay in the list, to be reported."""
+    songs, empty = [], {}
+    for path in paths:
+        scan = scan_folder(path) if _is_folder(path) else None
+        songs.extend(scan.files if scan and scan.files else [path])
+        if scan and not scan.files:
+            unread = len(scan.skipped)
+            empty[path] = (scan.skipped[0][1] if unread == 1 and scan.skipped[0][0] == path else
+                           "folder without audio files" + (f" ({unread} entries could not be read)" if unread else ""))
+    return songs, empty
+
+
+def _is_folder(path):
+    try:
+        return Path(path).is_dir()
+    except OSError:  # e.g. inside a folder that may not be searched: predicting it says so
+        return False
 
 
 def length_text(seconds):
