@@ -62,3 +62,24 @@ def test_squeeze_excitation_gates_channels_per_input(name):
         assert model(x).shape == (2, 5)
     assert seen[0].shape[0] == 2 and ((seen[0] > 0) & (seen[0] < 1)).all()
     assert not torch.allclose(seen[0][0], seen[0][1])  # each input gets its own gates
+
+
+def test_pretrained_networks_are_registered_and_describe_themselves():
+    from pathlib import Path
+
+    from genrekit.exceptions import ParameterError
+    from genrekit.models import create_model, list_networks, pretrained_network
+    from genrekit.models.pretrained import register_network
+
+    networks = {network.name: network for network in list_networks()}
+    assert set(networks) >= {"msd_musicnn", "msd_vgg"}
+    assert networks["msd_musicnn"].adaptable and not networks["msd_vgg"].adaptable
+    assert all(Path(network.weights).is_file() and network.description for network in networks.values())
+    with pytest.raises(ParameterError, match="network must be one of msd_musicnn, msd_vgg"):
+        create_model("backbone-musicnn", 3, network="msd_resnet")
+    with pytest.raises(ParameterError, match="msd_vgg is frozen only"):
+        create_model("backbone-musicnn", 3, network="msd_vgg", fine_tune="all")
+    with pytest.raises(ParameterError, match="registered twice"):
+        register_network("msd_vgg", description="again", weights="x")(lambda: None)
+    assert pretrained_network("msd_vgg").load().layers_size == create_model(
+        "backbone-musicnn", 3, network="msd_vgg", layers="all").backbone.layers_size

@@ -215,7 +215,7 @@ def models():
     Example: genrekit models"""
     import json
 
-    from ..models import create_model, list_models
+    from ..models import create_model, list_models, list_networks
     from ..predict import BUNDLED_MODELS
 
     for bundled, path in BUNDLED_MODELS.items():
@@ -225,6 +225,12 @@ def models():
             continue
         _print_card(json.loads(card.read_text()), bundled, path)
         console.print()
+    networks = Table(title="Pretrained networks (genrekit.models.pretrained; backbone-musicnn's network=NAME)")
+    for column in ("network", "adaptable", "what it is"):
+        networks.add_column(column, overflow="fold")
+    for network in list_networks():
+        networks.add_row(network.name, "yes" if network.adaptable else "frozen only", network.description)
+    console.print(networks)
     table = Table(title="Architectures (untrained: genrekit train --model NAME --data ... trains one)")
     for column in ("name", "representation", "parameters (10 genres)"):
         table.add_column(column)

@@ -1,9 +1,9 @@
-"""Genre models on a pretrained musicnn-family network (musicnn.Musicnn, vgg.Vgg), frozen or partly adapted.
+"""Genre models on a registered pretrained network (`genrekit.models.pretrained`), frozen or partly adapted.
 
-backbone-musicnn  registered model: MSD_musicnn (`network="msd_musicnn"`, frozen or with its upper layers
-                  adapted: `fine_tune`) or MSD_vgg (`network="msd_vgg"`, frozen), both reading musicnn's
-                  log-mel patches (`MusicnnFrontEnd`), then dropout and a small MLP head (or several,
-                  averaged: `heads`, `average_heads`)
+backbone-musicnn  registered model: a pretrained network reading musicnn's log-mel patches (`MusicnnFrontEnd`):
+                  MSD_musicnn (`network="msd_musicnn"`, frozen or with its upper layers adapted: `fine_tune`)
+                  or MSD_vgg (`network="msd_vgg"`, frozen), then dropout and a small MLP head or a linear one
+                  (or several, averaged: `heads`, `average_heads`)
 """
 
 import hashlib
@@ -14,13 +14,9 @@ from torch import nn
 
 from ..constants import SAMPLE_RATE
 from ..exceptions import ParameterError
-from .musicnn import (HOP_LENGTH, LEVEL_DBFS, MAX_GAIN_DB, MUSICNN_SR, N_FFT, N_FRAMES, N_MELS, MusicnnFrontEnd,
-                      load_musicnn)
+from .musicnn import HOP_LENGTH, LEVEL_DBFS, MAX_GAIN_DB, MUSICNN_SR, N_FFT, N_FRAMES, N_MELS, MusicnnFrontEnd
+from .pretrained import pretrained_network
 from .registry import create_model, register_model
-from .vgg import load_vgg
-
-NETWORKS = {"msd_musicnn": load_musicnn, "msd_vgg": load_vgg}
-"""The pretrained networks a backbone model can run, by name: their loaders."""
 
 FINE_TUNE = {"head": ("frontend.", "backbone."),
              "midend": ("frontend.", "backbone.input_norm.", "backbone.timbral.", "backbone.temporal."),
@@ -56,11 +52,10 @@ class MusicnnClassifier(nn.Module):
     def __init__(self, n_classes, *, hidden=64, dropout=0.3, fine_tune="head", layers="penultimate", heads=1,
                  network="msd_musicnn", level=True):
         super().__init__()
-        if network not in NETWORKS:
-            raise ParameterError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
+        pretrained = pretrained_network(network)
         if fine_tune not in FINE_TUNE:
             raise ParameterError(f"fine_tune must be one of {', '.join(FINE_TUNE)}, got {fine_tune!r}")
-        if network != "msd_musicnn" and fine_tune != "head":
+        if not pretrained.adaptable and fine_tune != "head":
             raise ParameterError(f"{network} is frozen only: fine_tune must be head, got {fine_tune!r}")
         if layers not in ("penultimate", "all") or (layers == "all" and fine_tune == "midend"):
             raise ParameterError(f"layers must be penultimate or (with fine_tune 'head' or 'all') all, got {layers!r}")
@@ -70,7 +65,7 @@ class MusicnnClassifier(nn.Module):
         """State-dict entries loaded from the bundled network weights, which checkpoints leave out."""
         self.frontend = MusicnnFrontEnd(level=level)
         self.level = level
-        self.backbone = NETWORKS[network]().requires_grad_(False)
+        self.backbone = pretrained.load().requires_grad_(False)
         for name, parameter in self.named_parameters():
             parameter.requires_grad_(not name.startswith(self.frozen_prefixes))
         if heads < 1 or (heads > 1 and fine_tune != "head"):

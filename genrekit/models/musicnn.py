@@ -22,6 +22,7 @@ from torch import nn
 
 from ..constants import SAMPLE_RATE
 from ..exceptions import GenrekitError
+from .pretrained import register_network
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "musicnn" / "msd_musicnn.pt"
 MUSICNN_SR = 16000
@@ -233,6 +234,9 @@ class Musicnn(nn.Module):
         return torch.sigmoid(self.output(self.embed(patches)))
 
 
+@register_network("msd_musicnn", weights=WEIGHTS, adaptable=True,
+                  description="MSD_musicnn (Pons & Serra 2019): musically motivated CNN trained to tag the Million "
+                              "Song Dataset; 3 s patches of 96-band log-mel at 16 kHz; 200-d penultimate embedding")
 def load_musicnn(path=WEIGHTS):
     """The MSD_musicnn port with its converted weights, in eval mode."""
     if not Path(path).is_file():

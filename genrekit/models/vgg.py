@@ -15,6 +15,7 @@ from torch import nn
 
 from ..exceptions import GenrekitError
 from .musicnn import BN_EPS, N_FRAMES, N_MELS, conv_block
+from .pretrained import register_network
 
 VGG_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "musicnn" / "msd_vgg.pt"
 POOLS = ((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4))
@@ -70,6 +71,9 @@ class Vgg(nn.Module):
         return torch.sigmoid(self.output(self.embed(patches)))
 
 
+@register_network("msd_vgg", weights=VGG_WEIGHTS,
+                  description="MSD_vgg (Pons & Serra 2019): VGG-like CNN trained to tag the Million Song Dataset; "
+                              "musicnn's log-mel patches; frozen only")
 def load_vgg(path=VGG_WEIGHTS):
     """The MSD_vgg port with its converted weights, in eval mode."""
     if not Path(path).is_file():
