@@ -235,9 +235,9 @@ def _refuse_architecture(name):
     from .models import list_models  # torch: only on this error path
 
     if name in list_models():
-        raise GenrekitError(f"{name}: an architecture, not a trained model; train one with `genrekit train --model "
-                            f"{name} --data DATASET --out runs` and give runs/{name}.pt, or use a bundled model "
-                            f"({', '.join(BUNDLED_MODELS)})")
+        raise GenrekitError(f"{name}: an architecture, not a trained model; train one with `genrekit train "
+                            f"--architecture {name} --data DATASET --out runs` and give runs/{name}.pt, or use a "
+                            f"bundled model ({', '.join(BUNDLED_MODELS)})")
 
 
 def load(model=None, *, backend="auto", max_windows=None, max_seconds=None):

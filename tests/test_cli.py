@@ -127,7 +127,7 @@ def test_models_lists_trained_models_apart_and_an_architecture_is_not_a_model(tm
     result = runner.invoke(app, ["predict", str(write_tone(tmp_path / "a.wav", seconds=1.0)), "--model",
                                  "cnn-logmel"])
     assert result.exit_code != 0 and "an architecture, not a trained model; train one with `genrekit train " \
-                                      "--model cnn-logmel" in str(result.exception)
+                                      "--architecture cnn-logmel" in str(result.exception)
 
 
 def test_help_lists_commands_by_use_with_one_line_summaries_plain_types_and_examples():

@@ -103,7 +103,7 @@ def test_cli_distils_from_a_model_file_and_refuses_a_missing_teacher_in_one_line
 
     root, _ = toy_dataset
     teacher, cache = swapped_teacher
-    common = ["genrekit", "train", "--model", "cnn-logmel", "--data", str(root), "--out", str(tmp_path),
+    common = ["genrekit", "train", "--architecture", "cnn-logmel", "--data", str(root), "--out", str(tmp_path),
               "--window-seconds", "1", "--epochs", "1", "--views", "2", "--workers", "1", "--cache-dir", str(cache.root)]
     monkeypatch.setattr("sys.argv", [*common, "--teacher", str(teacher), "--teacher-weight", "0.8"])
     with pytest.raises(SystemExit) as done:

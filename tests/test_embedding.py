@@ -38,7 +38,7 @@ def test_cli_embed_then_train_on_the_features(tmp_path):
     features = str(tmp_path / "toy.parquet")
     result = runner.invoke(app, ["embed", str(tmp_path / "toy"), "--out", features, "--workers", "1"])
     assert result.exit_code == 0 and "9 windows of 9 clips in 1 shards, 0 failed" in result.output, result.output
-    args = ["train", "--model", "backbone-musicnn", "--data", str(tmp_path / "toy"), "--features", features,
+    args = ["train", "--architecture", "backbone-musicnn", "--data", str(tmp_path / "toy"), "--features", features,
             "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "runs")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and (tmp_path / "runs" / "backbone-musicnn.pt").is_file(), result.output

@@ -213,7 +213,7 @@ def test_cli_trains_on_train_only_and_evaluates(toy_dataset, tmp_path, monkeypat
 
     monkeypatch.setattr(ClipSet, "from_tracks", classmethod(spy))
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "--model", "cnn-chroma", "--data", str(root), "--out", str(tmp_path),
+    result = runner.invoke(app, ["train", "--architecture", "cnn-chroma", "--data", str(root), "--out", str(tmp_path),
                                  "--epochs", "2", "--window-seconds", "1", "--batch-size", "8",
                                  "--cache-dir", str(tmp_path / "cache"), "--workers", "1"])
     assert result.exit_code == 0, result.output
@@ -273,7 +273,7 @@ def test_a_planted_or_corrupt_resume_state_runs_no_code_and_is_one_error(toy_dat
 def test_cli_train_refuses_bad_settings_in_one_line_before_any_work(toy_dataset, tmp_path, monkeypatch, capsys,
                                                                      option, value, message):
     monkeypatch.setattr(ClipSet, "from_tracks", lambda *a, **kw: pytest.fail("features were computed"))
-    monkeypatch.setattr("sys.argv", ["genrekit", "train", "--model", "cnn-chroma", "--data", str(toy_dataset[0]),
+    monkeypatch.setattr("sys.argv", ["genrekit", "train", "--architecture", "cnn-chroma", "--data", str(toy_dataset[0]),
                                      "--out", str(tmp_path), option, value])
     with pytest.raises(SystemExit) as stop:
         main()
@@ -281,7 +281,7 @@ def test_cli_train_refuses_bad_settings_in_one_line_before_any_work(toy_dataset,
 
 
 def test_cli_train_refuses_a_window_longer_than_every_clip(toy_dataset, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("sys.argv", ["genrekit", "train", "--model", "cnn-chroma", "--data", str(toy_dataset[0]),
+    monkeypatch.setattr("sys.argv", ["genrekit", "train", "--architecture", "cnn-chroma", "--data", str(toy_dataset[0]),
                                      "--out", str(tmp_path), "--window-seconds", "100", "--workers", "1",
                                      "--cache-dir", str(tmp_path / "cache")])
     with pytest.raises(SystemExit) as stop:

@@ -64,7 +64,7 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
 
 
 @app.command(cls=Command)
-def train(model: str = typer.Option(..., help="Model name (see `genrekit models`)."),
+def train(architecture: str = typer.Option(..., help="Architecture to train (see `genrekit models`)."),
           data: list[str] = typer.Option(..., help="Dataset(s), PATH or KIND:PATH; several are merged."),
           out: Path = typer.Option(Path("runs"), help="Folder for the checkpoint, curves and resume state."),
           epochs: int = typer.Option(30, help="Most passes over the train split (early stopping may end sooner)."),
@@ -97,14 +97,14 @@ def train(model: str = typer.Option(..., help="Model name (see `genrekit models`
                                          "shares with the model (e.g. a trained head before fine-tuning all).")):
     """Train one architecture on a dataset (early-stopped on its valid split; re-run to resume).
 
-    Example: genrekit train --model cnn-logmel --data ../shared/data/gtzan-mini --epochs 10 --out runs"""
+    Example: genrekit train --architecture cnn-logmel --data ../shared/data/gtzan-mini --epochs 10 --out runs"""
     from ..cache import FeatureCache
     from ..checkpoints import load_checkpoint
     from ..datasets import labels_of, select
     from ..predict import BUNDLED_MODELS
     from ..training import TrainConfig, train as train_model
 
-    config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+    config = TrainConfig(model=architecture, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          lr_schedule=lr_schedule,
                          dropout=dropout, window_seconds=window_seconds, windows_per_clip=windows_per_clip,
                          balance=balance, augment=augment, mixup=mixup, patience=patience, seed=seed, views=views,
@@ -184,7 +184,8 @@ def ensemble(members: list[Path] = typer.Option(..., help="Member checkpoints (r
 def embed(dataset: str = DatasetArg,
           out: Path = typer.Option(..., help="New folder of Parquet shards (e.g. corpus.parquet), outside the "
                                    "dataset."),
-          model: str = typer.Option("backbone-musicnn", help="Registered model whose frozen part embeds."),
+          architecture: str = typer.Option("backbone-musicnn", help="Architecture whose frozen pretrained part "
+                                           "embeds."),
           window_seconds: float = typer.Option(3.0, help="Window length, as `genrekit train --window-seconds`."),
           workers: int = typer.Option(0, min=0, help="Worker processes, or Ray tasks at once (0: one per core, or per CPU "
                                       "of the Ray cluster)."),
@@ -200,7 +201,7 @@ def embed(dataset: str = DatasetArg,
     from ..engine import check_engine
 
     check_engine(engine, address)
-    summary = embed_corpus(load_dataset(dataset), out, model=model, window_seconds=window_seconds,
+    summary = embed_corpus(load_dataset(dataset), out, model=architecture, window_seconds=window_seconds,
                            workers=workers or None, engine=engine, address=address)
     console.print(f"wrote {out}: {summary.windows} windows of {summary.tracks} clips in {summary.shards} shards, "
                   f"{len(summary.failures)} failed", highlight=False, markup=False)

@@ -231,7 +231,7 @@ def models():
     for network in list_networks():
         networks.add_row(network.name, "yes" if network.adaptable else "frozen only", network.description)
     console.print(networks)
-    table = Table(title="Architectures (untrained: genrekit train --model NAME --data ... trains one)")
+    table = Table(title="Architectures (untrained: genrekit train --architecture NAME --data ... trains one)")
     for column in ("name", "representation", "parameters (10 genres)"):
         table.add_column(column)
     for name in list_models():
