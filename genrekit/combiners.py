@@ -17,9 +17,8 @@ only when an ensemble uses them.
 
 import numpy as np
 
+from .constants import EPS
 from .exceptions import ParameterError
-
-EPS = 1e-7
 
 
 def softmax(x, axis=-1):

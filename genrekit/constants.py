@@ -17,6 +17,8 @@ AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".a
                     ".w64",  # libsndfile
                     ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka", ".wv", ".ape")  # FFmpeg (PyAV)
 """What `tag` and the folder datasets take for audio files, and what the web page's file picker offers."""
+EPS = 1e-7
+"""What probabilities are floored at before a log (combiners, stacking, evaluation)."""
 UNKNOWN_FRAMES = 2**63 - 1
 """The frame count of an audio file whose header does not give its length (libsndfile's, e.g. a streamed FLAC)."""
 

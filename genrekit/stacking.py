@@ -7,7 +7,7 @@ import torch
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
-from .combiners import EPS
+from .constants import EPS
 
 
 class Stacking:
