@@ -70,16 +70,12 @@ class LibrarySummary:
                 f"{self.skipped} unchanged, {self.failed + self.unchanged_failed} failed")
         if self.unchanged_failed:
             text += f" ({self.unchanged_failed} unchanged since an earlier run)"
-        if self.warnings:
-            text += f"; {len(self.warnings)} scored on what decodes (truncated)"
-        if self.uncertain:
-            text += f"; {self.uncertain} uncertain (no genre: top genre below --min-confidence)"
-        if self.removed:
-            text += f"; {self.removed} rows of vanished files removed"
-        if self.not_scanned:
-            text += f"; {len(self.not_scanned)} not scanned (dangling links, symlink loops, unreadable folders)"
-        if self.partial_copies_removed:
-            text += f"; {self.partial_copies_removed} tagging copies left by a killed run removed"
+        notes = ((len(self.warnings), "scored on what decodes (truncated)"),
+                 (self.uncertain, "uncertain (no genre: top genre below --min-confidence)"),
+                 (self.removed, "rows of vanished files removed"),
+                 (len(self.not_scanned), "not scanned (dangling links, symlink loops, unreadable folders)"),
+                 (self.partial_copies_removed, "tagging copies left by a killed run removed"))
+        text += "".join(f"; {count} {what}" for count, what in notes if count)
         return text
 
 
