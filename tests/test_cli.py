@@ -44,6 +44,12 @@ def test_show_writes_a_png(tmp_path):
     assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_demo_looks_for_gtzan_mini_beside_the_repository():
+    from genrekit.cli.data import DEMO_DATASET
+
+    assert DEMO_DATASET == Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-mini"
+
+
 def test_demo_writes_example_and_pictures(tmp_path):
     result = runner.invoke(app, ["demo", "--output", str(tmp_path), "--dataset", str(tmp_path / "music")])
     assert result.exit_code != 0  # the dataset folder does not exist yet

@@ -10,6 +10,9 @@ from .common import (MAX_SONG_MINUTES, CacheDirOption, Command, DatasetArg, _loa
                      cache_app, console, data_app, experiment_app)
 from .songs import predict
 
+DEMO_DATASET = Path(__file__).resolve().parents[3] / "shared" / "data" / "gtzan-mini"
+"""What `genrekit demo` summarises by default: gtzan-mini in the `shared` folder beside the repository."""
+
 
 @data_app.command("summary", cls=Command)
 def data_summary(dataset: str = DatasetArg):
@@ -194,8 +197,7 @@ def demo(output: Path = typer.Option(Path("out/demo"), help="Folder for the exam
                 windows=None, max_duration=MAX_SONG_MINUTES)
     else:
         console.print(f"no bundled model at {DEFAULT_MODEL}: make it with genrekit train-bundled")
-    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-mini"
-    dataset = dataset or (str(default) if default.is_dir() else None)
+    dataset = dataset or (str(DEMO_DATASET) if DEMO_DATASET.is_dir() else None)
     if dataset:
         data_summary(dataset)
     else:
