@@ -29,7 +29,7 @@ from .cache import EmbeddingStore, FeatureCache
 from .checkpoints import load_members, save_checkpoint
 from .clips import ClipSet
 from .combiners import fit_temperature, temper
-from .datasets import class_counts, class_weights, load_dataset, merge, select
+from .datasets import class_counts, class_weights, load_dataset, merge, restrict_labels, select
 from .digest import clip_ids
 from .ensemble import Ensemble
 from .evaluation import classification_metrics, expected_calibration_error
@@ -60,12 +60,8 @@ def bundled_tracks(gtzan=(), real_extra=(), renderings=(), labels=GENRES):
                 for path in renderings]
     if not datasets:
         raise DatasetError("no data: give GTZAN folders and/or a real-extra folder")
-    tracks = []
-    for track in merge(*datasets, *rendered):
-        genres = [g for g in track.label_set if g in labels]
-        if genres and track.split in ("train", "valid"):
-            tracks.append(track.replace(label="|".join(genres)))
-    return tracks
+    tracks = restrict_labels(merge(*datasets, *rendered), labels)
+    return [track for track in tracks if track.split in ("train", "valid")]
 
 
 class Features:

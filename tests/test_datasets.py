@@ -304,3 +304,12 @@ def test_the_built_real_extra_loads_as_its_table_lists(real_extra):
     sets = [t for t in tracks if len(t.label_set) > 1]
     assert len([t for t in tracks if not t.label_set]) == 61 and len(sets) > 300
     assert sum(t.split == "valid" for t in tracks) == 193
+
+
+def test_restrict_labels_cuts_label_sets_and_drops_clips_left_without_one():
+    from genrekit.datasets import Track, restrict_labels
+
+    tracks = [Track("a.wav", "metal|pop|rock", "a", "x"), Track("b.wav", "folk", "b", "x"),
+              Track("c.wav", "jazz", "c", "x")]
+    kept = restrict_labels(tracks, ["rock", "jazz", "blues"])
+    assert [(t.path, t.label) for t in kept] == [("a.wav", "rock"), ("c.wav", "jazz")]

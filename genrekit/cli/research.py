@@ -25,7 +25,7 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
     the data are among those the model learned from.
 
     Example: genrekit evaluate default --data gtzan:../shared/data/gtzan-mini --split test"""
-    from ..datasets import SPLITS, select
+    from ..datasets import SPLITS, restrict_labels, select
     from ..evaluation import clip_log_probs, classification_metrics, overlap_warning, write_report
     from ..predict import BUNDLED_MODELS, load
 
@@ -41,9 +41,8 @@ def evaluate(model: str = typer.Argument(..., help="Checkpoint, ensemble or .onn
     tracks = tracks if split == "all" else select(tracks, split)
     if known_labels_only:
         unknown = sorted({g for t in tracks for g in t.label_set} - set(classifier.labels))
-        known = [t.replace(label="|".join(g for g in t.label_set if g in classifier.labels)) for t in tracks]
-        left_out = sum(not t.label for t in known)
-        tracks = [t for t in known if t.label]  # a label set keeps the genres the model has
+        known = restrict_labels(tracks, classifier.labels)  # a label set keeps the genres the model has
+        left_out, tracks = len(tracks) - len(known), known
         if unknown:
             console.print(f"left out {left_out} clip(s) with labels the model lacks: {', '.join(unknown)}",
                           highlight=False, markup=False)

@@ -10,7 +10,7 @@ from .realextra import is_real_extra, load_real_extra
 from .splits import check_disjoint, select, split_by_group
 from .taxonomy import load_taxonomy, merge
 from .track import (SPLITS, Track, class_counts, class_weights, label_masks, label_targets, labels_of,
-                    snippets)
+                    restrict_labels, snippets)
 
 KINDS = ("gtzan", "real-extra", "folder", "csv", "ccmusic")
 

@@ -110,6 +110,13 @@ def label_targets(tracks, labels):
     return masks.argmax(1) if (masks.sum(1) == 1).all() else masks
 
 
+def restrict_labels(tracks, labels):
+    """The tracks with their label sets cut to `labels` (a set keeps the genres among them), the clips left
+    without any dropped."""
+    kept = [track.replace(label=SET_SEPARATOR.join(g for g in track.label_set if g in labels)) for track in tracks]
+    return [track for track in kept if track.label]
+
+
 def labels_of(tracks):
     """The sorted genres of some tracks (members of label sets included)."""
     return sorted({genre for track in tracks for genre in track.label_set})
