@@ -157,16 +157,6 @@ def members_scorer(members, kind=None, combiner=None, temperature=1.0):
                        combiner=combiner, temperature=temperature)
 
 
-def save_ensemble(path, members, kind, combiner, temperature=1.0, card=None, seen=None):
-    """Write members, a fitted combiner and its calibration (temperature) as one ensemble file; `card`
-    (a dict: name, version, training data, held-out figures) describes it to users; `seen`: the clips the
-    combiner was fitted on ({"tuned": clip ids})."""
-    atomic_save({"format": ENSEMBLE_FORMAT, "kind": kind, "labels": members[0].labels,
-                 "members": [m.checkpoint for m in members], "combiner": combiner.get_state(),
-                 "temperature": float(temperature), "card": card or {}, "seen": seen or {}}, path)
-    return path
-
-
 SEEN_KINDS = ("trained", "tuned")
 """How a model saw a clip: it learned its weights from it, or chose something on it (early stopping, settings,
 an ensemble's combiner, the temperature)."""
@@ -186,33 +176,55 @@ def seen_clips(path):
 
 
 @dataclass
-class ModelFile:
-    """What a checkpoint (one member) or an ensemble file holds."""
+class TrainedModel:
+    """A trained model as one object, whatever made it: one network (a checkpoint: one member, no combiner), or
+    several combined as an ensemble was fitted to (`genrekit.ensemble.Ensemble`, which is one), the bundled
+    models with their `card`. `scorer` runs it on windows (`genrekit.scoring`); `save` writes it as one file,
+    which `read_model` (or `genrekit.load`, for songs) reads back."""
 
     members: list
     kind: str | None = None
     combiner: object = None
     temperature: float = 1.0
     card: dict = field(default_factory=dict)
+    tuned_on: list = field(default_factory=list)
+    """clip ids (`genrekit.digest.clip_ids`) the combiner and temperature were fitted on"""
 
+    @property
+    def labels(self):
+        return self.members[0].labels
+
+    @property
     def scorer(self):
+        """The model as a `genrekit.scoring.Scorer` (torch)."""
         return members_scorer(self.members, self.kind, self.combiner, self.temperature)
+
+    def save(self, path, card=None):
+        """Write the members, the fitted combiner, its temperature, `card` (name, version, training data,
+        held-out figures) and the clips it was tuned on as one file; returns the path."""
+        if self.combiner is None:
+            raise ParameterError("only a model with a fitted combiner is saved as one file (an ensemble)")
+        atomic_save({"format": ENSEMBLE_FORMAT, "kind": self.kind, "labels": self.labels,
+                     "members": [m.checkpoint for m in self.members], "combiner": self.combiner.get_state(),
+                     "temperature": float(self.temperature), "card": card if card is not None else self.card,
+                     "seen": {"tuned": list(self.tuned_on)}}, path)
+        return path
 
 
 def read_model(path):
-    """The `ModelFile` of a checkpoint or an ensemble file."""
+    """The `TrainedModel` of a checkpoint or an ensemble file."""
     data = read_file(path)
     kind = data.get("format") if isinstance(data, dict) else None
     if kind == FORMAT:
         _check_keys(path, data, CHECKPOINT_KEYS)
-        return ModelFile([Member.from_checkpoint(data)])
+        return TrainedModel([Member.from_checkpoint(data)])
     if kind == ENSEMBLE_FORMAT:
         _check_keys(path, data, ENSEMBLE_KEYS)
         for member in data["members"]:
             _check_keys(path, member, CHECKPOINT_KEYS)
-        return ModelFile([Member.from_checkpoint(ckpt) for ckpt in data["members"]], data["kind"],
-                         make_combiner(data["kind"]).set_state(data["combiner"]), data.get("temperature", 1.0),
-                         data.get("card", {}))
+        return TrainedModel([Member.from_checkpoint(ckpt) for ckpt in data["members"]], data["kind"],
+                            make_combiner(data["kind"]).set_state(data["combiner"]), data.get("temperature", 1.0),
+                            data.get("card", {}), data.get("seen", {}).get("tuned", []))
     raise GenrekitError(f"{path}: not a genrekit checkpoint or ensemble")
 
 
@@ -221,7 +233,7 @@ def load_scorer(path, *, threads=None):
     intra-op threads, default onnxruntime's)."""
     if Path(path).suffix == ".onnx":
         return load_onnx(path, threads=threads)
-    return read_model(path).scorer()
+    return read_model(path).scorer
 
 
 def load_onnx(path, *, threads=None):

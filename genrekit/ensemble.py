@@ -7,28 +7,21 @@ which predicts like a single model.
 
 import numpy as np
 
-from .checkpoints import members_scorer, save_ensemble
-from .combiners import EPS, EqualAverage, fit_temperature, make_combiner, temper
+from .checkpoints import TrainedModel, members_scorer
+from .combiners import EqualAverage, fit_temperature, make_combiner
 from .digest import clip_ids
 from .evaluation import member_clip_log_probs
 from .exceptions import ParameterError
 
 
-class Ensemble:
-    """Members (`genrekit.checkpoints.Member`) and a combiner of kind `kind` (see `genrekit.combiners`)."""
+class Ensemble(TrainedModel):
+    """A `TrainedModel` of members (`genrekit.checkpoints.Member`) and a combiner of kind `kind` (see
+    `genrekit.combiners`) that is fitted here, on validation clips."""
 
     def __init__(self, members, kind="weighted", seed=0):
-        self.members, self.kind = list(members), kind
-        self.combiner = make_combiner(kind, seed)
-        self.labels = members_scorer(self.members).labels
-        self.temperature = 1.0
-        self.tuned_on = []
-        """clip ids (`genrekit.digest.clip_ids`) the combiner and temperature were fitted on"""
-
-    @property
-    def scorer(self):
-        """The ensemble as a `genrekit.scoring.Scorer` (torch)."""
-        return members_scorer(self.members, self.kind, self.combiner, self.temperature)
+        members = list(members)
+        members_scorer(members)  # the members must share labels, feature parameters and window length
+        super().__init__(members, kind, make_combiner(kind, seed))
 
     def member_probs(self, tracks, *, progress=True):
         """(member probabilities [shape=(n_members, n_clips, n_classes)], label indices, gate statistics or
@@ -60,12 +53,3 @@ class Ensemble:
         self.members = [member for member, kept in zip(self.members, keep) if kept]
         self.combiner.weights_ = self.combiner.weights_[keep] / self.combiner.weights_[keep].sum()
         return self
-
-    def clip_log_probs(self, tracks, *, progress=True):
-        """(combined log-probabilities [shape=(n_clips, n_classes)], label indices)."""
-        probs, targets, stats = self.member_probs(tracks, progress=progress)
-        return np.log(temper(self.combiner.predict_proba(probs, stats), self.temperature) + EPS), targets
-
-    def save(self, path, card=None):
-        return save_ensemble(path, self.members, self.kind, self.combiner, self.temperature, card,
-                             {"tuned": self.tuned_on})

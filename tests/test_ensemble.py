@@ -74,7 +74,7 @@ def test_ensemble_file_round_trip_predicts_the_same(toy_dataset, members, tmp_pa
     _, tracks = toy_dataset
     paths, _ = members
     ensemble = Ensemble(load_members(paths), kind).fit(select(tracks, "valid"), progress=False)
-    before, targets = ensemble.clip_log_probs(select(tracks, "test"), progress=False)
+    before, targets = clip_log_probs(ensemble.scorer, select(tracks, "test"), progress=False)
     loaded = load_scorer(ensemble.save(tmp_path / f"{kind}.ens"))
     after, _ = clip_log_probs(loaded, select(tracks, "test"), progress=False)
     assert loaded.kind == kind and loaded.labels == LABELS and loaded.member_names == ["cnn-logmel", "rnn-chroma"]
@@ -116,10 +116,10 @@ def test_pruning_drops_unweighted_members_and_keeps_predictions(toy_dataset, mem
     paths, _ = members
     ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), progress=False)
     ensemble.combiner.weights_ = np.array([1.0, 0.0])
-    before, _ = ensemble.clip_log_probs(select(tracks, "test"), progress=False)
+    before, _ = clip_log_probs(ensemble.scorer, select(tracks, "test"), progress=False)
     ensemble.prune()
     assert [m.name for m in ensemble.members] == ["cnn-logmel"] and ensemble.combiner.weights_.tolist() == [1.0]
-    after, _ = ensemble.clip_log_probs(select(tracks, "test"), progress=False)
+    after, _ = clip_log_probs(ensemble.scorer, select(tracks, "test"), progress=False)
     assert np.allclose(before, after, atol=1e-6)
     with pytest.raises(ParameterError, match="only averaging"):
         Ensemble(load_members(paths), "stacking").prune()
@@ -164,7 +164,7 @@ def test_calibrated_ensemble_round_trips_its_temperature(toy_dataset, members, t
     paths, _ = members
     ensemble = Ensemble(load_members(paths), "weighted").fit(select(tracks, "valid"), calibrate=True, progress=False)
     assert ensemble.temperature != 1.0
-    before, _ = ensemble.clip_log_probs(select(tracks, "test"), progress=False)
+    before, _ = clip_log_probs(ensemble.scorer, select(tracks, "test"), progress=False)
     loaded = load_scorer(ensemble.save(tmp_path / "calibrated.pt"))
     after, _ = clip_log_probs(loaded, select(tracks, "test"), progress=False)
     assert loaded.temperature == pytest.approx(ensemble.temperature) and np.allclose(before, after, atol=1e-5)
