@@ -30,22 +30,21 @@ import numpy as np
 import torch
 
 from .audio import audio_info
-from .augment import Augmentation
-from .cache import EmbeddingStore, FeatureCache
+from .batches import training_data
+from .cache import FeatureCache
 from .checkpoints import atomic_save, load_checkpoint, read_file, read_model, save_checkpoint
-from .clips import ClipSet
-from .combiners import EPS, right_mass
+from .combiners import right_mass
+from .constants import EPS
 from .datasets import class_weights, labels_of
 from .digest import clip_ids
-from .distillation import Teacher, distilled_clips
-from .embedding import embedded_clips
+from .distillation import Teacher
 from .evaluation import classification_metrics
 from .exceptions import AudioError, ParameterError
 from .feature_params import FeatureParams
 from .models import create_model
 from .plots import plot_training_curves
 from .progress import progress_bar
-from .scoring import MIN_SECONDS, clip_log_probs, model_log_probs, window_length
+from .scoring import MIN_SECONDS, clip_log_probs, model_log_probs
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +115,6 @@ def start_from(model, path):
     if not set(shared) & {name for name, _ in model.named_parameters()}:
         raise ParameterError(f"{path}: no weights in common with a {model.name} model")
     model.load_state_dict(shared, strict=False)
-
-
-class TrainablePart(torch.nn.Module):
-    """The part of a model with a frozen `embed` that trains (`trainable`), applied to what `embed` gave."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.n_classes = model, model.n_classes
-
-    def forward(self, frozen):
-        return self.model.trainable(frozen)
 
 
 def _optimizer(config, model):
@@ -258,62 +246,9 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
     model = create_model(config.model, len(labels), dropout=config.dropout, **config.model_kwargs)
     if config.start_from:
         start_from(model, config.start_from)
-    representation = model.representation
-    # augmented windows are cut from the waveform and turned into the model's representation afterwards
-    train_representation = "waveform" if config.augment else representation
-    seconds = config.window_seconds
-    frozen = getattr(model, "frozen_prefixes", None)
-    if teacher is not None and (frozen or features is not None):
-        raise ParameterError("a teacher trains a model from scratch: no frozen part, no window features")
-    if teacher is not None:
-        teacher.check(labels, seconds, params)
-        waveforms = ClipSet.from_tracks(train_tracks, "waveform", labels, cache, window_seconds=seconds,
-                                        workers=workers, progress=progress)
-        train_clips = distilled_clips(waveforms, teacher, representation, seconds, augment=config.augment,
-                                      views=config.views, teacher_weight=config.teacher_weight, seed=config.seed,
-                                      cache_root=cache.root, progress=progress)
-        valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, window_seconds=seconds,
-                                          workers=workers, progress=progress)
-    elif features is not None:
-        if not frozen or config.augment:
-            raise ParameterError("window features train only the part after a frozen one, without augment")
-        train_clips, valid_clips = (embedded_clips(features, tracks, labels, model, seconds, params)
-                                    for tracks in (train_tracks, valid_tracks))
-    else:
-        train_clips = ClipSet.from_tracks(train_tracks, train_representation, labels, cache, window_seconds=seconds,
-                                          workers=workers, progress=progress)
-        valid_clips = ClipSet.from_tracks(valid_tracks, representation, labels, cache, window_seconds=seconds,
-                                          workers=workers, progress=progress)
-        if frozen:  # a frozen part: computed once per window, then only the rest trains
-            store = EmbeddingStore(cache.root, model.embedding_key())
-            valid_clips = valid_clips.embedded(model.embed, seconds, store=store, progress=progress)
-            train_clips = (train_clips.embedded_views(model.embed, seconds, Augmentation(), config.views,
-                                                      seed=config.seed, store=store, progress=progress)
-                           if config.augment else train_clips.embedded(model.embed, seconds, store=store,
-                                                                       progress=progress))
-    length = window_length(representation, seconds, params)
-    net = model
-
-    def labelled(x, indices):
-        return x, torch.from_numpy(train_clips.targets[indices])
-
-    if teacher is not None:
-        make_batch = train_clips.batch
-    elif frozen:  # train only what follows the frozen part, on its outputs
-        net = TrainablePart(model)
-
-        def make_batch(indices, rng):
-            return labelled(torch.from_numpy(np.stack([train_clips.random_window(i, rng) for i in indices])), indices)
-    elif config.augment:
-        samples = window_length("waveform", config.window_seconds, params)
-        augmentation = Augmentation()
-
-        def make_batch(indices, rng):
-            return labelled(augmentation.batch(train_clips, indices, samples, representation, params, rng), indices)
-    else:
-        def make_batch(indices, rng):
-            return labelled(torch.from_numpy(np.stack([train_clips.random_window(i, length, rng) for i in indices])),
-                            indices)
+    data = training_data(config, model, train_tracks, valid_tracks, labels, cache, params, teacher=teacher,
+                         features=features, workers=workers, progress=progress)
+    train_clips, valid_clips, net, seconds = data.train, data.valid, data.net, config.window_seconds
     weights = torch.from_numpy(class_weights(train_tracks, labels)) if config.balance == "weights" else None
     loss = soft_cross_entropy if teacher is not None else set_loss
 
@@ -341,7 +276,7 @@ def train(config, train_tracks, valid_tracks, out_dir, *, labels=None, cache=Non
         began = time.perf_counter()
         torch.manual_seed(config.seed * 100003 + epoch)
         rng = np.random.default_rng([config.seed, epoch])
-        train_loss = _train_epoch(net, train_clips, config, optimizer, loss_fn, make_batch, rng)
+        train_loss = _train_epoch(net, train_clips, config, optimizer, loss_fn, data.batch, rng)
         entry = {"epoch": epoch, "train_loss": train_loss}
         if len(valid_clips):
             valid = validate(net, valid_clips, seconds, labels)
