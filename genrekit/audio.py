@@ -17,7 +17,7 @@ import soundfile as sf
 import soxr
 
 from .constants import SAMPLE_RATE, UNKNOWN_FRAMES
-from .exceptions import AudioError, ParameterError
+from .exceptions import AudioError, ParameterError, Truncated
 
 log = logging.getLogger(__name__)
 _DECODER_OUTPUT = threading.Lock()
@@ -186,7 +186,7 @@ def _check_complete(path, handle, promised, decoded, reaches_end, on_truncated):
     if missing is None and decoded:
         return
     if decoded < MIN_DECODED_SECONDS * handle.samplerate:
-        raise AudioError(path, f"{missing or 'truncated'}: too little decodes to use (under {MIN_DECODED_SECONDS:g} s)"
+        raise Truncated(path, f"{missing or 'truncated'}: too little decodes to use (under {MIN_DECODED_SECONDS:g} s)"
                          if decoded else "truncated: no samples could be decoded")
     if on_truncated is None:
         log.warning("%s: %s", path, missing)

@@ -8,7 +8,8 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from .atomic import write_text
 from .checkpoints import load_scorer, seen_clips
-from .combiners import EPS, is_right
+from .combiners import is_right
+from .constants import EPS
 from .datasets import label_masks, label_targets
 from .digest import clip_id
 from .exceptions import AudioError

@@ -34,5 +34,9 @@ class TooLong(AudioError):
     """An audio file longer than the limit asked for (`max_seconds`): not bad audio, too much of it."""
 
 
+class Truncated(AudioError):
+    """An audio file cut so short that too little of it decodes to use (`genrekit.audio.MIN_DECODED_SECONDS`)."""
+
+
 class DatasetError(GenrekitError):
     """A dataset folder, manifest or split list that cannot be read as asked."""

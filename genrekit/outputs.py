@@ -50,7 +50,9 @@ def write_table(files, results, *, top, timeline, model_name, stream):
         table.add_row(printable(Path(result.source).name), ranked[0][0], f"{ranked[0][1]:.0%}",
                       ", ".join(f"{g} {p:.0%}" for g, p in ranked), f"{result.duration:.0f} s")
     console = Console(file=stream, soft_wrap=True, markup=False)
-    (console if console.is_terminal else Console(file=stream, soft_wrap=True, width=10_000, markup=False)).print(table)
+    if not console.is_terminal:
+        console.width = 10_000
+    console.print(table)
 
 
 FORMATS = {"table": write_table, "json": write_json, "csv": write_csv}

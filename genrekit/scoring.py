@@ -21,7 +21,7 @@ import numpy as np
 
 from .audio import UNKNOWN_FRAMES, audio_info, is_silent, load_audio, resample, stream_audio, to_mono
 from .combiners import GATE_REPRESENTATIONS, gate_frames, gate_statistics_of_frames, temper
-from .exceptions import AudioError, ParameterError
+from .exceptions import AudioError, ParameterError, Truncated
 from .feature_params import FeatureParams
 
 BLOCK_SECONDS = 30.0
@@ -252,9 +252,7 @@ def sampled_windows(audio, params, window_seconds, max_windows, *, sr=None, offs
     try:
         pieces = [load_audio(audio, sr=params.sr, offset=offset + start / params.sr, duration=window_seconds,
                              on_truncated=truncated.append) if is_file else y[start:start + window] for start in starts]
-    except AudioError as error:
-        if not error.reason.startswith("truncated"):
-            raise
+    except Truncated:
         return None
     return (starts, pieces, total) if not truncated else None
 

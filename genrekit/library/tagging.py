@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -124,8 +125,8 @@ def classify(classifier, path):
     return Classified(prediction.genre, json.dumps(probabilities), None, prediction.warning)
 
 
-_LOADED = {}
-"""The classifiers `ClassifyFiles.of` was made from, by (process id, model digest): the one run in-process."""
+_LOADED = weakref.WeakValueDictionary()
+"""The classifiers `ClassifyFiles.of` was made from, by (process id, their id): the one run in-process."""
 
 
 @dataclass(frozen=True)
@@ -137,22 +138,21 @@ class ClassifyFiles:
     model: bytes
     settings: tuple
     home: tuple
-    """(process id, model digest) where it was made: there the classifier already loaded is used"""
+    """(process id, the classifier's id) where it was made: there that classifier is used"""
 
     @classmethod
     def of(cls, classifier):
-        source = Path(classifier.source)
-        model = source.read_bytes()
-        home = (os.getpid(), hashlib.sha1(model).hexdigest())
+        source, home = Path(classifier.source), (os.getpid(), id(classifier))
         _LOADED[home] = classifier
-        return cls(source.suffix, model, tuple(classifier.settings.items()), home)
+        return cls(source.suffix, source.read_bytes(), tuple(classifier.settings.items()), home)
 
     def setup(self):
         """The classifier: in the process that made the work, the one it was made from; elsewhere loaded from
         the shipped bytes, run by onnxruntime (for `.onnx` files) with one thread, as torch has one in
         workers, so that a worker per core does not oversubscribe the cores."""
-        if self.home[0] == os.getpid() and self.home in _LOADED:
-            return _LOADED[self.home]
+        here = _LOADED.get(self.home) if self.home[0] == os.getpid() else None
+        if here is not None:
+            return here
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"model{self.suffix}"
             path.write_bytes(self.model)
