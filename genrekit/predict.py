@@ -18,7 +18,6 @@ import numpy as np
 from .audio import UNKNOWN_FRAMES, audio_info, stream_audio
 from .checkpoints import load_scorer
 from .constants import DEFAULT_CACHE_DIR
-from .datasets.folder import scan_folder
 from .digest import file_digest
 from .exceptions import GenrekitError, ParameterError, TooLong
 from .progress import progress_bar
@@ -146,7 +145,11 @@ def songs_in(paths):
     and {folder: why} for the folders that give none: they stay in the list, to be reported."""
     songs, empty = [], {}
     for path in paths:
-        scan = scan_folder(path) if _is_folder(path) else None
+        scan = None
+        if _is_folder(path):
+            from .datasets.folder import scan_folder  # the dataset readers load PyYAML: only for a folder
+
+            scan = scan_folder(path)
         songs.extend(scan.files if scan and scan.files else [path])
         if scan and not scan.files:
             unread = len(scan.skipped)

@@ -47,9 +47,10 @@ print(failed)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
-HEAVY = {"plots", "midi", "features", "models", "export", "stacking", "ffmpeg_file", "distributed"}
-"""Package modules that load matplotlib, FluidSynth, librosa, torch, scikit-learn, PyAV (FFmpeg) or Ray: imported
-inside the functions that need them, so that predicting from an ONNX export starts without any of those."""
+HEAVY = {"plots", "midi", "features", "models", "export", "stacking", "ffmpeg_file", "distributed", "datasets"}
+"""Package modules that load matplotlib, FluidSynth, librosa, torch, scikit-learn, PyAV (FFmpeg), Ray or (the
+dataset readers) PyYAML: imported inside the functions that need them, so that predicting from an ONNX export
+starts without any of those."""
 
 
 def test_package_modules_import_nothing_inside_functions_to_dodge_a_circle():
